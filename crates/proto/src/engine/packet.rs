@@ -188,9 +188,18 @@ mod tests {
     // The examples of the spec's "Packet encoding" section.
     #[test]
     fn spec_examples_decode() {
-        assert_eq!(text("4hello").unwrap(), Packet::Message(Message::text("hello")));
-        assert_eq!(text("2probe").unwrap(), Packet::Ping(Bytes::from_static(b"probe")));
-        assert_eq!(text("3probe").unwrap(), Packet::Pong(Bytes::from_static(b"probe")));
+        assert_eq!(
+            text("4hello").unwrap(),
+            Packet::Message(Message::text("hello"))
+        );
+        assert_eq!(
+            text("2probe").unwrap(),
+            Packet::Ping(Bytes::from_static(b"probe"))
+        );
+        assert_eq!(
+            text("3probe").unwrap(),
+            Packet::Pong(Bytes::from_static(b"probe"))
+        );
         assert_eq!(text("2").unwrap(), Packet::Ping(Bytes::new()));
         assert_eq!(text("1").unwrap(), Packet::Close);
         assert_eq!(text("5").unwrap(), Packet::Upgrade);
@@ -203,7 +212,16 @@ mod tests {
 
     #[test]
     fn encode_round_trips() {
-        for s in ["4hello", "2probe", "3", "1", "5", "6", "0{\"sid\":\"x\"}", "4€ \u{2028}"] {
+        for s in [
+            "4hello",
+            "2probe",
+            "3",
+            "1",
+            "5",
+            "6",
+            "0{\"sid\":\"x\"}",
+            "4€ \u{2028}",
+        ] {
             assert_eq!(text(s).unwrap().to_text(), s.as_bytes());
         }
     }
@@ -211,8 +229,14 @@ mod tests {
     #[test]
     fn bad_input_is_an_error() {
         assert_eq!(text("").unwrap_err().kind(), DecodeErrorKind::Empty);
-        assert_eq!(text("abc").unwrap_err().kind(), DecodeErrorKind::UnknownPacketType);
-        assert_eq!(text("7").unwrap_err().kind(), DecodeErrorKind::UnknownPacketType);
+        assert_eq!(
+            text("abc").unwrap_err().kind(),
+            DecodeErrorKind::UnknownPacketType
+        );
+        assert_eq!(
+            text("7").unwrap_err().kind(),
+            DecodeErrorKind::UnknownPacketType
+        );
         let bad = Packet::decode_text(Bytes::from_static(&[b'4', 0xff, 0xfe]));
         assert_eq!(bad.unwrap_err().kind(), DecodeErrorKind::InvalidUtf8);
     }

@@ -1,0 +1,309 @@
+//! Engine configuration: the options Node's `engine.io` users know, with Node's defaults.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+
+use crate::request::RequestInfo;
+
+/// A boxed future, as returned by user hooks.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An async hook deciding whether a handshake may proceed; `Err(message)` refuses it with
+/// HTTP 403 and Engine.IO error code 4 (`Forbidden`), carrying `message`.
+pub type AllowRequest =
+    Arc<dyn for<'a> Fn(&'a RequestInfo) -> BoxFuture<'a, Result<(), String>> + Send + Sync>;
+
+/// The two transports of Engine.IO v4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    Websocket,
+}
+
+impl TransportKind {
+    /// The name used in the `transport` query parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Polling => "polling",
+            Self::Websocket => "websocket",
+        }
+    }
+}
+
+/// Which origins may make cross-origin requests.
+#[derive(Debug, Clone)]
+pub enum AllowOrigin {
+    /// `Access-Control-Allow-Origin: *` (not allowed together with credentials by browsers;
+    /// with credentials the request's origin is mirrored instead).
+    Any,
+    /// The request's `Origin` is echoed back whatever it is.
+    Mirror,
+    /// Only these origins (exact match, e.g. `https://example.com`).
+    List(Vec<HeaderValue>),
+}
+
+/// CORS settings, as Node's `cors` option. When unset (the default) no CORS header is sent,
+/// exactly as Node does.
+#[derive(Debug, Clone)]
+pub struct Cors {
+    /// Which origins are allowed.
+    pub origin: AllowOrigin,
+    /// Whether `Access-Control-Allow-Credentials: true` is sent.
+    pub credentials: bool,
+    /// Methods announced in preflight answers.
+    pub methods: HeaderValue,
+    /// Headers allowed in preflight answers; `None` mirrors `Access-Control-Request-Headers`.
+    pub allowed_headers: Option<HeaderValue>,
+}
+
+impl Cors {
+    /// CORS for any origin, without credentials.
+    pub fn any() -> Self {
+        Self::new(AllowOrigin::Any)
+    }
+
+    /// CORS for the given origins.
+    pub fn new(origin: AllowOrigin) -> Self {
+        Self {
+            origin,
+            credentials: false,
+            methods: HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
+            allowed_headers: None,
+        }
+    }
+
+    /// Sends `Access-Control-Allow-Credentials: true`.
+    pub fn credentials(mut self, yes: bool) -> Self {
+        self.credentials = yes;
+        self
+    }
+}
+
+/// The optional session cookie (Node's `cookie` option), set on the handshake response.
+#[derive(Debug, Clone)]
+pub struct Cookie {
+    /// Cookie name, `io` by default.
+    pub name: String,
+    /// `Path` attribute, `/` by default.
+    pub path: String,
+    /// Whether `HttpOnly` is set (default true).
+    pub http_only: bool,
+    /// `SameSite` attribute (default `Lax`).
+    pub same_site: String,
+}
+
+impl Default for Cookie {
+    fn default() -> Self {
+        Self {
+            name: "io".into(),
+            path: "/".into(),
+            http_only: true,
+            same_site: "Lax".into(),
+        }
+    }
+}
+
+/// Everything an [`Engine`](crate::Engine) can be configured with.
+///
+/// Build it with [`EngineConfig::builder`]; every default is Node's.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub(crate) path: String,
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) upgrade_timeout: Duration,
+    pub(crate) max_payload: usize,
+    pub(crate) polling: bool,
+    pub(crate) websocket: bool,
+    pub(crate) allow_upgrades: bool,
+    pub(crate) cors: Option<Cors>,
+    pub(crate) cookie: Option<Cookie>,
+    pub(crate) allow_request: Option<AllowRequest>,
+    pub(crate) max_buffered_packets: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) ws_read_buffer: usize,
+}
+
+impl fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("path", &self.path)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("polling", &self.polling)
+            .field("websocket", &self.websocket)
+            .field("allow_upgrades", &self.allow_upgrades)
+            .field("cors", &self.cors)
+            .field("cookie", &self.cookie)
+            .field("allow_request", &self.allow_request.is_some())
+            .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            path: "/engine.io/".into(),
+            ping_interval: Duration::from_millis(25_000),
+            ping_timeout: Duration::from_millis(20_000),
+            upgrade_timeout: Duration::from_millis(10_000),
+            max_payload: 1_000_000,
+            polling: true,
+            websocket: true,
+            allow_upgrades: true,
+            cors: None,
+            cookie: None,
+            allow_request: None,
+            max_buffered_packets: 10_000,
+            max_connections: usize::MAX,
+            ws_read_buffer: 4096,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A builder starting from Node's defaults.
+    pub fn builder() -> EngineConfigBuilder {
+        EngineConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// The path the engine answers on, always with a trailing slash.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Interval between two pings.
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_interval
+    }
+
+    /// Time a peer has to answer a ping.
+    pub fn ping_timeout(&self) -> Duration {
+        self.ping_timeout
+    }
+
+    /// Largest accepted payload, in bytes.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    pub(crate) fn allows(&self, t: TransportKind) -> bool {
+        match t {
+            TransportKind::Polling => self.polling,
+            TransportKind::Websocket => self.websocket,
+        }
+    }
+}
+
+/// Builds an [`EngineConfig`].
+#[derive(Debug)]
+pub struct EngineConfigBuilder {
+    config: EngineConfig,
+}
+
+impl EngineConfigBuilder {
+    /// The path to answer on (default `/engine.io/`). A trailing slash is added if missing.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        let mut p: String = path.into();
+        if !p.starts_with('/') {
+            p.insert(0, '/');
+        }
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        self.config.path = p;
+        self
+    }
+
+    /// Interval between two pings (default 25 s). The first ping goes out one interval after
+    /// the handshake.
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.config.ping_interval = d;
+        self
+    }
+
+    /// How long to wait for a pong before closing the session (default 20 s).
+    pub fn ping_timeout(mut self, d: Duration) -> Self {
+        self.config.ping_timeout = d;
+        self
+    }
+
+    /// How long an upgrade to WebSocket may take once its probe has started (default 10 s).
+    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
+        self.config.upgrade_timeout = d;
+        self
+    }
+
+    /// The largest POST body or WebSocket message accepted, in bytes (default 1,000,000, as
+    /// Node's `maxHttpBufferSize`). Advertised in the handshake.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.max_payload = bytes;
+        self
+    }
+
+    /// Which transports are accepted (default both).
+    pub fn transports(mut self, transports: &[TransportKind]) -> Self {
+        self.config.polling = transports.contains(&TransportKind::Polling);
+        self.config.websocket = transports.contains(&TransportKind::Websocket);
+        self
+    }
+
+    /// Whether polling sessions may upgrade to WebSocket (default true).
+    pub fn allow_upgrades(mut self, yes: bool) -> Self {
+        self.config.allow_upgrades = yes;
+        self
+    }
+
+    /// Answers CORS preflights and adds CORS headers (default: none, as Node).
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.config.cors = Some(cors);
+        self
+    }
+
+    /// Sets the session cookie on handshakes (default: no cookie, as Node).
+    pub fn cookie(mut self, cookie: Cookie) -> Self {
+        self.config.cookie = Some(cookie);
+        self
+    }
+
+    /// An async hook that can refuse a handshake (HTTP 403, code 4).
+    pub fn allow_request<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> Fn(&'a RequestInfo) -> BoxFuture<'a, Result<(), String>> + Send + Sync + 'static,
+    {
+        self.config.allow_request = Some(Arc::new(f));
+        self
+    }
+
+    /// How many packets may wait in one session's outbound queue before sends fail with
+    /// [`SendError::Full`](crate::SendError::Full) (default 10,000).
+    pub fn max_buffered_packets(mut self, n: usize) -> Self {
+        self.config.max_buffered_packets = n.max(1);
+        self
+    }
+
+    /// How many sessions may be open at once; handshakes beyond it get HTTP 503
+    /// (default unlimited).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// Finishes the configuration.
+    pub fn build(self) -> EngineConfig {
+        self.config
+    }
+}

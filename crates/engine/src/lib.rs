@@ -1,0 +1,34 @@
+//! The Engine.IO v4 server of Volley.
+//!
+//! Engine.IO is the transport layer under Socket.IO: sessions over HTTP long-polling and
+//! WebSocket, the upgrade from one to the other, heartbeats and payload limits
+//! ([protocol](https://github.com/socketio/engine.io-protocol/tree/main/v4)). This crate knows
+//! nothing of Socket.IO; `volley` builds on it.
+//!
+//! - [`Engine`] accepts sessions and hands each to your handler as an [`EngineSocket`] (to
+//!   send, cheap to clone) and an [`Incoming`] (to receive; awaiting it drives the session).
+//! - [`EngineService`] / [`EngineLayer`] make it a tower service for hyper, axum or anything
+//!   tower-based; [`serve`] is a small HTTP/1 loop for standalone use.
+//! - [`EngineConfig`] holds Node's options with Node's defaults.
+
+mod config;
+mod connection;
+mod engine;
+mod error;
+mod request;
+mod serve;
+mod service;
+mod socket;
+
+pub use config::{
+    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, EngineConfig, EngineConfigBuilder,
+    TransportKind,
+};
+pub use connection::Incoming;
+pub use engine::Engine;
+pub use error::{CloseReason, EngineError, SendError};
+pub use request::RequestInfo;
+pub use serve::serve;
+pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};
+pub use socket::{EngineSocket, Frame};
+pub use volley_proto::engine::Message;

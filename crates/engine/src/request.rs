@@ -1,0 +1,170 @@
+//! Classifies an incoming HTTP request from its query string, without touching the body.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Method, Uri};
+
+use crate::config::TransportKind;
+use crate::error::EngineError;
+
+/// What an Engine.IO request asks for, read from its method, query string and headers.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// The HTTP method.
+    pub method: Method,
+    /// The full request URI.
+    pub uri: Uri,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The peer address, when the server put one in the request extensions.
+    pub remote_addr: Option<SocketAddr>,
+    /// The `transport` query parameter, when it names a known transport.
+    pub transport: Option<TransportKind>,
+    /// The `sid` query parameter.
+    pub sid: Option<String>,
+    /// The `EIO` query parameter, as sent.
+    pub eio: Option<String>,
+}
+
+impl RequestInfo {
+    /// Reads the Engine.IO parameters of a request.
+    ///
+    /// An unknown transport name is kept as `None`; the caller answers it with
+    /// [`EngineError::UnknownTransport`].
+    pub fn parse(
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        remote_addr: Option<SocketAddr>,
+    ) -> Result<Self, EngineError> {
+        let mut transport = None;
+        let mut transport_seen = false;
+        let mut sid = None;
+        let mut eio = None;
+        for (key, value) in query_pairs(uri.query().unwrap_or("")) {
+            match key {
+                "transport" => {
+                    transport_seen = true;
+                    transport = match value {
+                        "polling" => Some(TransportKind::Polling),
+                        "websocket" => Some(TransportKind::Websocket),
+                        _ => None,
+                    };
+                }
+                "sid" => sid = Some(percent_decode(value)),
+                "EIO" => eio = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        if !transport_seen || transport.is_none() {
+            return Err(EngineError::UnknownTransport);
+        }
+        Ok(Self {
+            method,
+            uri,
+            headers,
+            remote_addr,
+            transport,
+            sid,
+            eio,
+        })
+    }
+
+    /// The transport asked for (always set once parsing succeeded).
+    pub fn transport_kind(&self) -> TransportKind {
+        self.transport.unwrap_or(TransportKind::Polling)
+    }
+
+    /// Whether the request carries the headers of a WebSocket upgrade.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        let has_token = |name: http::header::HeaderName, token: &str| {
+            self.headers.get_all(name).iter().any(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split(',')
+                        .any(|part| part.trim().eq_ignore_ascii_case(token))
+                })
+            })
+        };
+        self.method == Method::GET
+            && has_token(http::header::CONNECTION, "upgrade")
+            && has_token(http::header::UPGRADE, "websocket")
+            && self.headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
+    }
+}
+
+/// Iterates over `key=value` pairs of a query string (values still percent-encoded).
+pub(crate) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
+pub(crate) fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<RequestInfo, EngineError> {
+        RequestInfo::parse(
+            Method::GET,
+            format!("/engine.io/?{q}").parse().unwrap(),
+            HeaderMap::new(),
+            None,
+        )
+    }
+
+    #[test]
+    fn reads_parameters() {
+        let r = parse("EIO=4&transport=polling&t=N8hyd6w&sid=ab%2Bc").unwrap();
+        assert_eq!(r.transport, Some(TransportKind::Polling));
+        assert_eq!(r.eio.as_deref(), Some("4"));
+        assert_eq!(r.sid.as_deref(), Some("ab+c"));
+        let r = parse("EIO=4&transport=websocket").unwrap();
+        assert_eq!(r.transport, Some(TransportKind::Websocket));
+        assert_eq!(r.sid, None);
+    }
+
+    #[test]
+    fn unknown_or_missing_transport() {
+        assert!(matches!(parse("EIO=4"), Err(EngineError::UnknownTransport)));
+        assert!(matches!(
+            parse("EIO=4&transport=tobi"),
+            Err(EngineError::UnknownTransport)
+        ));
+    }
+
+    #[test]
+    fn percent_decoding_keeps_bad_escapes() {
+        assert_eq!(percent_decode("a%zzb%4"), "a%zzb%4");
+        assert_eq!(percent_decode("a%41+b"), "aA b");
+    }
+}
