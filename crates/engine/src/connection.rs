@@ -38,6 +38,9 @@ use crate::engine::EngineShared;
 use crate::error::{CloseReason, EngineError};
 use crate::socket::{Frame, Shared};
 
+/// How long a long-polling session that the client closed waits for the client's last GET.
+const CLIENT_CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 
 /// What HTTP handlers ask of a session's driver.
@@ -95,6 +98,8 @@ pub struct Incoming {
     pong_deadline: Option<Instant>,
     closing_deadline: Option<Instant>,
     closing: Option<CloseReason>,
+    /// Set when a long-polling client closed while none of its GETs was parked.
+    linger: Option<Instant>,
     closed: Option<CloseReason>,
     timer: Pin<Box<Sleep>>,
     timer_at: Instant,
@@ -137,6 +142,7 @@ impl Incoming {
             pong_deadline: None,
             closing_deadline: None,
             closing: None,
+            linger: None,
             closed: None,
             timer: Box::pin(tokio::time::sleep_until(next_ping)),
             timer_at: next_ping,
@@ -179,6 +185,16 @@ impl Incoming {
             };
             if let (Some(reason), None) = (close_requested, self.closing) {
                 self.start_closing(reason);
+            }
+
+            // Deadlines are checked against the clock before any request is looked at: a
+            // request that comes after the pong deadline finds the session closed even if the
+            // timer wheel has not fired yet.
+            if self.poll_timers(cx) {
+                progress = true;
+                if self.closed.is_some() {
+                    continue;
+                }
             }
 
             // Requests from HTTP handlers; one at a time, so a POST's messages are handed up
@@ -230,10 +246,6 @@ impl Incoming {
                 },
             }
 
-            // Timers.
-            if self.poll_timers(cx) {
-                progress = true;
-            }
             if !progress {
                 return Poll::Pending;
             }
@@ -298,6 +310,17 @@ impl Incoming {
     }
 
     fn on_command(&mut self, cmd: Command) {
+        if self.linger.is_some() {
+            // The client already closed; only its last GET is answered.
+            match cmd {
+                Command::Poll(reply) => drop(reply.send(Ok(Bytes::from_static(b"6")))),
+                Command::Post(_, reply) => drop(reply.send(Err(EngineError::UnknownSid))),
+                Command::Upgrade(ws) => close_ws_later(ws),
+                Command::Fail(_) => {}
+            }
+            self.finish(CloseReason::TransportClose);
+            return;
+        }
         match cmd {
             Command::Poll(reply) => match &mut self.transport {
                 Transport::Websocket { .. } => {
@@ -369,11 +392,18 @@ impl Incoming {
                 }
             }
             Packet::Close => {
-                // The client closes: a parked GET is released with a noop, as Node does.
-                if let Transport::Polling { parked } = &mut self.transport
-                    && let Some(reply) = parked.take()
-                {
-                    let _ = reply.send(Ok(Bytes::from_static(b"6")));
+                // The client closes: its pending GET is released with a noop, as Node does.
+                if let Transport::Polling { parked } = &mut self.transport {
+                    if let Some(reply) = parked.take() {
+                        let _ = reply.send(Ok(Bytes::from_static(b"6")));
+                    } else {
+                        // The GET the client sent before its close may still be on its way
+                        // (another connection can overtake it); wait a moment for it rather
+                        // than answer it with an error. Sends already fail.
+                        self.shared.lock().closed = true;
+                        self.linger = Some(Instant::now() + CLIENT_CLOSE_LINGER);
+                        return;
+                    }
                 }
                 self.finish(CloseReason::TransportClose);
             }
@@ -477,6 +507,12 @@ impl Incoming {
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
         let now = Instant::now();
         let mut fired = false;
+        if let Some(at) = self.linger
+            && at <= now
+        {
+            self.finish(CloseReason::TransportClose);
+            return true;
+        }
         if let Some(at) = self.closing_deadline
             && at <= now
         {
@@ -489,7 +525,7 @@ impl Incoming {
                 self.finish(CloseReason::PingTimeout);
                 return true;
             }
-        } else if self.next_ping <= now && self.closing.is_none() {
+        } else if self.next_ping <= now && self.closing.is_none() && self.linger.is_none() {
             self.outbox.push_back(Frame::control(PacketType::Ping));
             self.pong_deadline = Some(now + self.engine.config.ping_timeout);
             fired = true;
@@ -507,6 +543,9 @@ impl Incoming {
             next = next.min(up.deadline);
         }
         if let Some(at) = self.closing_deadline {
+            next = next.min(at);
+        }
+        if let Some(at) = self.linger {
             next = next.min(at);
         }
         if next != self.timer_at {
