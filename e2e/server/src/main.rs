@@ -1,18 +1,27 @@
 //! `conformance-server`: what `../shared/conformance/SUITES.md` asks of a server under test.
 //!
-//! Listens on `127.0.0.1:$PORT` (default 3000) and serves a raw Engine.IO echo at
-//! `/engine.io/` (pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1,000,000).
+//! Listens on `127.0.0.1:$PORT` (default 3000) and serves, with pingInterval 300 ms,
+//! pingTimeout 200 ms and maxPayload 1,000,000:
+//! - `/engine.io/`: a raw Engine.IO echo (section 2);
+//! - `/socket.io/`: Socket.IO with namespaces `/` and `/custom`, handlers H1-H5 (sections 3
+//!   and 4), connectTimeout 1 s.
 
 use std::time::Duration;
 
+use tower_layer::Layer;
+use volley::{AckSender, RawArgs, Socket, SocketIo};
 use volley_engine::{Engine, EngineConfig, Frame, Message};
+
+const PING_INTERVAL: Duration = Duration::from_millis(300);
+const PING_TIMEOUT: Duration = Duration::from_millis(200);
+const MAX_PAYLOAD: usize = 1_000_000;
 
 fn engine_echo() -> Engine {
     let config = EngineConfig::builder()
         .path("/engine.io/")
-        .ping_interval(Duration::from_millis(300))
-        .ping_timeout(Duration::from_millis(200))
-        .max_payload(1_000_000)
+        .ping_interval(PING_INTERVAL)
+        .ping_timeout(PING_TIMEOUT)
+        .max_payload(MAX_PAYLOAD)
         .build();
     Engine::new(config, |socket, mut incoming| async move {
         while let Ok(msg) = incoming.recv().await {
@@ -32,6 +41,49 @@ fn engine_echo() -> Engine {
     })
 }
 
+/// H1-H5 of SUITES.md, the same on `/` and `/custom`.
+async fn on_connection(socket: Socket) {
+    // H1: the CONNECT payload back as "auth".
+    let _ = socket.emit("auth", socket.handshake().auth());
+    // H2: "message" -> "message-back" with the same arguments, binary kept.
+    socket.on("message", |socket: Socket, args: RawArgs| async move {
+        let _ = socket.emit_args("message-back", args);
+    });
+    // H3: "message-with-ack" -> acknowledged with the same arguments.
+    socket.on(
+        "message-with-ack",
+        |_: Socket, args: RawArgs, ack: AckSender| async move {
+            let _ = ack.send_args(args);
+        },
+    );
+    // H5: "emit-with-ack" -> the same arguments back, asking for an ack; the client's ack
+    // arguments come back as another "emit-with-ack".
+    socket.on(
+        "emit-with-ack",
+        |socket: Socket, args: RawArgs| async move {
+            let reply = socket
+                .timeout(Duration::from_secs(5))
+                .emit_args_with_ack::<RawArgs>("emit-with-ack", args)
+                .await;
+            if let Ok(reply) = reply {
+                let _ = socket.emit_args("emit-with-ack", reply);
+            }
+        },
+    );
+}
+
+fn socket_io() -> SocketIo {
+    let io = SocketIo::builder()
+        .ping_interval(PING_INTERVAL)
+        .ping_timeout(PING_TIMEOUT)
+        .max_payload(MAX_PAYLOAD)
+        .connect_timeout(Duration::from_secs(1))
+        .build();
+    io.of("/").on_connection(on_connection);
+    io.of("/custom").on_connection(on_connection);
+    io
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::var("PORT")
@@ -41,5 +93,7 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("conformance-server listening on http://127.0.0.1:{port}");
     let engine = engine_echo();
-    volley_engine::serve(listener, engine.service()).await
+    let io = socket_io();
+    let service = io.layer().layer(engine.service());
+    volley::serve(listener, service).await
 }

@@ -1,0 +1,248 @@
+//! The task of one Engine.IO connection: decodes Socket.IO packets, reassembles binary ones,
+//! routes them by namespace, and runs CONNECT and DISCONNECT.
+//!
+//! It is the task that drives the engine session (see `volley_engine::Incoming`): handlers
+//! that finish without waiting run inline here, in packet order; the others continue on
+//! their own task, so a slow handler never stalls reads or heartbeats.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::time::Instant;
+use volley_engine::{EngineSocket, Incoming, Message};
+use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType, Reassembler};
+
+use crate::encode;
+use crate::error::{ConnectError, DisconnectReason};
+use crate::handler::{raw_args, run_now_or_spawn};
+use crate::handshake::Handshake;
+use crate::server::IoInner;
+use crate::socket::Socket;
+
+/// What the sockets of one connection share.
+pub(crate) struct ConnInner {
+    pub(crate) engine: EngineSocket,
+    sockets: Mutex<HashMap<String, Socket>>,
+    joined_once: AtomicBool,
+}
+
+impl ConnInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Socket>> {
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, nsp: &str) -> Option<Socket> {
+        self.lock().get(nsp).cloned()
+    }
+
+    pub(crate) fn remove_socket(&self, socket: &Socket) {
+        let mut map = self.lock();
+        if map
+            .get(socket.namespace())
+            .is_some_and(|s| s.id() == socket.id())
+        {
+            map.remove(socket.namespace());
+        }
+    }
+
+    /// Disconnects every socket with a DISCONNECT packet each, as Node's
+    /// `socket.disconnect(true)`.
+    pub(crate) fn disconnect_all_sockets(&self) {
+        let sockets: Vec<Socket> = self.lock().values().cloned().collect();
+        for s in sockets {
+            s.disconnect();
+        }
+    }
+
+    fn close_all(&self, reason: DisconnectReason) {
+        let sockets: Vec<Socket> = self.lock().drain().map(|(_, s)| s).collect();
+        for s in sockets {
+            s.close(reason);
+        }
+    }
+}
+
+/// Runs one connection until its engine session ends.
+pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: Incoming) {
+    let conn = Arc::new(ConnInner {
+        engine: engine.clone(),
+        sockets: Mutex::new(HashMap::new()),
+        joined_once: AtomicBool::new(false),
+    });
+    let config = &io.config;
+    let mut reassembler = Reassembler::new(DecodeLimits {
+        max_attachments: config.max_attachments,
+    });
+    let connect_deadline = tokio::time::sleep(config.connect_timeout);
+    tokio::pin!(connect_deadline);
+    let mut waiting_for_connect = true;
+    let mut attachments_deadline: Option<Instant> = None;
+
+    let reason = loop {
+        let msg = tokio::select! {
+            biased;
+            msg = incoming.recv() => msg,
+            () = &mut connect_deadline, if waiting_for_connect => {
+                waiting_for_connect = false;
+                if !conn.joined_once.load(Ordering::Acquire) {
+                    // No namespace joined in time: Node closes such connections.
+                    engine.close();
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(attachments_deadline.unwrap_or_else(Instant::now)), if attachments_deadline.is_some() => {
+                tracing::debug!("binary attachments did not arrive in time");
+                conn.close_all(DisconnectReason::ParseError);
+                engine.close();
+                attachments_deadline = None;
+                continue;
+            }
+        };
+        let decoded = match msg {
+            Ok(Message::Text(text)) => reassembler.push_text(text),
+            Ok(Message::Binary(data)) => {
+                let r = reassembler.push_binary(data);
+                if reassembler.buffered_bytes() > config.max_payload {
+                    tracing::debug!("binary attachments exceed maxPayload");
+                    conn.close_all(DisconnectReason::ParseError);
+                    engine.close();
+                    continue;
+                }
+                r
+            }
+            Err(reason) => break DisconnectReason::from_engine(reason),
+        };
+        match decoded {
+            Ok(Some(packet)) => {
+                attachments_deadline = None;
+                handle_packet(&io, &conn, packet);
+            }
+            Ok(None) => {
+                if attachments_deadline.is_none() {
+                    attachments_deadline = Some(Instant::now() + config.attachments_timeout);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "undecodable socket.io packet");
+                conn.close_all(DisconnectReason::ParseError);
+                engine.close();
+            }
+        }
+    };
+    conn.close_all(reason);
+}
+
+fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
+    let Packet {
+        kind,
+        namespace,
+        id,
+        data,
+        attachments,
+    } = packet;
+    match kind {
+        PacketType::Connect => {
+            let auth = match data {
+                PacketData::Json(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                _ => Value::Object(Default::default()),
+            };
+            run_now_or_spawn(Box::pin(connect(io.clone(), conn.clone(), namespace, auth)));
+        }
+        PacketType::Disconnect => {
+            if let Some(socket) = conn.get(&namespace) {
+                socket.close(DisconnectReason::ClientNamespaceDisconnect);
+            }
+        }
+        PacketType::Event | PacketType::BinaryEvent => {
+            let (Some(socket), PacketData::Event { name, args }) = (conn.get(&namespace), data)
+            else {
+                return;
+            };
+            if socket.connected() {
+                socket.dispatch_event(&name, raw_args(args, attachments), id);
+            }
+        }
+        PacketType::Ack | PacketType::BinaryAck => {
+            let (Some(socket), Some(id), PacketData::Ack { args }) =
+                (conn.get(&namespace), id, data)
+            else {
+                return;
+            };
+            socket.receive_ack(id, raw_args(args, attachments));
+        }
+        // A client has no business sending CONNECT_ERROR; Node ignores it too.
+        PacketType::ConnectError => {}
+    }
+}
+
+/// Joins a namespace: find or create it, run middleware, register, answer CONNECT, run the
+/// connection handler.
+async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Value) {
+    let send_error = |err: &ConnectError| {
+        let _ = conn
+            .engine
+            .send(encode::connect_error(&name, &err.to_json()));
+    };
+    if conn.get(&name).is_some() {
+        // Already connected to this namespace on this connection.
+        return;
+    }
+    let Some(ns) = io.resolve_namespace(&name, &auth).await else {
+        send_error(&ConnectError::new("Invalid namespace"));
+        return;
+    };
+    let handshake = Handshake::new(conn.engine.request(), auth);
+    let socket = Socket::new(ns.clone(), conn.clone(), handshake);
+    let middleware: Vec<_> = {
+        let global = io
+            .middleware
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let local = ns
+            .handlers
+            .middleware
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        global.into_iter().chain(local).collect()
+    };
+    for m in middleware {
+        if let Err(err) = m(socket.clone()).await {
+            send_error(&err);
+            return;
+        }
+    }
+    if !conn.engine.is_open() {
+        return;
+    }
+    {
+        let mut map = conn.lock();
+        if map.contains_key(&name) {
+            return;
+        }
+        map.insert(name.clone(), socket.clone());
+    }
+    conn.joined_once.store(true, Ordering::Release);
+    ns.add_socket(&socket);
+    socket.set_connected();
+    if conn
+        .engine
+        .send(encode::connect(&name, socket.id()))
+        .is_err()
+    {
+        socket.close(DisconnectReason::TransportClose);
+        return;
+    }
+    let handler = ns
+        .handlers
+        .on_connection
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some(h) = handler {
+        h(socket).await;
+    }
+}

@@ -1,0 +1,199 @@
+//! What a client presented when it connected: the HTTP request and the `auth` payload.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The handshake of a socket, as Node's `socket.handshake`.
+///
+/// Serializes to Node's shape (`headers`, `time`, `address`, `xdomain`, `secure`, `issued`,
+/// `url`, `query`, `auth`), which is what cluster adapters exchange.
+#[derive(Debug, Clone, Serialize)]
+pub struct Handshake {
+    #[serde(serialize_with = "ser_headers")]
+    headers: HeaderMap,
+    time: String,
+    address: String,
+    xdomain: bool,
+    secure: bool,
+    issued: u64,
+    url: String,
+    query: HashMap<String, String>,
+    auth: Value,
+    #[serde(skip)]
+    remote_addr: Option<SocketAddr>,
+}
+
+fn ser_headers<S: serde::Serializer>(h: &HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(h.keys_len()))?;
+    for key in h.keys() {
+        let values: Vec<&str> = h
+            .get_all(key)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        map.serialize_entry(key.as_str(), &values.join(", "))?;
+    }
+    map.end()
+}
+
+impl Handshake {
+    pub(crate) fn new(request: &volley_engine::RequestInfo, auth: Value) -> Self {
+        let issued = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let query = request
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        let secure = request.uri.scheme_str() == Some("https");
+        Self {
+            headers: request.headers.clone(),
+            time: httpdate(issued),
+            address: request
+                .remote_addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            xdomain: request.headers.contains_key(http::header::ORIGIN),
+            secure,
+            issued,
+            url: request
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            query,
+            auth,
+            remote_addr: request.remote_addr,
+        }
+    }
+
+    /// The HTTP headers of the handshake request.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The query parameters of the handshake request (decoded).
+    pub fn query(&self) -> &HashMap<String, String> {
+        &self.query
+    }
+
+    /// One query parameter.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+
+    /// The `auth` payload the client sent with `CONNECT` (`{}` when it sent none).
+    pub fn auth(&self) -> &Value {
+        &self.auth
+    }
+
+    /// The peer address, when the server knows it (see `volley::serve`).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The peer IP as text (empty when unknown), as Node's `handshake.address`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// When the handshake happened, in milliseconds since the Unix epoch.
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// When the handshake happened, as a date string.
+    pub fn time(&self) -> &str {
+        &self.time
+    }
+
+    /// The request URL (path and query).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the request came over TLS.
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Whether the request was cross-origin (it had an `Origin` header).
+    pub fn xdomain(&self) -> bool {
+        self.xdomain
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An RFC 7231 date (`Tue, 15 Nov 1994 08:12:31 GMT`) from milliseconds since the epoch.
+fn httpdate(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{weekday}, {d:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        months[(month - 1) as usize]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(httpdate(784_887_151_000), "Tue, 15 Nov 1994 08:12:31 GMT");
+        assert_eq!(httpdate(1_709_251_199_000), "Thu, 29 Feb 2024 23:59:59 GMT");
+    }
+}

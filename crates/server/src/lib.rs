@@ -1,0 +1,54 @@
+//! Volley: Socket.IO for Rust.
+//!
+//! A Socket.IO v5 server that the official `socket.io-client` 4.x talks to exactly as it
+//! talks to the Node server: namespaces, events, acknowledgements both ways, binary anywhere
+//! in a payload, and connection middleware. It is a tower service, so it mounts in axum,
+//! hyper or anything tower-based, next to a REST API.
+//!
+//! ```no_run
+//! use volley::{AckSender, ConnectError, Data, Socket, SocketIo};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let io = SocketIo::builder().build();
+//! io.of("/chat")
+//!     .middleware(|socket: Socket| async move {
+//!         match socket.handshake().auth().get("token") {
+//!             Some(_) => Ok(()),
+//!             None => Err(ConnectError::new("no token").with_data(serde_json::json!({"retry": false}))),
+//!         }
+//!     })
+//!     .on_connection(|socket: Socket| async move {
+//!         socket.on("message", |socket: Socket, Data(text): Data<String>, ack: AckSender| async move {
+//!             let _ = socket.emit("message", &text);
+//!             let _ = ack.send("received");
+//!         });
+//!     });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! volley::serve(listener, io.service()).await
+//! # }
+//! ```
+//!
+//! Concepts:
+//! - [`SocketIo`]: the server handle; [`SocketIo::of`] gives a [`Namespace`].
+//! - [`Socket`]: one client in one namespace; [`Socket::on`] registers event handlers
+//!   (see [`handler`] for the shapes), [`Socket::emit`] sends.
+//! - Acknowledgements: handlers may take an [`AckSender`]; [`Socket::emit_with_ack`] returns
+//!   an [`AckFuture`].
+
+mod connection;
+mod encode;
+mod error;
+pub mod handler;
+mod handshake;
+mod namespace;
+mod server;
+mod socket;
+
+pub use encode::{Args, RawArgs};
+pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
+pub use handler::{AckSender, Data, FromArgs};
+pub use handshake::Handshake;
+pub use namespace::Namespace;
+pub use server::{SocketIo, SocketIoBuilder};
+pub use socket::{AckFuture, Socket, TimeoutEmitter};
+pub use volley_engine::{AllowOrigin, Cors, TransportKind, serve};

@@ -1,0 +1,376 @@
+//! `SocketIo`: the server handle, its builder, and how it is served.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+use volley_engine::{
+    Cors, Engine, EngineConfig, EngineLayer, EngineService, NotFound, TransportKind,
+};
+
+use crate::error::ConnectError;
+use crate::handler::Middleware;
+use crate::namespace::{DynamicNs, Matcher, Namespace, NsHandlers, NsInner, NsPredicate};
+use crate::socket::Socket;
+
+/// Server settings beyond the engine's.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) ack_timeout: Duration,
+    pub(crate) max_attachments: usize,
+    pub(crate) attachments_timeout: Duration,
+    pub(crate) max_payload: usize,
+}
+
+pub(crate) struct IoInner {
+    pub(crate) config: Config,
+    engine: std::sync::OnceLock<Engine>,
+    namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
+    dynamic: RwLock<Vec<DynamicNs>>,
+    pub(crate) middleware: RwLock<Vec<Middleware>>,
+}
+
+impl IoInner {
+    pub(crate) fn engine(&self) -> Option<&Engine> {
+        self.engine.get()
+    }
+
+    /// The namespace a CONNECT names: a static one, a child of a dynamic one created now, or
+    /// none.
+    pub(crate) async fn resolve_namespace(
+        self: &Arc<Self>,
+        name: &str,
+        auth: &Value,
+    ) -> Option<Arc<NsInner>> {
+        if let Some(ns) = self
+            .namespaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Some(ns.clone());
+        }
+        let candidates: Vec<(usize, Arc<NsHandlers>)> = {
+            let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+            dynamic
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i, d.handlers.clone()))
+                .collect()
+        };
+        for (i, handlers) in candidates {
+            let matched = {
+                // Predicates are async: take the matcher out of the lock first.
+                let matcher = {
+                    let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+                    match &dynamic.get(i)?.matcher {
+                        Matcher::Pattern(p) => Matcher::Pattern(p.clone()),
+                        Matcher::Predicate(f) => Matcher::Predicate(f.clone()),
+                    }
+                };
+                DynamicNs {
+                    matcher,
+                    handlers: handlers.clone(),
+                }
+                .matches(name, auth)
+                .await
+            };
+            if matched {
+                let mut map = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
+                let ns = map.entry(name.to_owned()).or_insert_with(|| {
+                    NsInner::new(name.to_owned(), Arc::downgrade(self), handlers)
+                });
+                return Some(ns.clone());
+            }
+        }
+        None
+    }
+}
+
+/// The Socket.IO server: a cheap, cloneable handle to namespaces and their sockets, served as
+/// a tower service or layer.
+///
+/// ```no_run
+/// use volley::{Data, Socket, SocketIo};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let io = SocketIo::builder().build();
+/// io.of("/").on_connection(|socket: Socket| async move {
+///     socket.on("echo", |socket: Socket, Data(msg): Data<String>| async move {
+///         let _ = socket.emit("echo", &msg);
+///     });
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// volley::serve(listener, io.service()).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<IoInner>,
+}
+
+impl fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl SocketIo {
+    /// A builder with Node's defaults.
+    pub fn builder() -> SocketIoBuilder {
+        SocketIoBuilder::default()
+    }
+
+    fn engine(&self) -> &Engine {
+        // Set in `build`, before the handle exists.
+        self.inner.engine().expect("engine is set at build time")
+    }
+
+    /// The namespace `name`, created if it does not exist (as Node's `io.of(name)`).
+    pub fn of(&self, name: &str) -> Namespace {
+        let name = normalize(name);
+        let mut map = self
+            .inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let ns = map
+            .entry(name.clone())
+            .or_insert_with(|| NsInner::new(name, Arc::downgrade(&self.inner), Arc::default()))
+            .clone();
+        Namespace { inner: ns }
+    }
+
+    /// A dynamic namespace: every name matching `pattern` (`*` matches any characters but
+    /// `/`, e.g. `/room-*`) is created on its first connection, with the middleware and
+    /// connection handler set on the returned handle.
+    pub fn of_pattern(&self, pattern: &str) -> Namespace {
+        self.add_dynamic(normalize(pattern), Matcher::Pattern(normalize(pattern)))
+    }
+
+    /// A dynamic namespace decided by an async function of the name and the client's `auth`.
+    pub fn of_fn<F, Fut>(&self, f: F) -> Namespace
+    where
+        F: Fn(String, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        let pred: NsPredicate =
+            Arc::new(move |name, auth| Box::pin(f(name.to_owned(), auth.clone())));
+        self.add_dynamic("<dynamic>".into(), Matcher::Predicate(pred))
+    }
+
+    fn add_dynamic(&self, label: String, matcher: Matcher) -> Namespace {
+        let handlers: Arc<NsHandlers> = Arc::default();
+        self.inner
+            .dynamic
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(DynamicNs {
+                matcher,
+                handlers: handlers.clone(),
+            });
+        Namespace {
+            inner: NsInner::new(label, Arc::downgrade(&self.inner), handlers),
+        }
+    }
+
+    /// A middleware run for every namespace, before the namespace's own.
+    pub fn middleware<F, Fut>(&self, middleware: F) -> &Self
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        let m: Middleware = Arc::new(move |s| Box::pin(middleware(s)));
+        self.inner
+            .middleware
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(m);
+        self
+    }
+
+    /// A tower service answering Socket.IO at its path and 404 elsewhere.
+    pub fn service(&self) -> EngineService<NotFound> {
+        self.engine().service()
+    }
+
+    /// A tower layer answering Socket.IO at its path and passing other requests on, e.g. to
+    /// an axum `Router`.
+    pub fn layer(&self) -> EngineLayer {
+        self.engine().layer()
+    }
+
+    /// Disconnects every socket (reason "server shutting down"), closes every connection and
+    /// refuses new ones; waits at most `grace` for the connections to end.
+    pub async fn close(&self, grace: Duration) {
+        self.engine().close(grace).await;
+    }
+
+    /// How many Engine.IO connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.engine().session_count()
+    }
+}
+
+fn normalize(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_owned()
+    } else {
+        format!("/{name}")
+    }
+}
+
+/// A public socket id: 120 random bits, base64url (20 characters), like Node's.
+pub(crate) fn random_id() -> Arc<str> {
+    let mut bytes = [0u8; 15];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The ids are public, so uniqueness is what matters; fall back to a counter mixed
+        // with the clock rather than fail the connection.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        bytes[8..15].copy_from_slice(&t.to_le_bytes()[..7]);
+    }
+    Arc::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Builds a [`SocketIo`].
+#[derive(Debug)]
+pub struct SocketIoBuilder {
+    engine: volley_engine::EngineConfigBuilder,
+    config: Config,
+}
+
+impl Default for SocketIoBuilder {
+    fn default() -> Self {
+        Self {
+            engine: EngineConfig::builder().path("/socket.io/"),
+            config: Config {
+                connect_timeout: Duration::from_secs(45),
+                ack_timeout: Duration::from_secs(5),
+                max_attachments: 10,
+                attachments_timeout: Duration::from_secs(10),
+                max_payload: 1_000_000,
+            },
+        }
+    }
+}
+
+impl SocketIoBuilder {
+    /// The path to serve (default `/socket.io/`).
+    pub fn path(mut self, path: &str) -> Self {
+        self.engine = self.engine.path(path);
+        self
+    }
+
+    /// Interval between heartbeats (default 25 s).
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.engine = self.engine.ping_interval(d);
+        self
+    }
+
+    /// Time a client has to answer a heartbeat (default 20 s).
+    pub fn ping_timeout(mut self, d: Duration) -> Self {
+        self.engine = self.engine.ping_timeout(d);
+        self
+    }
+
+    /// Time an upgrade to WebSocket may take (default 10 s).
+    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
+        self.engine = self.engine.upgrade_timeout(d);
+        self
+    }
+
+    /// Largest message or POST body in bytes (default 1,000,000, Node's `maxHttpBufferSize`).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.engine = self.engine.max_payload(bytes);
+        self.config.max_payload = bytes;
+        self
+    }
+
+    /// Accepted transports (default both).
+    pub fn transports(mut self, t: &[TransportKind]) -> Self {
+        self.engine = self.engine.transports(t);
+        self
+    }
+
+    /// Whether polling connections may upgrade to WebSocket (default true).
+    pub fn allow_upgrades(mut self, yes: bool) -> Self {
+        self.engine = self.engine.allow_upgrades(yes);
+        self
+    }
+
+    /// CORS (default none, as Node).
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.engine = self.engine.cors(cors);
+        self
+    }
+
+    /// How long a connection may stay without joining any namespace (default 45 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
+    /// Default timeout of `emit_with_ack` (default 5 s).
+    pub fn ack_timeout(mut self, d: Duration) -> Self {
+        self.config.ack_timeout = d;
+        self
+    }
+
+    /// Most binary attachments in one packet (default 10, as Node's parser).
+    pub fn max_attachments(mut self, n: usize) -> Self {
+        self.config.max_attachments = n;
+        self
+    }
+
+    /// How long a binary packet may wait for its attachments (default 10 s).
+    pub fn attachments_timeout(mut self, d: Duration) -> Self {
+        self.config.attachments_timeout = d;
+        self
+    }
+
+    /// Changes engine settings not covered above.
+    pub fn engine(
+        mut self,
+        f: impl FnOnce(volley_engine::EngineConfigBuilder) -> volley_engine::EngineConfigBuilder,
+    ) -> Self {
+        self.engine = f(self.engine);
+        self
+    }
+
+    /// Builds the server. The main namespace `/` exists from the start.
+    pub fn build(self) -> SocketIo {
+        let inner = Arc::new(IoInner {
+            config: self.config,
+            engine: std::sync::OnceLock::new(),
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+            middleware: RwLock::new(Vec::new()),
+        });
+        let weak = Arc::downgrade(&inner);
+        let engine = Engine::new(self.engine.build(), move |socket, incoming| {
+            let io = weak.upgrade();
+            async move {
+                if let Some(io) = io {
+                    crate::connection::run(io, socket, incoming).await;
+                }
+            }
+        });
+        let _ = inner.engine.set(engine);
+        let io = SocketIo { inner };
+        io.of("/");
+        io
+    }
+}
