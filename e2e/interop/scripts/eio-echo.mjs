@@ -190,5 +190,9 @@ main()
   .catch((err) => fail("exception", { message: String(err?.stack ?? err) }))
   .finally(() => {
     clearTimeout(deadline);
-    exit(failed || mismatches > 0 ? 1 : 0);
+    // No process.exit() here: the client emits "close" before its close packet has left
+    // (over polling it is a POST still in flight), and the server must see that packet.
+    // Node exits once nothing is pending; the unref'd timer only bounds a stuck request.
+    process.exitCode = failed || mismatches > 0 ? 1 : 0;
+    setTimeout(() => exit(process.exitCode), 5_000).unref();
   });
