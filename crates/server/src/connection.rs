@@ -227,6 +227,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
     }
     conn.joined_once.store(true, Ordering::Release);
     ns.add_socket(&socket);
+    ns.adapter.add_all(socket.id(), &[socket.id_arc()]);
     socket.set_connected();
     if conn
         .engine

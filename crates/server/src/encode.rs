@@ -123,6 +123,11 @@ impl RawArgs {
         self.args.len()
     }
 
+    /// Whether there is no argument.
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
+    }
+
     /// Deserializes argument `i` (binary placeholders become bytes).
     pub fn get<T: serde::de::DeserializeOwned>(
         &self,

@@ -35,6 +35,8 @@
 //! - Acknowledgements: handlers may take an [`AckSender`]; [`Socket::emit_with_ack`] returns
 //!   an [`AckFuture`].
 
+pub mod adapter;
+mod broadcast;
 mod connection;
 mod encode;
 mod error;
@@ -44,6 +46,7 @@ mod namespace;
 mod server;
 mod socket;
 
+pub use broadcast::{AckResponse, AckStream, BroadcastOperator, IntoRooms, RemoteSocket};
 pub use encode::{Args, RawArgs};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handler::{AckSender, Data, FromArgs};

@@ -7,7 +7,12 @@ use std::sync::{Arc, RwLock, Weak};
 
 use serde_json::Value;
 
-use crate::error::ConnectError;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::adapter::{Adapter, AdapterFactory, LocalSockets, Room, RoomEvent};
+use crate::broadcast::BroadcastOperator;
+use crate::encode::Args;
+use crate::error::{ConnectError, EmitError};
 use crate::handler::{BoxFuture, ConnectHandler, Middleware};
 use crate::server::IoInner;
 use crate::socket::Socket;
@@ -18,23 +23,53 @@ use crate::socket::Socket;
 pub(crate) struct NsHandlers {
     pub(crate) middleware: RwLock<Vec<Middleware>>,
     pub(crate) on_connection: RwLock<Option<ConnectHandler>>,
+    pub(crate) room_events: RwLock<Vec<RoomEventHandler>>,
 }
+
+type RoomEventHandler = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
 
 pub(crate) struct NsInner {
     pub(crate) name: String,
     pub(crate) io: Weak<IoInner>,
     pub(crate) handlers: Arc<NsHandlers>,
     pub(crate) sockets: RwLock<HashMap<Arc<str>, Socket>>,
+    pub(crate) adapter: Arc<dyn Adapter>,
+    /// Ack ids for this namespace's emits, shared by single and broadcast emits so they
+    /// never collide in one socket's table.
+    next_ack_id: AtomicU64,
 }
 
 impl NsInner {
-    pub(crate) fn new(name: String, io: Weak<IoInner>, handlers: Arc<NsHandlers>) -> Arc<Self> {
-        Arc::new(Self {
+    pub(crate) fn new(
+        name: String,
+        io: Weak<IoInner>,
+        handlers: Arc<NsHandlers>,
+        factory: &AdapterFactory,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me: &Weak<NsInner>| Self {
             name,
             io,
             handlers,
             sockets: RwLock::new(HashMap::new()),
+            adapter: factory(LocalSockets { ns: me.clone() }),
+            next_ack_id: AtomicU64::new(0),
         })
+    }
+
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.next_ack_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn room_event(&self, event: RoomEvent) {
+        let handlers = self
+            .handlers
+            .room_events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for h in handlers {
+            h(&event);
+        }
     }
 
     pub(crate) fn io(&self) -> Option<Arc<IoInner>> {
@@ -119,10 +154,79 @@ impl Namespace {
         self.inner.sockets()
     }
 
-    /// A connected socket by id.
+    /// A connected socket by id (on this server).
     pub fn get_socket(&self, id: &str) -> Option<Socket> {
         let s = self.inner.sockets.read().unwrap_or_else(|p| p.into_inner());
         s.get(id).cloned()
+    }
+
+    /// Observes room lifecycle events (create, delete, join, leave), as Node's adapter
+    /// events. The handler runs synchronously where the change happens: keep it short.
+    pub fn on_room_event<F>(&self, handler: F) -> &Self
+    where
+        F: Fn(&RoomEvent) + Send + Sync + 'static,
+    {
+        self.inner
+            .handlers
+            .room_events
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(handler));
+        self
+    }
+
+    /// The adapter of this namespace.
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.inner.adapter
+    }
+
+    /// A broadcast to every socket of the namespace; narrow it with `to`, `except`, ...
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.clone())
+    }
+
+    /// Targets the sockets in `rooms` (one room, or several: their union).
+    pub fn to(&self, rooms: impl crate::broadcast::IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, rooms: impl crate::broadcast::IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// Excludes the sockets in `rooms`.
+    pub fn except(&self, rooms: impl crate::broadcast::IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
+    }
+
+    /// Only this server's sockets.
+    pub fn local(&self) -> BroadcastOperator {
+        self.broadcast().local()
+    }
+
+    /// Drops the packet for sockets that cannot take it now.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.broadcast().volatile()
+    }
+
+    /// Emits to every socket of the namespace.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.broadcast().emit(event, data)
+    }
+
+    /// Emits with several arguments to every socket of the namespace.
+    pub fn emit_args(&self, event: &str, args: impl Args) -> Result<(), EmitError> {
+        self.broadcast().emit_args(event, args)
+    }
+
+    /// Every room with a member (cluster-wide with a cluster adapter).
+    pub async fn all_rooms(&self) -> Result<Vec<Room>, crate::adapter::AdapterError> {
+        self.inner.adapter.all_rooms().await
     }
 }
 

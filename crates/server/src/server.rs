@@ -12,7 +12,10 @@ use volley_engine::{
     Cors, Engine, EngineConfig, EngineLayer, EngineService, NotFound, TransportKind,
 };
 
-use crate::error::ConnectError;
+use crate::adapter::{AdapterFactory, Room, local_adapter_factory};
+use crate::broadcast::{BroadcastOperator, IntoRooms};
+use crate::encode::Args;
+use crate::error::{ConnectError, EmitError};
 use crate::handler::Middleware;
 use crate::namespace::{DynamicNs, Matcher, Namespace, NsHandlers, NsInner, NsPredicate};
 use crate::socket::Socket;
@@ -29,6 +32,7 @@ pub(crate) struct Config {
 
 pub(crate) struct IoInner {
     pub(crate) config: Config,
+    adapter: AdapterFactory,
     engine: std::sync::OnceLock<Engine>,
     namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
     dynamic: RwLock<Vec<DynamicNs>>,
@@ -83,7 +87,12 @@ impl IoInner {
             if matched {
                 let mut map = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
                 let ns = map.entry(name.to_owned()).or_insert_with(|| {
-                    NsInner::new(name.to_owned(), Arc::downgrade(self), handlers)
+                    NsInner::new(
+                        name.to_owned(),
+                        Arc::downgrade(self),
+                        handlers,
+                        &self.adapter,
+                    )
                 });
                 return Some(ns.clone());
             }
@@ -143,7 +152,14 @@ impl SocketIo {
             .unwrap_or_else(|p| p.into_inner());
         let ns = map
             .entry(name.clone())
-            .or_insert_with(|| NsInner::new(name, Arc::downgrade(&self.inner), Arc::default()))
+            .or_insert_with(|| {
+                NsInner::new(
+                    name,
+                    Arc::downgrade(&self.inner),
+                    Arc::default(),
+                    &self.inner.adapter,
+                )
+            })
             .clone();
         Namespace { inner: ns }
     }
@@ -177,7 +193,12 @@ impl SocketIo {
                 handlers: handlers.clone(),
             });
         Namespace {
-            inner: NsInner::new(label, Arc::downgrade(&self.inner), handlers),
+            inner: NsInner::new(
+                label,
+                Arc::downgrade(&self.inner),
+                handlers,
+                &self.inner.adapter,
+            ),
         }
     }
 
@@ -213,6 +234,60 @@ impl SocketIo {
         self.engine().close(grace).await;
     }
 
+    /// A broadcast from the main namespace `/`; see [`Namespace::broadcast`].
+    pub fn broadcast(&self) -> BroadcastOperator {
+        self.of("/").broadcast()
+    }
+
+    /// Targets rooms of the main namespace.
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// Excludes rooms of the main namespace.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
+    }
+
+    /// Only this server's sockets of the main namespace.
+    pub fn local(&self) -> BroadcastOperator {
+        self.broadcast().local()
+    }
+
+    /// Drops the packet for sockets that cannot take it now.
+    pub fn volatile(&self) -> BroadcastOperator {
+        self.broadcast().volatile()
+    }
+
+    /// Sets the acknowledgement timeout of the next broadcast.
+    pub fn timeout(&self, d: Duration) -> BroadcastOperator {
+        self.broadcast().timeout(d)
+    }
+
+    /// Emits to every socket of the main namespace.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.broadcast().emit(event, data)
+    }
+
+    /// Emits with several arguments to every socket of the main namespace.
+    pub fn emit_args(&self, event: &str, args: impl Args) -> Result<(), EmitError> {
+        self.broadcast().emit_args(event, args)
+    }
+
+    /// Every room with a member in the main namespace.
+    pub async fn all_rooms(&self) -> Result<Vec<Room>, crate::adapter::AdapterError> {
+        self.of("/").all_rooms().await
+    }
+
     /// How many Engine.IO connections are open.
     pub fn connection_count(&self) -> usize {
         self.engine().session_count()
@@ -246,15 +321,25 @@ pub(crate) fn random_id() -> Arc<str> {
 }
 
 /// Builds a [`SocketIo`].
-#[derive(Debug)]
 pub struct SocketIoBuilder {
     engine: volley_engine::EngineConfigBuilder,
     config: Config,
+    adapter: AdapterFactory,
+}
+
+impl fmt::Debug for SocketIoBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIoBuilder")
+            .field("engine", &self.engine)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SocketIoBuilder {
     fn default() -> Self {
         Self {
+            adapter: local_adapter_factory(),
             engine: EngineConfig::builder().path("/socket.io/"),
             config: Config {
                 connect_timeout: Duration::from_secs(45),
@@ -341,6 +426,12 @@ impl SocketIoBuilder {
         self
     }
 
+    /// The adapter of every namespace (default: [`LocalAdapter`](crate::adapter::LocalAdapter)).
+    pub fn adapter(mut self, factory: AdapterFactory) -> Self {
+        self.adapter = factory;
+        self
+    }
+
     /// Changes engine settings not covered above.
     pub fn engine(
         mut self,
@@ -354,6 +445,7 @@ impl SocketIoBuilder {
     pub fn build(self) -> SocketIo {
         let inner = Arc::new(IoInner {
             config: self.config,
+            adapter: self.adapter,
             engine: std::sync::OnceLock::new(),
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),

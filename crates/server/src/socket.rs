@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::adapter::{AckSink, Room};
+use crate::broadcast::{BroadcastOperator, IntoRooms};
 use crate::connection::ConnInner;
 use crate::encode::{self, Args, ArgsDyn, Encoded, One, RawArgs};
 use crate::error::{AckError, DisconnectReason, EmitError};
@@ -40,10 +42,37 @@ pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
     Ok(())
 }
 
+/// Who waits for an acknowledgement from this socket.
+enum AckTarget {
+    Single(oneshot::Sender<RawArgs>),
+    Broadcast(Arc<dyn AckSink>),
+}
+
+impl AckTarget {
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Single(tx) => tx.is_closed(),
+            Self::Broadcast(sink) => sink.is_closed(),
+        }
+    }
+}
+
+/// Past this many pending acknowledgements, entries nobody waits for are purged, so a client
+/// that never answers cannot grow the table without bound.
+const ACK_PURGE_THRESHOLD: usize = 256;
+
 #[derive(Default)]
 struct Acks {
-    next_id: u64,
-    pending: HashMap<u64, oneshot::Sender<RawArgs>>,
+    pending: HashMap<u64, AckTarget>,
+}
+
+impl Acks {
+    fn insert(&mut self, id: u64, target: AckTarget) {
+        if self.pending.len() >= ACK_PURGE_THRESHOLD {
+            self.pending.retain(|_, t| !t.is_closed());
+        }
+        self.pending.insert(id, target);
+    }
 }
 
 pub(crate) struct SocketInner {
@@ -267,13 +296,8 @@ impl Socket {
             return AckFuture::ready(Err(AckError::Emit(EmitError::Disconnected)));
         }
         let (tx, rx) = oneshot::channel();
-        let id = {
-            let mut acks = lock(&self.inner.acks);
-            let id = acks.next_id;
-            acks.next_id += 1;
-            acks.pending.insert(id, tx);
-            id
-        };
+        let id = self.inner.ns.next_ack_id();
+        lock(&self.inner.acks).insert(id, AckTarget::Single(tx));
         let sent = encode::event(self.namespace(), event, args, Some(id))
             .map_err(EmitError::Serialize)
             .and_then(|enc| self.send_encoded(&enc));
@@ -350,9 +374,68 @@ impl Socket {
 
     /// Delivers an incoming acknowledgement to the waiting emitter.
     pub(crate) fn receive_ack(&self, id: u64, args: RawArgs) {
-        if let Some(tx) = lock(&self.inner.acks).pending.remove(&id) {
-            let _ = tx.send(args);
+        let target = lock(&self.inner.acks).pending.remove(&id);
+        match target {
+            Some(AckTarget::Single(tx)) => drop(tx.send(args)),
+            Some(AckTarget::Broadcast(sink)) => sink.response(self.id(), args),
+            None => {}
         }
+    }
+
+    pub(crate) fn register_broadcast_ack(&self, id: u64, sink: Arc<dyn AckSink>) {
+        lock(&self.inner.acks).insert(id, AckTarget::Broadcast(sink));
+    }
+
+    pub(crate) fn forget_ack(&self, id: u64) {
+        lock(&self.inner.acks).pending.remove(&id);
+    }
+
+    /// Joins rooms (one, or several).
+    pub fn join(&self, rooms: impl IntoRooms) {
+        self.inner
+            .ns
+            .adapter
+            .add_all(self.id(), &rooms.into_rooms());
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        self.inner.ns.adapter.del(self.id(), room);
+    }
+
+    /// Leaves every room but its own.
+    pub fn leave_all(&self) {
+        for room in self.rooms() {
+            if &*room != self.id() {
+                self.inner.ns.adapter.del(self.id(), &room);
+            }
+        }
+    }
+
+    /// The rooms the socket is in (its own id room included).
+    pub fn rooms(&self) -> Vec<Room> {
+        self.inner.ns.adapter.socket_rooms(self.id())
+    }
+
+    /// A broadcast to other sockets of the namespace: every one but this socket.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.inner.ns.clone()).except(self.id_arc())
+    }
+
+    /// A broadcast to the sockets in `rooms`, this socket excluded (as Node's
+    /// `socket.to(room)`).
+    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().to(rooms)
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.to(rooms)
+    }
+
+    /// A broadcast to every other socket except those in `rooms`.
+    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
+        self.broadcast().except(rooms)
     }
 
     /// Runs the disconnect sequence once: `disconnecting` handlers, leave the namespace,
@@ -367,6 +450,7 @@ impl Socket {
                 run_now_or_spawn(h(self.clone(), reason));
             }
         }
+        self.inner.ns.adapter.del_all(self.id());
         self.inner.ns.remove_socket(self);
         self.inner.conn.remove_socket(self);
         // Dropping the senders fails every pending `emit_with_ack` with `Disconnected`.

@@ -1,0 +1,504 @@
+//! `BroadcastOperator`: `to` / `except` / `local` / `volatile` / `timeout`, then emit or a
+//! utility method, all through the namespace's adapter so they go cluster-wide with a
+//! cluster adapter.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::adapter::{AckSink, AdapterError, BroadcastOptions, BroadcastPacket, Room, SocketInfo};
+use crate::encode::{self, Args, ArgsDyn, One, RawArgs};
+use crate::error::{AckError, EmitError};
+use crate::handler::FromArgs;
+use crate::namespace::NsInner;
+use crate::socket::check_event_name;
+
+/// One room or several, for `to`, `except`, `join`, ...
+pub trait IntoRooms {
+    /// The rooms.
+    fn into_rooms(self) -> Vec<Room>;
+}
+
+impl IntoRooms for &str {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Room::from(self)]
+    }
+}
+
+impl IntoRooms for String {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Room::from(self)]
+    }
+}
+
+impl IntoRooms for &String {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Room::from(self.as_str())]
+    }
+}
+
+impl IntoRooms for Room {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self]
+    }
+}
+
+impl<T: IntoRooms> IntoRooms for Vec<T> {
+    fn into_rooms(self) -> Vec<Room> {
+        self.into_iter().flat_map(IntoRooms::into_rooms).collect()
+    }
+}
+
+impl<T: IntoRooms + Clone, const N: usize> IntoRooms for [T; N] {
+    fn into_rooms(self) -> Vec<Room> {
+        self.into_iter().flat_map(IntoRooms::into_rooms).collect()
+    }
+}
+
+impl<T: IntoRooms + Clone> IntoRooms for &[T] {
+    fn into_rooms(self) -> Vec<Room> {
+        self.iter()
+            .cloned()
+            .flat_map(IntoRooms::into_rooms)
+            .collect()
+    }
+}
+
+/// Selects sockets of a namespace, then emits to them or runs a utility method on them.
+#[derive(Clone)]
+pub struct BroadcastOperator {
+    ns: Arc<NsInner>,
+    opts: BroadcastOptions,
+    timeout: Option<Duration>,
+}
+
+impl fmt::Debug for BroadcastOperator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BroadcastOperator")
+            .field("namespace", &self.ns.name)
+            .field("opts", &self.opts)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl BroadcastOperator {
+    pub(crate) fn new(ns: Arc<NsInner>) -> Self {
+        Self {
+            ns,
+            opts: BroadcastOptions::default(),
+            timeout: None,
+        }
+    }
+
+    /// Adds target rooms (union).
+    pub fn to(mut self, rooms: impl IntoRooms) -> Self {
+        for r in rooms.into_rooms() {
+            if !self.opts.rooms.contains(&r) {
+                self.opts.rooms.push(r);
+            }
+        }
+        self
+    }
+
+    /// Same as [`to`](Self::to).
+    pub fn within(self, rooms: impl IntoRooms) -> Self {
+        self.to(rooms)
+    }
+
+    /// Excludes the sockets in `rooms`.
+    pub fn except(mut self, rooms: impl IntoRooms) -> Self {
+        for r in rooms.into_rooms() {
+            if !self.opts.except.contains(&r) {
+                self.opts.except.push(r);
+            }
+        }
+        self
+    }
+
+    /// Only this server's sockets.
+    pub fn local(mut self) -> Self {
+        self.opts.flags.local = true;
+        self
+    }
+
+    /// Drops the packet for sockets that cannot take it now; never reorders the others.
+    pub fn volatile(mut self) -> Self {
+        self.opts.flags.volatile = true;
+        self
+    }
+
+    /// The acknowledgement timeout of [`emit_with_ack`](Self::emit_with_ack).
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = Some(d);
+        self
+    }
+
+    /// The selection so far.
+    pub fn options(&self) -> &BroadcastOptions {
+        &self.opts
+    }
+
+    /// Emits an event with one argument to every selected socket. The packet is encoded
+    /// once and shared by all recipients.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_dyn(event, &One(data))
+    }
+
+    /// Emits an event with several arguments (a tuple, `()`, [`RawArgs`]).
+    pub fn emit_args(&self, event: &str, args: impl Args) -> Result<(), EmitError> {
+        self.emit_dyn(event, &args)
+    }
+
+    fn emit_dyn(&self, event: &str, args: &dyn ArgsDyn) -> Result<(), EmitError> {
+        check_event_name(event)?;
+        let encoded =
+            encode::event(&self.ns.name, event, args, None).map_err(EmitError::Serialize)?;
+        self.ns
+            .adapter
+            .broadcast(&BroadcastPacket { encoded }, &self.opts);
+        Ok(())
+    }
+
+    /// Emits with one argument and collects every selected socket's acknowledgement,
+    /// cluster-wide, until all answered or the timeout (the server's ack timeout unless
+    /// [`timeout`](Self::timeout) set one).
+    pub fn emit_with_ack<T: FromArgs, D: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &D,
+    ) -> AckStream<T> {
+        self.emit_with_ack_dyn(event, &One(data))
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack) with several arguments.
+    pub fn emit_args_with_ack<T: FromArgs>(&self, event: &str, args: impl Args) -> AckStream<T> {
+        self.emit_with_ack_dyn(event, &args)
+    }
+
+    fn emit_with_ack_dyn<T: FromArgs>(&self, event: &str, args: &dyn ArgsDyn) -> AckStream<T> {
+        let timeout = self
+            .timeout
+            .or_else(|| self.ns.io().map(|io| io.config.ack_timeout))
+            .unwrap_or(Duration::from_secs(5));
+        let state = Arc::new(Collector::default());
+        if let Err(e) = check_event_name(event) {
+            state.fail(AckError::Emit(e));
+            return AckStream::new(state, timeout, None);
+        }
+        let id = self.ns.next_ack_id();
+        let encoded = match encode::event(&self.ns.name, event, args, Some(id)) {
+            Ok(e) => e,
+            Err(e) => {
+                state.fail(AckError::Emit(EmitError::Serialize(e)));
+                return AckStream::new(state, timeout, None);
+            }
+        };
+        let sink: Arc<dyn AckSink> = state.clone();
+        self.ns
+            .adapter
+            .broadcast_with_ack(&BroadcastPacket { encoded }, id, &self.opts, sink);
+        let servers = if self.opts.flags.local {
+            None
+        } else {
+            Some(self.ns.adapter.server_count())
+        };
+        AckStream::new(state, timeout, servers)
+    }
+
+    /// The selected sockets, wherever they are connected: id, handshake, rooms, data, and
+    /// handles to emit to them, make them join or leave rooms, or disconnect them.
+    pub async fn fetch_sockets(&self) -> Result<Vec<RemoteSocket>, AdapterError> {
+        let list = self.ns.adapter.fetch_sockets(&self.opts).await?;
+        Ok(list
+            .into_iter()
+            .map(|info| RemoteSocket {
+                ns: self.ns.clone(),
+                info,
+            })
+            .collect())
+    }
+
+    /// Makes the selected sockets join `rooms`.
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        self.ns.adapter.add_sockets(&self.opts, &rooms.into_rooms());
+    }
+
+    /// Makes the selected sockets leave `rooms`.
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        self.ns.adapter.del_sockets(&self.opts, &rooms.into_rooms());
+    }
+
+    /// Disconnects the selected sockets; with `close`, their whole connections.
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.ns.adapter.disconnect_sockets(&self.opts, close);
+    }
+}
+
+/// A socket returned by `fetch_sockets`, local or on another server of the cluster.
+#[derive(Clone)]
+pub struct RemoteSocket {
+    ns: Arc<NsInner>,
+    info: SocketInfo,
+}
+
+impl fmt::Debug for RemoteSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteSocket")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl RemoteSocket {
+    /// The socket id.
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// The handshake, in Node's JSON shape.
+    pub fn handshake(&self) -> &Value {
+        &self.info.handshake
+    }
+
+    /// The rooms the socket was in when fetched.
+    pub fn rooms(&self) -> &[Room] {
+        &self.info.rooms
+    }
+
+    /// The socket's data when fetched.
+    pub fn data(&self) -> &Value {
+        &self.info.data
+    }
+
+    fn only_me(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.ns.clone()).to(self.info.id.clone())
+    }
+
+    /// Emits to this socket.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.only_me().emit(event, data)
+    }
+
+    /// Makes this socket join rooms.
+    pub fn join(&self, rooms: impl IntoRooms) {
+        self.only_me().sockets_join(rooms);
+    }
+
+    /// Makes this socket leave rooms.
+    pub fn leave(&self, rooms: impl IntoRooms) {
+        self.only_me().sockets_leave(rooms);
+    }
+
+    /// Disconnects this socket; with `close`, its whole connection.
+    pub fn disconnect(&self, close: bool) {
+        self.only_me().disconnect_sockets(close);
+    }
+}
+
+/// One socket's answer to a broadcast with acknowledgements.
+#[derive(Debug)]
+pub struct AckResponse<T> {
+    /// The socket that answered; `None` for a missing answer (timeout).
+    pub socket_id: Option<String>,
+    /// The answer, or why there is none.
+    pub result: Result<T, AckError>,
+}
+
+#[derive(Default)]
+struct CollectorState {
+    responses: VecDeque<(String, RawArgs)>,
+    expected_clients: usize,
+    reported_servers: usize,
+    received: usize,
+    failed: Option<AckError>,
+}
+
+/// Gathers answers from every server for one broadcast.
+#[derive(Default)]
+struct Collector {
+    state: Mutex<CollectorState>,
+    notify: Notify,
+    closed: AtomicBool,
+}
+
+impl Collector {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CollectorState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fail(&self, e: AckError) {
+        self.lock().failed = Some(e);
+        self.notify.notify_one();
+    }
+}
+
+impl AckSink for Collector {
+    fn client_count(&self, n: usize) {
+        let mut s = self.lock();
+        s.expected_clients += n;
+        s.reported_servers += 1;
+        drop(s);
+        self.notify.notify_one();
+    }
+
+    fn response(&self, socket_id: &str, args: RawArgs) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.lock()
+            .responses
+            .push_back((socket_id.to_owned(), args));
+        self.notify.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+/// The answers to a broadcast with acknowledgements, as they arrive; ends once every
+/// selected socket on every server answered, or at the timeout with one `Timeout` item per
+/// missing answer. [`AckStream::collect_all`] waits for the whole set.
+pub struct AckStream<T> {
+    inner: Pin<Box<dyn Stream<Item = AckResponse<T>> + Send>>,
+}
+
+impl<T> fmt::Debug for AckStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AckStream")
+    }
+}
+
+enum Step<T> {
+    Item(AckResponse<T>),
+    Done,
+}
+
+impl<T: FromArgs> AckStream<T> {
+    fn new(
+        state: Arc<Collector>,
+        timeout: Duration,
+        servers: Option<crate::handler::BoxFuture<Result<usize, AdapterError>>>,
+    ) -> Self {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stream = async_stream(state, deadline, servers);
+        Self {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// Waits for every answer (or the timeout) and returns them all.
+    pub async fn collect_all(self) -> Vec<AckResponse<T>> {
+        use futures_util::StreamExt as _;
+        self.collect().await
+    }
+}
+
+fn async_stream<T: FromArgs>(
+    state: Arc<Collector>,
+    deadline: tokio::time::Instant,
+    servers: Option<crate::handler::BoxFuture<Result<usize, AdapterError>>>,
+) -> impl Stream<Item = AckResponse<T>> + Send {
+    struct Ctx {
+        state: Arc<Collector>,
+        deadline: tokio::time::Instant,
+        servers: Option<crate::handler::BoxFuture<Result<usize, AdapterError>>>,
+        expected_servers: Option<usize>,
+        missing: usize,
+        done: bool,
+    }
+    let ctx = Ctx {
+        state,
+        deadline,
+        expected_servers: if servers.is_some() { None } else { Some(1) },
+        servers,
+        missing: 0,
+        done: false,
+    };
+    futures_util::stream::unfold(ctx, |mut ctx| async move {
+        loop {
+            if ctx.missing > 0 {
+                ctx.missing -= 1;
+                let item = AckResponse {
+                    socket_id: None,
+                    result: Err(AckError::Timeout),
+                };
+                return Some((item, ctx));
+            }
+            if ctx.done {
+                ctx.state.closed.store(true, Ordering::Release);
+                return None;
+            }
+            let step: Option<Step<T>> = {
+                let mut s = ctx.state.lock();
+                if let Some(e) = s.failed.take() {
+                    ctx.done = true;
+                    Some(Step::Item(AckResponse {
+                        socket_id: None,
+                        result: Err(e),
+                    }))
+                } else if let Some((id, args)) = s.responses.pop_front() {
+                    s.received += 1;
+                    Some(Step::Item(AckResponse {
+                        socket_id: Some(id),
+                        result: T::from_args(args).map_err(AckError::Decode),
+                    }))
+                } else if ctx.expected_servers == Some(s.reported_servers)
+                    && s.received >= s.expected_clients
+                {
+                    Some(Step::Done)
+                } else {
+                    None
+                }
+            };
+            match step {
+                Some(Step::Item(item)) => return Some((item, ctx)),
+                Some(Step::Done) => {
+                    ctx.done = true;
+                    continue;
+                }
+                None => {}
+            }
+            let notified = ctx.state.notify.notified();
+            tokio::pin!(notified);
+            tokio::select! {
+                () = &mut notified => {}
+                n = async {
+                    match ctx.servers.as_mut() {
+                        Some(count) => count.await,
+                        None => std::future::pending().await,
+                    }
+                }, if ctx.servers.is_some() => {
+                    ctx.servers = None;
+                    // A server count we cannot get means we cannot know when we are done:
+                    // wait for the timeout.
+                    ctx.expected_servers = n.ok().or(Some(usize::MAX));
+                }
+                () = tokio::time::sleep_until(ctx.deadline) => {
+                    let s = ctx.state.lock();
+                    ctx.missing = s.expected_clients.saturating_sub(s.received);
+                    drop(s);
+                    ctx.done = true;
+                }
+            }
+        }
+    })
+}
+
+impl<T> Stream for AckStream<T> {
+    type Item = AckResponse<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
