@@ -12,7 +12,7 @@
 #      SIO=0      skip it
 #      unset      run it when the server serves /socket.io/, i.e. when
 #                 GET /socket.io/?EIO=4&transport=polling answers 200; skip it (and say so)
-#                 otherwise. Until the Socket.IO server lands, that probe answers 404.
+#                 otherwise (.ci/run sets SIO=1: there the suite is required).
 # 5. stops the server; exits 1 if a suite failed (each suite's last line: "N passed, M failed")
 #
 # SHARED_DIR defaults to "$(git rev-parse --show-toplevel)/../shared" (CI clones main with
