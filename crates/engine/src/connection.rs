@@ -30,6 +30,8 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 use volley_proto::engine::{Message, Packet, PacketType, payload};
 
@@ -202,7 +204,9 @@ impl Incoming {
             if let Poll::Ready(cmd) = self.commands.poll_recv(cx) {
                 match cmd {
                     Some(cmd) => self.on_command(cmd),
-                    None => self.finish(CloseReason::TransportClose),
+                    // Only `Engine::close` drops the registry's sender of a live session,
+                    // after its grace period: the session ends for the reason it was closing.
+                    None => self.finish(self.closing.unwrap_or(CloseReason::TransportClose)),
                 }
                 continue;
             }
@@ -284,6 +288,21 @@ impl Incoming {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     tracing::debug!(sid = %self.shared.sid, error = %e, "websocket read error");
+                    // Tell the peer why, with the close code Node's `ws` sends.
+                    let code = match e {
+                        tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
+                        tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+                        tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
+                        _ => None,
+                    };
+                    if let Some(code) = code {
+                        let frame = CloseFrame {
+                            code,
+                            reason: Utf8Bytes::from_static(""),
+                        };
+                        let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
+                        let _ = ws.poll_flush_unpin(cx);
+                    }
                     return WsStep::End(CloseReason::TransportError);
                 }
                 Poll::Ready(None) => return WsStep::End(CloseReason::TransportClose),
@@ -331,7 +350,7 @@ impl Incoming {
                         // Two GETs at once: Node closes the session; the first request gets
                         // the close packet and the second an error.
                         let _ = first.send(Ok(Bytes::from_static(b"1")));
-                        let _ = reply.send(Err(EngineError::BadRequest));
+                        let _ = reply.send(Err(EngineError::Overlap));
                         self.finish(CloseReason::TransportError);
                     } else {
                         *parked = Some(reply);
@@ -538,7 +557,16 @@ impl Incoming {
             }
             fired = true;
         }
-        let mut next = self.pong_deadline.unwrap_or(self.next_ping);
+        let mut next = match self.pong_deadline {
+            Some(at) => at,
+            // A closing session sends no more pings: a `next_ping` already past must not
+            // arm the timer, or it fires again at once and the driver never yields.
+            None if self.closing.is_some() || self.linger.is_some() => self
+                .closing_deadline
+                .or(self.linger)
+                .unwrap_or(self.next_ping),
+            None => self.next_ping,
+        };
         if let Some(up) = &self.upgrading {
             next = next.min(up.deadline);
         }

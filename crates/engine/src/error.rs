@@ -25,8 +25,12 @@ pub enum EngineError {
     Forbidden(String),
     /// Code 5: `EIO` is missing or is not `4`.
     UnsupportedProtocolVersion,
-    /// A POST body larger than `maxPayload` (HTTP 413, as Node).
+    /// A POST body larger than `maxPayload` (HTTP 413 with an empty body, as Node; the
+    /// session stays open).
     PayloadTooLarge,
+    /// A long-polling GET or POST while another one of the same session is in flight (HTTP
+    /// 400 with an empty body, as Node; the session is closed).
+    Overlap,
     /// The server refuses new sessions (connection limit reached or shutting down; HTTP 503).
     Unavailable,
 }
@@ -38,7 +42,7 @@ impl EngineError {
             Self::UnknownTransport => 0,
             Self::UnknownSid => 1,
             Self::BadHandshakeMethod => 2,
-            Self::BadRequest | Self::PayloadTooLarge | Self::Unavailable => 3,
+            Self::BadRequest | Self::PayloadTooLarge | Self::Overlap | Self::Unavailable => 3,
             Self::Forbidden(_) => 4,
             Self::UnsupportedProtocolVersion => 5,
         }
@@ -50,7 +54,7 @@ impl EngineError {
             Self::UnknownTransport => "Transport unknown",
             Self::UnknownSid => "Session ID unknown",
             Self::BadHandshakeMethod => "Bad handshake method",
-            Self::BadRequest => "Bad request",
+            Self::BadRequest | Self::Overlap => "Bad request",
             Self::Forbidden(m) if !m.is_empty() => m,
             Self::Forbidden(_) => "Forbidden",
             Self::UnsupportedProtocolVersion => "Unsupported protocol version",
@@ -70,8 +74,14 @@ impl EngineError {
         }
     }
 
-    /// The HTTP response Node sends for this error.
+    /// The HTTP response Node sends for this error: the JSON body, except for
+    /// `PayloadTooLarge` and `Overlap`, which Node's transport answers with no body.
     pub fn into_response(self) -> Response<Full<Bytes>> {
+        if matches!(self, Self::PayloadTooLarge | Self::Overlap) {
+            let mut res = Response::new(Full::new(Bytes::new()));
+            *res.status_mut() = self.status();
+            return res;
+        }
         let body = serde_json::json!({ "code": self.code(), "message": self.message() });
         let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
         *res.status_mut() = self.status();

@@ -193,11 +193,13 @@ where
     let (mut parts, body) = req.into_parts();
     let origin = parts.headers.get(header::ORIGIN).cloned();
     let preflight = parts.method == Method::OPTIONS && engine.config().cors.is_some();
+    let upgrade = parts.headers.contains_key(header::UPGRADE);
     let mut res = if preflight {
         preflight_response(&engine, &parts)
     } else {
         match route(&engine, &mut parts, body).await {
             Ok(res) => res,
+            Err(e) if upgrade => upgrade_refusal(e),
             Err(e) => e.into_response(),
         }
     };
@@ -235,12 +237,13 @@ where
             if transport == TransportKind::Websocket && !upgrade {
                 return Err(EngineError::BadRequest);
             }
-            if info.eio.as_deref() != Some("4") {
-                return Err(EngineError::UnsupportedProtocolVersion);
-            }
             engine.accepts_sessions()?;
             if let Some(allow) = &engine.config().allow_request {
                 allow(&info).await.map_err(EngineError::Forbidden)?;
+            }
+            // After `allow_request`, as Node checks the protocol only in its handshake.
+            if info.eio.as_deref() != Some("4") {
+                return Err(EngineError::UnsupportedProtocolVersion);
             }
             if upgrade {
                 websocket_handshake(engine, req, info, None)
@@ -266,7 +269,12 @@ where
             match req.method {
                 Method::GET => poll(entry).await,
                 Method::POST => post(engine, entry, body).await,
-                _ => Err(EngineError::BadRequest),
+                // Node's polling transport answers any other method with a bare 500.
+                _ => {
+                    let mut res = Response::new(Full::new(Bytes::new()));
+                    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    Ok(res)
+                }
             }
         }
     }
@@ -342,26 +350,28 @@ where
             .commands
             .send(Command::Fail(CloseReason::TransportError))
             .await;
-        return Err(EngineError::BadRequest);
+        return Err(EngineError::Overlap);
     }
     let _guard = PostGuard(&entry.shared.post_in_flight);
     let limit = engine.config().max_payload;
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            let too_large = e.downcast_ref::<LengthLimitError>().is_some();
-            let reason = if too_large {
-                CloseReason::TransportError
-            } else {
-                CloseReason::TransportClose
-            };
-            let _ = entry.commands.send(Command::Fail(reason)).await;
-            return Err(if too_large {
-                EngineError::PayloadTooLarge
-            } else {
-                EngineError::BadRequest
-            });
+        // Node drops a body over the limit and keeps the session.
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(EngineError::PayloadTooLarge);
         }
+        Err(_) => {
+            let _ = entry
+                .commands
+                .send(Command::Fail(CloseReason::TransportClose))
+                .await;
+            return Err(EngineError::BadRequest);
+        }
+    };
+    // Node reads a body as UTF-8 text, with U+FFFD for each invalid sequence.
+    let body = match std::str::from_utf8(&body) {
+        Ok(_) => body,
+        Err(_) => Bytes::from(String::from_utf8_lossy(&body).into_owned()),
     };
     let (tx, rx) = oneshot::channel();
     entry
@@ -435,6 +445,21 @@ fn websocket_handshake(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     Ok(res)
+}
+
+/// A refused WebSocket upgrade, as Node's `abortUpgrade` writes it: 400 (503 when the server
+/// takes no more sessions), `text/html`, the bare message, and the connection closed.
+fn upgrade_refusal(e: EngineError) -> Response<Full<Bytes>> {
+    let status = match e {
+        EngineError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut res = Response::new(Full::new(Bytes::from(e.message().to_owned())));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
 }
 
 fn preflight_response(engine: &Engine, req: &http::request::Parts) -> Response<Full<Bytes>> {
