@@ -546,7 +546,12 @@ impl Incoming {
             }
         } else if self.next_ping <= now && self.closing.is_none() && self.linger.is_none() {
             self.outbox.push_back(Frame::control(PacketType::Ping));
-            self.pong_deadline = Some(now + self.engine.config.ping_timeout);
+            // From the time the ping was due, not from when the timer got to run: a client
+            // that misses it is gone exactly pingInterval + pingTimeout after the last pong.
+            // Should this task have been starved past that, the client still gets half a
+            // timeout to answer.
+            let timeout = self.engine.config.ping_timeout;
+            self.pong_deadline = Some((self.next_ping + timeout).max(now + timeout / 2));
             fired = true;
         }
         if let Some(up) = &self.upgrading

@@ -207,6 +207,18 @@ impl LocalSockets {
         sockets.get(id).cloned()
     }
 
+    /// Runs the handler of an event another server sent with `server_side_emit`.
+    pub fn server_event(
+        &self,
+        event: &str,
+        args: RawArgs,
+        ack: Option<crate::namespace::ServerAck>,
+    ) {
+        if let Some(ns) = self.ns.upgrade() {
+            ns.server_event(event, args, ack);
+        }
+    }
+
     /// Runs a room event through the namespace's room event handlers.
     pub fn room_event(&self, event: RoomEvent) {
         if let Some(ns) = self.ns.upgrade() {

@@ -244,6 +244,27 @@ impl BroadcastOperator {
     }
 }
 
+/// Sends an event to the other servers of the cluster; with `ack`, collects one answer per
+/// other server.
+pub(crate) async fn server_side_emit<T: FromArgs>(
+    ns: &Arc<NsInner>,
+    event: &str,
+    args: &dyn ArgsDyn,
+    ack: Option<Duration>,
+) -> Result<Option<AckStream<T>>, AdapterError> {
+    let raw = encode::to_raw_args(args).map_err(|e| AdapterError(e.to_string()))?;
+    let Some(timeout) = ack else {
+        ns.adapter.server_side_emit(event, &raw, None)?;
+        return Ok(None);
+    };
+    let others = ns.adapter.server_count().await?.saturating_sub(1);
+    let state = Arc::new(Collector::default());
+    state.client_count(others);
+    let sink: Arc<dyn AckSink> = state.clone();
+    ns.adapter.server_side_emit(event, &raw, Some(sink))?;
+    Ok(Some(AckStream::new(state, timeout, None)))
+}
+
 /// A socket returned by `fetch_sockets`, local or on another server of the cluster.
 #[derive(Clone)]
 pub struct RemoteSocket {

@@ -163,6 +163,21 @@ impl Args for RawArgs {
     }
 }
 
+/// Arguments as raw JSON texts, e.g. to hand them to another server.
+pub(crate) fn to_raw_args(args: &dyn ArgsDyn) -> Result<RawArgs, serde_json::Error> {
+    let mut json = Vec::with_capacity(64);
+    let mut attachments = Vec::new();
+    json.push(b'[');
+    args.write_dyn(&mut json, &mut attachments)?;
+    json.push(b']');
+    let parts: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&json)?;
+    let args = parts
+        .into_iter()
+        .map(|p| Bytes::copy_from_slice(p.get().as_bytes()))
+        .collect();
+    Ok(RawArgs { args, attachments })
+}
+
 /// An encoded packet: the text frame and the binary attachment frames that follow it.
 #[derive(Debug, Clone)]
 pub(crate) struct Encoded {

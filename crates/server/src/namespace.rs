@@ -9,10 +9,11 @@ use serde_json::Value;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::adapter::{Adapter, AdapterFactory, LocalSockets, Room, RoomEvent};
-use crate::broadcast::BroadcastOperator;
-use crate::encode::Args;
+use crate::adapter::{Adapter, AdapterError, AdapterFactory, LocalSockets, Room, RoomEvent};
+use crate::broadcast::{AckStream, BroadcastOperator};
+use crate::encode::{Args, RawArgs};
 use crate::error::{ConnectError, EmitError};
+use crate::handler::FromArgs;
 use crate::handler::{BoxFuture, ConnectHandler, Middleware};
 use crate::server::IoInner;
 use crate::socket::Socket;
@@ -24,9 +25,46 @@ pub(crate) struct NsHandlers {
     pub(crate) middleware: RwLock<Vec<Middleware>>,
     pub(crate) on_connection: RwLock<Option<ConnectHandler>>,
     pub(crate) room_events: RwLock<Vec<RoomEventHandler>>,
+    pub(crate) server_events: RwLock<HashMap<String, ServerEventHandler>>,
 }
 
 type RoomEventHandler = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
+
+/// Handles an event another server sent with `server_side_emit`.
+pub(crate) type ServerEventHandler =
+    Arc<dyn Fn(RawArgs, Option<ServerAck>) -> BoxFuture<()> + Send + Sync>;
+
+/// Answers another server's `server_side_emit` with acknowledgement; at most once.
+pub struct ServerAck {
+    reply: Box<dyn FnOnce(RawArgs) + Send>,
+}
+
+impl fmt::Debug for ServerAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerAck")
+    }
+}
+
+impl ServerAck {
+    /// Wraps the adapter's way of sending the answer back.
+    pub fn new(reply: impl FnOnce(RawArgs) + Send + 'static) -> Self {
+        Self {
+            reply: Box::new(reply),
+        }
+    }
+
+    /// Answers with one argument.
+    pub fn send<T: serde::Serialize + ?Sized>(self, data: &T) -> Result<(), serde_json::Error> {
+        self.send_args(crate::encode::One(data))
+    }
+
+    /// Answers with several arguments.
+    pub fn send_args(self, args: impl Args) -> Result<(), serde_json::Error> {
+        let raw = crate::encode::to_raw_args(&args)?;
+        (self.reply)(raw);
+        Ok(())
+    }
+}
 
 pub(crate) struct NsInner {
     pub(crate) name: String,
@@ -58,6 +96,19 @@ impl NsInner {
 
     pub(crate) fn next_ack_id(&self) -> u64 {
         self.next_ack_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn server_event(&self, event: &str, args: RawArgs, ack: Option<ServerAck>) {
+        let handler = self
+            .handlers
+            .server_events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+            .cloned();
+        if let Some(h) = handler {
+            crate::handler::run_now_or_spawn(h(args, ack));
+        }
     }
 
     pub(crate) fn room_event(&self, event: RoomEvent) {
@@ -222,6 +273,47 @@ impl Namespace {
     /// Emits with several arguments to every socket of the namespace.
     pub fn emit_args(&self, event: &str, args: impl Args) -> Result<(), EmitError> {
         self.broadcast().emit_args(event, args)
+    }
+
+    /// Handles `event` sent by another server with `server_side_emit`.
+    pub fn on_server_event<F, Fut>(&self, event: &str, handler: F) -> &Self
+    where
+        F: Fn(RawArgs, Option<ServerAck>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h: ServerEventHandler = Arc::new(move |a, ack| Box::pin(handler(a, ack)));
+        self.inner
+            .handlers
+            .server_events
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(event.to_owned(), h);
+        self
+    }
+
+    /// Sends an event to the other servers of the cluster (Node's `serverSideEmit`); without
+    /// a cluster adapter nobody receives it.
+    pub async fn server_side_emit(&self, event: &str, args: impl Args) -> Result<(), AdapterError> {
+        crate::broadcast::server_side_emit::<RawArgs>(&self.inner, event, &args, None).await?;
+        Ok(())
+    }
+
+    /// Like [`server_side_emit`](Self::server_side_emit), collecting one answer per other
+    /// server until all answered or `timeout`.
+    pub async fn server_side_emit_with_ack<T: FromArgs>(
+        &self,
+        event: &str,
+        args: impl Args,
+        timeout: std::time::Duration,
+    ) -> Result<AckStream<T>, AdapterError> {
+        crate::broadcast::server_side_emit::<T>(&self.inner, event, &args, Some(timeout))
+            .await?
+            .ok_or_else(|| AdapterError("no acknowledgement stream".into()))
+    }
+
+    /// How many servers share this namespace (1 without a cluster adapter).
+    pub async fn server_count(&self) -> Result<usize, AdapterError> {
+        self.inner.adapter.server_count().await
     }
 
     /// Every room with a member (cluster-wide with a cluster adapter).

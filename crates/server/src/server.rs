@@ -283,6 +283,42 @@ impl SocketIo {
         self.broadcast().emit_args(event, args)
     }
 
+    /// Sends an event to the other servers of the cluster (main namespace).
+    pub async fn server_side_emit(
+        &self,
+        event: &str,
+        args: impl Args,
+    ) -> Result<(), crate::adapter::AdapterError> {
+        self.of("/").server_side_emit(event, args).await
+    }
+
+    /// How many servers are in the cluster (1 without a cluster adapter).
+    pub async fn server_count(&self) -> Result<usize, crate::adapter::AdapterError> {
+        self.of("/").server_count().await
+    }
+
+    /// The sockets of the main namespace, wherever they are connected.
+    pub async fn fetch_sockets(
+        &self,
+    ) -> Result<Vec<crate::RemoteSocket>, crate::adapter::AdapterError> {
+        self.broadcast().fetch_sockets().await
+    }
+
+    /// Makes every socket of the main namespace join rooms.
+    pub fn sockets_join(&self, rooms: impl IntoRooms) {
+        self.broadcast().sockets_join(rooms);
+    }
+
+    /// Makes every socket of the main namespace leave rooms.
+    pub fn sockets_leave(&self, rooms: impl IntoRooms) {
+        self.broadcast().sockets_leave(rooms);
+    }
+
+    /// Disconnects every socket of the main namespace; with `close`, their connections.
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.broadcast().disconnect_sockets(close);
+    }
+
     /// Every room with a member in the main namespace.
     pub async fn all_rooms(&self) -> Result<Vec<Room>, crate::adapter::AdapterError> {
         self.of("/").all_rooms().await

@@ -20,7 +20,8 @@ use crate::connection::ConnInner;
 use crate::encode::{self, Args, ArgsDyn, Encoded, One, RawArgs};
 use crate::error::{AckError, DisconnectReason, EmitError};
 use crate::handler::{
-    AckSender, DisconnectHandler, ErasedHandler, EventHandler, FromArgs, erase, run_now_or_spawn,
+    AckSender, BoxFuture, DisconnectHandler, ErasedHandler, EventHandler, FromArgs, erase,
+    run_now_or_spawn,
 };
 use crate::handshake::Handshake;
 use crate::namespace::NsInner;
@@ -75,7 +76,37 @@ impl Acks {
     }
 }
 
+type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()> + Send + Sync>;
+type OutgoingObserver = Arc<dyn Fn(&Socket, &str, &RawArgs) + Send + Sync>;
+type PacketMiddleware =
+    Arc<dyn Fn(&Socket, &str, &mut RawArgs) -> Result<(), PacketError> + Send + Sync>;
+type ErrorHandler = Arc<dyn Fn(&Socket, &PacketError) + Send + Sync>;
+
+/// Why a packet middleware refused an incoming event; handed to the socket's
+/// [`on_error`](Socket::on_error) handlers (as Node emits `error` on the socket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketError(pub String);
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+#[derive(Default)]
+struct Hooks {
+    any: Vec<AnyHandler>,
+    any_outgoing: Vec<OutgoingObserver>,
+    packet_middleware: Vec<PacketMiddleware>,
+    on_error: Vec<ErrorHandler>,
+}
+
 pub(crate) struct SocketInner {
+    /// Set once any hook is registered, so sockets without hooks never take their lock.
+    has_hooks: AtomicBool,
+    hooks: RwLock<Hooks>,
     id: Arc<str>,
     pub(crate) ns: Arc<NsInner>,
     pub(crate) conn: Arc<ConnInner>,
@@ -117,6 +148,8 @@ impl Socket {
     pub(crate) fn new(ns: Arc<NsInner>, conn: Arc<ConnInner>, handshake: Handshake) -> Self {
         Self {
             inner: Arc::new(SocketInner {
+                has_hooks: AtomicBool::new(false),
+                hooks: RwLock::new(Hooks::default()),
                 id: crate::server::random_id(),
                 ns,
                 conn,
@@ -174,6 +207,49 @@ impl Socket {
     {
         let mut events = self.inner.events.write().unwrap_or_else(|p| p.into_inner());
         events.insert(event.into(), erase(handler));
+    }
+
+    fn add_hook(&self, f: impl FnOnce(&mut Hooks)) {
+        f(&mut self.inner.hooks.write().unwrap_or_else(|p| p.into_inner()));
+        self.inner.has_hooks.store(true, Ordering::Release);
+    }
+
+    /// Registers a catch-all handler, run for every incoming event (before the event's own
+    /// handler) with the event name and its arguments, as Node's `socket.onAny`.
+    pub fn on_any<F, Fut>(&self, handler: F)
+    where
+        F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h: AnyHandler = Arc::new(move |s, e, a| Box::pin(handler(s, e, a)));
+        self.add_hook(|hooks| hooks.any.push(h));
+    }
+
+    /// Registers an observer of every event this socket emits (not broadcasts), as Node's
+    /// `socket.onAnyOutgoing`. It runs synchronously before the packet is queued.
+    pub fn on_any_outgoing<F>(&self, observer: F)
+    where
+        F: Fn(&Socket, &str, &RawArgs) + Send + Sync + 'static,
+    {
+        self.add_hook(|hooks| hooks.any_outgoing.push(Arc::new(observer)));
+    }
+
+    /// Adds a packet middleware, run in order for every incoming event before any handler,
+    /// as Node's `socket.use`. It may change the arguments; an `Err` drops the event and goes
+    /// to the [`on_error`](Self::on_error) handlers.
+    pub fn use_packet<F>(&self, middleware: F)
+    where
+        F: Fn(&Socket, &str, &mut RawArgs) -> Result<(), PacketError> + Send + Sync + 'static,
+    {
+        self.add_hook(|hooks| hooks.packet_middleware.push(Arc::new(middleware)));
+    }
+
+    /// Registers a handler for errors of packet middleware.
+    pub fn on_error<F>(&self, handler: F)
+    where
+        F: Fn(&Socket, &PacketError) + Send + Sync + 'static,
+    {
+        self.add_hook(|hooks| hooks.on_error.push(Arc::new(handler)));
     }
 
     /// Removes the handler of an event.
@@ -359,7 +435,28 @@ impl Socket {
     }
 
     /// Delivers an incoming event to its handler.
-    pub(crate) fn dispatch_event(&self, name: &str, args: RawArgs, ack_id: Option<u64>) {
+    pub(crate) fn dispatch_event(&self, name: &str, mut args: RawArgs, ack_id: Option<u64>) {
+        if self.inner.has_hooks.load(Ordering::Acquire) {
+            let (middleware, any, on_error) = {
+                let hooks = self.inner.hooks.read().unwrap_or_else(|p| p.into_inner());
+                (
+                    hooks.packet_middleware.clone(),
+                    hooks.any.clone(),
+                    hooks.on_error.clone(),
+                )
+            };
+            for m in middleware {
+                if let Err(e) = m(self, name, &mut args) {
+                    for h in &on_error {
+                        h(self, &e);
+                    }
+                    return;
+                }
+            }
+            for h in any {
+                run_now_or_spawn(h(self.clone(), name.to_owned(), args.clone()));
+            }
+        }
         let handler = {
             let events = self.inner.events.read().unwrap_or_else(|p| p.into_inner());
             events.get(name).cloned()
