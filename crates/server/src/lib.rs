@@ -44,6 +44,7 @@ pub mod handler;
 mod handshake;
 mod namespace;
 mod server;
+mod service;
 mod socket;
 
 pub use broadcast::{AckResponse, AckStream, BroadcastOperator, IntoRooms, RemoteSocket};
@@ -53,5 +54,6 @@ pub use handler::{AckSender, Data, FromArgs};
 pub use handshake::Handshake;
 pub use namespace::{Namespace, ServerAck};
 pub use server::{SocketIo, SocketIoBuilder};
+pub use service::{SocketIoLayer, SocketIoService};
 pub use socket::{AckFuture, PacketError, Socket, TimeoutEmitter};
 pub use volley_engine::{AllowOrigin, Cors, TransportKind, serve};

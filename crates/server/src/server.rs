@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::Value;
-use volley_engine::{
-    Cors, Engine, EngineConfig, EngineLayer, EngineService, NotFound, TransportKind,
-};
+use volley_engine::{Cors, Engine, EngineConfig, TransportKind};
+
+use crate::service::{SocketIoLayer, SocketIoService};
 
 use crate::adapter::{AdapterFactory, Room, local_adapter_factory};
 use crate::broadcast::{BroadcastOperator, IntoRooms};
@@ -218,14 +218,14 @@ impl SocketIo {
     }
 
     /// A tower service answering Socket.IO at its path and 404 elsewhere.
-    pub fn service(&self) -> EngineService<NotFound> {
-        self.engine().service()
+    pub fn service(&self) -> SocketIoService {
+        SocketIoService::new(self.engine().service(), self.inner.clone())
     }
 
     /// A tower layer answering Socket.IO at its path and passing other requests on, e.g. to
     /// an axum `Router`.
-    pub fn layer(&self) -> EngineLayer {
-        self.engine().layer()
+    pub fn layer(&self) -> SocketIoLayer {
+        SocketIoLayer::new(self.engine().layer(), self.inner.clone())
     }
 
     /// Disconnects every socket (reason "server shutting down"), closes every connection and
