@@ -849,7 +849,7 @@ pub(crate) mod tests {
         // Invalid UTF-8.
         let e = Packet::decode(Bytes::from_static(b"2[\"\xff\"]"), &DecodeLimits::default())
             .unwrap_err();
-        assert_eq!((e.kind(), e.offset()), (DecodeErrorKind::InvalidUtf8, 2));
+        assert_eq!((e.kind(), e.offset()), (DecodeErrorKind::InvalidUtf8, 3));
     }
 
     #[test]
