@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -28,6 +29,9 @@ pub struct BroadcastFlags {
     pub local: bool,
     /// Drop the packet for sockets that cannot take it now.
     pub volatile: bool,
+    /// The acknowledgement timeout of a broadcast with acknowledgements (cluster adapters
+    /// send it along, as Node's `flags.timeout`).
+    pub timeout: Option<Duration>,
 }
 
 /// Who a broadcast or a utility operation is for: sockets in any of `rooms` (all sockets
@@ -219,6 +223,12 @@ impl LocalSockets {
         }
     }
 
+    /// A fresh acknowledgement id of the namespace, for a packet an adapter builds itself
+    /// (a broadcast with acknowledgements another server asked for).
+    pub fn next_ack_id(&self) -> Option<u64> {
+        self.ns.upgrade().map(|ns| ns.next_ack_id())
+    }
+
     /// Runs a room event through the namespace's room event handlers.
     pub fn room_event(&self, event: RoomEvent) {
         if let Some(ns) = self.ns.upgrade() {
@@ -233,10 +243,16 @@ struct Index {
     sids: HashMap<Room, HashSet<Room>>,
 }
 
+/// Observes the room events of a [`LocalAdapter`] before the namespace's handlers do; a
+/// cluster adapter uses it to follow rooms (e.g. per-room subscriptions). It runs after the
+/// index was updated, so it may query the adapter.
+pub type RoomHook = Arc<dyn Fn(&LocalAdapter, &RoomEvent) + Send + Sync>;
+
 /// The in-memory adapter: a rooms ↔ sockets index for one namespace on one server.
 pub struct LocalAdapter {
     sockets: LocalSockets,
     index: RwLock<Index>,
+    hook: Option<RoomHook>,
 }
 
 impl fmt::Debug for LocalAdapter {
@@ -255,6 +271,24 @@ impl LocalAdapter {
         Self {
             sockets,
             index: RwLock::new(Index::default()),
+            hook: None,
+        }
+    }
+
+    /// A local adapter whose room events also go to `hook`.
+    pub fn with_room_hook(sockets: LocalSockets, hook: RoomHook) -> Self {
+        Self {
+            hook: Some(hook),
+            ..Self::new(sockets)
+        }
+    }
+
+    fn emit_room_events(&self, events: Vec<RoomEvent>) {
+        for e in events {
+            if let Some(h) = &self.hook {
+                h(self, &e);
+            }
+            self.sockets.room_event(e);
         }
     }
 
@@ -414,9 +448,7 @@ impl Adapter for LocalAdapter {
                     .insert(room.clone());
             }
         }
-        for e in events {
-            self.sockets.room_event(e);
-        }
+        self.emit_room_events(events);
     }
 
     fn del(&self, id: &str, room: &str) {
@@ -436,9 +468,7 @@ impl Adapter for LocalAdapter {
                 }
             }
         }
-        for e in events {
-            self.sockets.room_event(e);
-        }
+        self.emit_room_events(events);
     }
 
     fn del_all(&self, id: &str) {
@@ -460,9 +490,7 @@ impl Adapter for LocalAdapter {
                 }
             }
         }
-        for e in events {
-            self.sockets.room_event(e);
-        }
+        self.emit_room_events(events);
     }
 
     fn socket_rooms(&self, id: &str) -> Vec<Room> {

@@ -204,9 +204,11 @@ impl BroadcastOperator {
             }
         };
         let sink: Arc<dyn AckSink> = state.clone();
+        let mut opts = self.opts.clone();
+        opts.flags.timeout = Some(timeout);
         self.ns
             .adapter
-            .broadcast_with_ack(&BroadcastPacket { encoded }, id, &self.opts, sink);
+            .broadcast_with_ack(&BroadcastPacket { encoded }, id, &opts, sink);
         let servers = if self.opts.flags.local {
             None
         } else {

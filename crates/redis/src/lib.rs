@@ -1,0 +1,118 @@
+//! A Redis adapter for Volley that speaks the bytes of Node's `@socket.io/redis-adapter`
+//! (8.x), so Rust and Node servers can share one cluster, and `@socket.io/redis-emitter`
+//! reaches Volley's clients.
+//!
+//! ```no_run
+//! use volley::SocketIo;
+//! use volley_redis::{RedisAdapterConfig, RedisCluster};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = RedisCluster::connect("redis://127.0.0.1:6379", RedisAdapterConfig::default()).await?;
+//! let io = SocketIo::builder().adapter(cluster.factory()).build();
+//! io.of("/chat");
+//! cluster.ready(std::time::Duration::from_secs(5)).await?; // subscriptions confirmed
+//! io.emit("hello", "every client of every server")?;
+//! # Ok(()) }
+//! ```
+//!
+//! For Node's sharded adapter (`createShardedAdapter`, Redis >= 7), set
+//! `mode: Mode::Sharded(SubscriptionMode::Dynamic)` (or the `subscriptionMode` the Node
+//! nodes use).
+//!
+//! # How it works
+//!
+//! ## Connections and tasks
+//! One [`RedisCluster`] per server holds two connections, shared by the adapters of all
+//! namespaces:
+//! - the **subscriber** (RESP3, so SUBSCRIBE, PSUBSCRIBE and SSUBSCRIBE share it). Exactly
+//!   one connection per server subscribes, which is what Node counts servers with
+//!   (`PUBSUB NUMSUB` / `SHARDNUMSUB`);
+//! - the **publisher**, for PUBLISH/SPUBLISH (queued, sent in order, pipelined in batches)
+//!   and `PUBSUB` queries.
+//!
+//! A supervisor task owns the subscriber; a processing task decodes and applies what it
+//! receives, in order. Each namespace gets a [`RedisAdapter`]: a [`LocalAdapter`] for this
+//! server's sockets plus the cluster messages. Every operation is applied locally first or
+//! alongside, so local delivery never waits for Redis.
+//!
+//! ## Channels (key prefix `socket.io`, namespace `N`)
+//! | mode | channel | carries |
+//! |---|---|---|
+//! | classic | `socket.io#N#` (PSUBSCRIBE `socket.io#N#*`) | broadcasts to all or several rooms |
+//! | classic | `socket.io#N#room#` | broadcasts to exactly one room |
+//! | classic | `socket.io-request#N#` (SUBSCRIBE) | requests (join, leave, disconnect, fetch, serverSideEmit, broadcast with acks, allRooms) |
+//! | classic | `socket.io-response#N#` and `socket.io-response#N#<uid>#` | responses (both are listened to) |
+//! | sharded | `socket.io#N#` (SSUBSCRIBE) | every request and broadcast |
+//! | sharded | `socket.io#N#<uid>#` | responses to this server |
+//! | sharded, dynamic modes | `socket.io#N#room#` | single-room broadcasts; subscribed while the room exists here (public rooms; socket-id rooms too in `dynamic-private`) |
+//!
+//! A single-room broadcast goes to the room channel in classic mode, and in the dynamic
+//! sharded modes when the room does not look like a socket id (20 characters) or the mode is
+//! `dynamic-private`. Socket ids are 20 characters, as Node's, so that rule holds for
+//! Volley's sockets too.
+//!
+//! ## Encodings
+//! - Classic broadcast: MessagePack array `[uid, {type: 2, data: [event, ...args], nsp},
+//!   {rooms, except, flags}]`. Classic requests and responses: JSON, except the broadcast
+//!   with acknowledgements (type 7) and each acknowledgement (type 9), which are MessagePack
+//!   maps.
+//! - Sharded: the cluster adapter's `{type, data, uid, nsp}`, JSON unless the message may
+//!   carry binary (broadcast, broadcast ack, fetchSockets response, serverSideEmit and its
+//!   answer) and does; then MessagePack.
+//! - Receivers tell JSON from MessagePack by the first byte (`{` means JSON), decode maps by
+//!   key, accept a missing or `"emitter"` uid, unknown flags, and rooms sent as numbers.
+//! - MessagePack is notepack.io's: smallest integer formats, float64 for other numbers,
+//!   `bin` for binary (binary arguments travel inline and become Socket.IO attachments on
+//!   the receiving side), a timestamp (ext -1, a JavaScript `Date`) is read as the ISO
+//!   string the client would see, and notepack 2.x's legacy forms (ext 0 binary, fixext1
+//!   undefined) are read too.
+//! - Where Node would `JSON.stringify` (classic serverSideEmit arguments, fetchSockets
+//!   data), binary becomes `{"type":"Buffer","data":[...]}`, as in Node.
+//!
+//! ## Compatibility
+//! - With `createAdapter` 8.x (classic), including `publishOnSpecificResponseChannel` peers,
+//!   and with `@socket.io/redis-emitter` 5.x (broadcasts, socketsJoin/Leave,
+//!   disconnectSockets, serverSideEmit). The emitter cannot reach sharded clusters (it uses
+//!   PUBLISH); that is a limitation of the emitter.
+//! - With `createShardedAdapter` 8.2+/8.3 in `static`, `dynamic` and `dynamic-private`.
+//! - The legacy requests of adapter 7.x and older are answered: `allSockets` (type 0) and
+//!   the per-socket join, leave and disconnect (2, 3, 4 with `sid`).
+//! - `all_rooms` exists in classic mode only, as in Node.
+//! - Servers are counted as Node counts them: subscribers of the request channel (classic)
+//!   or of the main shard channel (sharded). A request waits for `count - 1` answers.
+//! - Unlike Node's classic adapter, `sockets_join`, `sockets_leave` and
+//!   `disconnect_sockets` are applied locally at once (Node applies them when its own
+//!   message comes back from Redis); our own messages are ignored by uid.
+//!
+//! ## Failure behaviour
+//! - **Redis down**: local delivery goes on (broadcasts, rooms, acks of local clients).
+//!   Publishes fail at once and are dropped (pub/sub is at-most-once, as with Node's
+//!   adapter); `fetch_sockets`, `all_rooms`, `server_count` and `server_side_emit` fail at
+//!   once with `redis unavailable (...)`; a broadcast with acknowledgements collects the
+//!   local answers and ends at its timeout.
+//! - **Redis back**: the supervisor reconnects (backoff 50 ms doubling up to
+//!   `max_backoff`), subscribes the whole desired set again (one SSUBSCRIBE per shard
+//!   channel), and only then reports connected; server counts are asked of Redis on each
+//!   request, so they are right again as soon as every server has resubscribed. Messages
+//!   published during the outage are lost.
+//! - **Half-open connections** (a proxy that dropped the TCP session) are found by a PING
+//!   on the subscriber every `ping_interval`.
+//! - **A slow server**: the subscriber never waits for processing. Messages go through a
+//!   bounded queue (`incoming_capacity`); when it is full, the newest message is dropped and
+//!   counted in [`Stats::dropped_incoming`] (a warning is logged at powers of two), so Redis
+//!   never disconnects us for the pub/sub output buffer and the server is never blocked. A
+//!   dropped request or response makes the requester time out, as a lost message would.
+//!   The publish queue (`outgoing_capacity`) is bounded too: when full, publishes fail and
+//!   are counted in [`Stats::dropped_outgoing`].
+//! - Requests time out after `requests_timeout` (5 s) with
+//!   `timeout reached: only X responses received out of Y`, as in Node.
+//!
+//! [`LocalAdapter`]: volley::adapter::LocalAdapter
+
+mod cluster;
+mod link;
+pub mod message;
+pub mod packet;
+pub mod value;
+
+pub use cluster::{Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats, SubscriptionMode};
