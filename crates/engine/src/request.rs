@@ -70,6 +70,12 @@ impl RequestInfo {
         })
     }
 
+    /// Every query parameter, percent-decoded, in order.
+    pub fn query_params(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        query_pairs(self.uri.query().unwrap_or(""))
+            .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+    }
+
     /// The transport asked for (always set once parsing succeeded).
     pub fn transport_kind(&self) -> TransportKind {
         self.transport.unwrap_or(TransportKind::Polling)

@@ -209,18 +209,24 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
             .clone();
         global.into_iter().chain(local).collect()
     };
+    // Middleware may join rooms before refusing; a socket that does not get in leaves them.
+    let abandon = |socket: &Socket| ns.adapter.del_all(socket.id());
     for m in middleware {
         if let Err(err) = m(socket.clone()).await {
+            abandon(&socket);
             send_error(&err);
             return;
         }
     }
     if !conn.engine.is_open() {
+        abandon(&socket);
         return;
     }
     {
         let mut map = conn.lock();
         if map.contains_key(&name) {
+            drop(map);
+            abandon(&socket);
             return;
         }
         map.insert(name.clone(), socket.clone());

@@ -133,6 +133,9 @@ pub struct WithRawAck;
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct WithSocket;
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WithSocketAck;
 
 fn decoded<T: DeserializeOwned>(socket: &Socket, args: &RawArgs) -> Option<T> {
     match args_into(args) {
@@ -199,6 +202,16 @@ where
 {
     fn call(&self, socket: Socket, _: RawArgs, _: AckSender) -> BoxFuture<()> {
         Box::pin(self(socket))
+    }
+}
+
+impl<F, Fut> EventHandler<WithSocketAck> for F
+where
+    F: Fn(Socket, AckSender) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn call(&self, socket: Socket, _: RawArgs, ack: AckSender) -> BoxFuture<()> {
+        Box::pin(self(socket, ack))
     }
 }
 

@@ -87,12 +87,16 @@ impl IoInner {
             if matched {
                 let mut map = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
                 let ns = map.entry(name.to_owned()).or_insert_with(|| {
-                    NsInner::new(
+                    let child = NsInner::new(
                         name.to_owned(),
                         Arc::downgrade(self),
-                        handlers,
+                        handlers.clone(),
                         &self.adapter,
-                    )
+                    );
+                    let mut children = handlers.children.write().unwrap_or_else(|p| p.into_inner());
+                    children.retain(|c| c.strong_count() > 0);
+                    children.push(Arc::downgrade(&child));
+                    child
                 });
                 return Some(ns.clone());
             }
@@ -193,12 +197,7 @@ impl SocketIo {
                 handlers: handlers.clone(),
             });
         Namespace {
-            inner: NsInner::new(
-                label,
-                Arc::downgrade(&self.inner),
-                handlers,
-                &self.inner.adapter,
-            ),
+            inner: NsInner::new_parent(label, Arc::downgrade(&self.inner), handlers),
         }
     }
 
@@ -317,6 +316,16 @@ impl SocketIo {
     /// Disconnects every socket of the main namespace; with `close`, their connections.
     pub fn disconnect_sockets(&self, close: bool) {
         self.broadcast().disconnect_sockets(close);
+    }
+
+    /// Emits to every socket of the main namespace and collects their acknowledgements
+    /// (see [`BroadcastOperator::emit_with_ack`]).
+    pub fn emit_with_ack<T: crate::FromArgs, D: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &D,
+    ) -> crate::AckStream<T> {
+        self.broadcast().emit_with_ack(event, data)
     }
 
     /// Every room with a member in the main namespace.

@@ -292,9 +292,32 @@ impl Socket {
         if self.inner.disconnected.load(Ordering::Acquire) {
             return Err(EmitError::Disconnected);
         }
+        self.observe_outgoing(event, args);
         let enc =
             encode::event(self.namespace(), event, args, None).map_err(EmitError::Serialize)?;
         self.send_encoded(&enc)
+    }
+
+    /// Shows an outgoing event to the `on_any_outgoing` observers, if there are any.
+    fn observe_outgoing(&self, event: &str, args: &dyn ArgsDyn) {
+        if !self.inner.has_hooks.load(Ordering::Acquire) {
+            return;
+        }
+        let observers = self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .any_outgoing
+            .clone();
+        if observers.is_empty() {
+            return;
+        }
+        if let Ok(raw) = encode::to_raw_args(args) {
+            for o in observers {
+                o(self, event, &raw);
+            }
+        }
     }
 
     pub(crate) fn send_encoded(&self, enc: &Encoded) -> Result<(), EmitError> {
@@ -371,6 +394,7 @@ impl Socket {
         if self.inner.disconnected.load(Ordering::Acquire) {
             return AckFuture::ready(Err(AckError::Emit(EmitError::Disconnected)));
         }
+        self.observe_outgoing(event, args);
         let (tx, rx) = oneshot::channel();
         let id = self.inner.ns.next_ack_id();
         lock(&self.inner.acks).insert(id, AckTarget::Single(tx));
