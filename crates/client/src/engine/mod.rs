@@ -1,0 +1,357 @@
+//! The Engine.IO v4 client: opening a session over polling or WebSocket, the upgrade from
+//! polling to WebSocket, and the heartbeat watchdog.
+//!
+//! Each transport runs in a small task of its own (a "pump") that owns the IO and talks to the
+//! [`Session`] through channels; the session is driven by whoever awaits [`Session::next`]
+//! (the manager's driver task). Dropping a session aborts its pumps.
+
+pub(crate) mod net;
+mod polling;
+mod websocket;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use volley_proto::engine::{Message, OpenPacket, Packet};
+
+use crate::error::{DisconnectReason, TransportError, TransportErrorKind};
+use net::{Target, Tls};
+
+/// An Engine.IO transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// HTTP long-polling: a parked `GET` receives, a `POST` sends.
+    Polling,
+    /// One WebSocket connection.
+    WebSocket,
+}
+
+impl TransportKind {
+    /// The name on the wire (`transport=` query parameter).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Polling => "polling",
+            Self::WebSocket => "websocket",
+        }
+    }
+}
+
+/// Everything needed to open sessions to one server.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineConfig {
+    pub(crate) target: Target,
+    /// The path, with a trailing slash (`/socket.io/`).
+    pub(crate) path: String,
+    /// Query parameters sent with every request, before `EIO`, `transport` and `sid`.
+    pub(crate) query: Vec<(String, String)>,
+    /// Extra headers sent with every HTTP request and the WebSocket handshake.
+    pub(crate) headers: Vec<(String, String)>,
+    /// Transports to use, the first for the handshake.
+    pub(crate) transports: Vec<TransportKind>,
+    /// Whether to upgrade from polling to WebSocket.
+    pub(crate) upgrade: bool,
+    pub(crate) tls: Tls,
+    /// How long the upgrade probe may take before the client stays on polling.
+    pub(crate) probe_timeout: Duration,
+}
+
+impl EngineConfig {
+    fn query_string(&self, transport: TransportKind, sid: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.query {
+            if !matches!(k.as_str(), "EIO" | "transport" | "sid") {
+                q.append_pair(k, v);
+            }
+        }
+        q.append_pair("EIO", "4");
+        q.append_pair("transport", transport.as_str());
+        if let Some(sid) = sid {
+            q.append_pair("sid", sid);
+        }
+        q.finish()
+    }
+
+    /// The origin-form target of an HTTP request (`/socket.io/?EIO=4&...`).
+    pub(crate) fn path_and_query(&self, transport: TransportKind, sid: Option<&str>) -> String {
+        format!("{}?{}", self.path, self.query_string(transport, sid))
+    }
+
+    /// The WebSocket URI.
+    pub(crate) fn ws_uri(&self, sid: Option<&str>) -> String {
+        let scheme = if self.target.secure { "wss" } else { "ws" };
+        format!(
+            "{scheme}://{}{}",
+            self.target.authority(),
+            self.path_and_query(TransportKind::WebSocket, sid)
+        )
+    }
+}
+
+/// What a pump is told to do.
+#[derive(Debug)]
+pub(crate) enum PumpCmd {
+    /// Write these packets, in order.
+    Send(Vec<Packet>),
+    /// Stop receiving and sending once what is in flight is done, then report `Paused`
+    /// (polling, during an upgrade).
+    Pause,
+    /// Send a close packet and stop.
+    Close,
+}
+
+/// What a pump reports.
+#[derive(Debug)]
+pub(crate) enum PumpEvent {
+    Packet(Packet),
+    Paused,
+    Error(TransportError),
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A running transport.
+#[derive(Debug)]
+pub(crate) struct Pump {
+    kind: TransportKind,
+    tx: mpsc::UnboundedSender<PumpCmd>,
+    rx: mpsc::Receiver<PumpEvent>,
+    /// Whether a write is in flight (polling: a POST; WebSocket: a send not yet flushed).
+    busy: Arc<AtomicBool>,
+    _task: AbortOnDrop,
+}
+
+/// How many received packets a pump may get ahead of the session.
+const PUMP_QUEUE: usize = 256;
+
+impl Pump {
+    fn spawn<F, Fut>(kind: TransportKind, f: F) -> Self
+    where
+        F: FnOnce(
+            mpsc::UnboundedReceiver<PumpCmd>,
+            mpsc::Sender<PumpEvent>,
+            Arc<AtomicBool>,
+        ) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, rx) = mpsc::channel(PUMP_QUEUE);
+        let busy = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(f(cmd_rx, ev_tx, busy.clone()));
+        Self {
+            kind,
+            tx,
+            rx,
+            busy,
+            _task: AbortOnDrop(task),
+        }
+    }
+}
+
+/// What [`Session::next`] reports.
+#[derive(Debug)]
+pub(crate) enum SessionEvent {
+    /// An application message (a Socket.IO packet or attachment).
+    Message(Message),
+    /// The transport is now WebSocket.
+    Upgraded,
+    /// The session is over.
+    Closed(DisconnectReason, Option<TransportError>),
+}
+
+type ProbeFuture =
+    Pin<Box<dyn Future<Output = Result<websocket::WsStream, TransportError>> + Send>>;
+
+/// An open Engine.IO session.
+pub(crate) struct Session {
+    open: OpenPacket,
+    pump: Pump,
+    /// When the session is dead unless a ping arrives: `pingInterval + pingTimeout` after the
+    /// last ping (or the handshake).
+    deadline: Instant,
+    probe: Option<ProbeFuture>,
+    /// The probed WebSocket, waiting for polling to pause.
+    upgraded: Option<websocket::WsStream>,
+    /// Packets held back while polling pauses for the upgrade.
+    held: Option<Vec<Packet>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("sid", &self.open.sid)
+            .field("transport", &self.pump.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Opens a session with the first configured transport; starts the upgrade probe when
+    /// allowed.
+    pub(crate) async fn open(cfg: Arc<EngineConfig>) -> Result<Self, TransportError> {
+        let first = cfg.transports.first().copied().ok_or_else(|| {
+            TransportError::new(TransportErrorKind::InvalidConfig, "no transport configured")
+        })?;
+        let (open, pump) = match first {
+            TransportKind::Polling => polling::open(cfg.clone()).await?,
+            TransportKind::WebSocket => websocket::open(&cfg).await?,
+        };
+        let probe: Option<ProbeFuture> = if first == TransportKind::Polling
+            && cfg.upgrade
+            && cfg.transports.contains(&TransportKind::WebSocket)
+            && open.upgrades.iter().any(|u| u == "websocket")
+        {
+            let cfg = cfg.clone();
+            let sid = open.sid.clone();
+            Some(Box::pin(async move {
+                let timeout = cfg.probe_timeout;
+                match tokio::time::timeout(timeout, websocket::probe(&cfg, &sid)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(TransportError::new(
+                        TransportErrorKind::Timeout,
+                        "upgrade probe timed out",
+                    )),
+                }
+            }))
+        } else {
+            None
+        };
+        let deadline = Instant::now() + heartbeat_window(&open);
+        Ok(Self {
+            open,
+            pump,
+            deadline,
+            probe,
+            upgraded: None,
+            held: None,
+        })
+    }
+
+    /// The server's handshake.
+    pub(crate) fn handshake(&self) -> &OpenPacket {
+        &self.open
+    }
+
+    /// The current transport.
+    pub(crate) fn transport(&self) -> TransportKind {
+        self.pump.kind
+    }
+
+    /// Whether a packet written now would go out at once (what `volatile` needs).
+    pub(crate) fn is_writable(&self) -> bool {
+        self.held.is_none() && !self.pump.busy.load(Ordering::Acquire)
+    }
+
+    /// Queues packets for sending, in order.
+    pub(crate) fn send(&mut self, packets: Vec<Packet>) {
+        if packets.is_empty() {
+            return;
+        }
+        match &mut self.held {
+            Some(held) => held.extend(packets),
+            None => {
+                let _ = self.pump.tx.send(PumpCmd::Send(packets));
+            }
+        }
+    }
+
+    /// Sends a close packet and waits (briefly) for the transport to let it out.
+    pub(crate) async fn close(mut self) {
+        let _ = self.pump.tx.send(PumpCmd::Close);
+        let drain = async { while self.pump.rx.recv().await.is_some() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
+
+    /// The next event of the session. Cancel-safe.
+    pub(crate) async fn next(&mut self) -> SessionEvent {
+        loop {
+            let deadline = self.deadline;
+            let rx = &mut self.pump.rx;
+            let probe = &mut self.probe;
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(PumpEvent::Packet(p)) => match p {
+                        Packet::Ping(_) => {
+                            self.deadline = Instant::now() + heartbeat_window(&self.open);
+                            self.send(vec![Packet::Pong(Bytes::new())]);
+                        }
+                        Packet::Message(m) => return SessionEvent::Message(m),
+                        Packet::Close => return SessionEvent::Closed(DisconnectReason::TransportClose, None),
+                        Packet::Open(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop => {}
+                    },
+                    Some(PumpEvent::Paused) => {
+                        if let Some(ws) = self.upgraded.take() {
+                            let mut packets = vec![Packet::Upgrade];
+                            packets.extend(self.held.take().unwrap_or_default());
+                            self.pump = websocket::spawn(ws, Vec::new());
+                            self.send(packets);
+                            return SessionEvent::Upgraded;
+                        }
+                    }
+                    Some(PumpEvent::Error(e)) => {
+                        let reason = match e.kind() {
+                            TransportErrorKind::Protocol => DisconnectReason::ParseError,
+                            TransportErrorKind::Closed => DisconnectReason::TransportClose,
+                            _ => DisconnectReason::TransportError,
+                        };
+                        return SessionEvent::Closed(reason, Some(e));
+                    }
+                    None => return SessionEvent::Closed(DisconnectReason::TransportClose, None),
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    return SessionEvent::Closed(DisconnectReason::PingTimeout, None);
+                }
+                r = async { probe.as_mut().expect("guarded").await }, if probe.is_some() => {
+                    self.probe = None;
+                    match r {
+                        Ok(ws) => {
+                            tracing::debug!(sid = %self.open.sid, "upgrade probe answered; pausing polling");
+                            self.upgraded = Some(ws);
+                            self.held = Some(Vec::new());
+                            let _ = self.pump.tx.send(PumpCmd::Pause);
+                        }
+                        Err(e) => {
+                            tracing::debug!(sid = %self.open.sid, error = %e, "upgrade failed; staying on polling");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn heartbeat_window(open: &OpenPacket) -> Duration {
+    Duration::from_millis(open.ping_interval.saturating_add(open.ping_timeout))
+}
+
+fn protocol_error(message: impl Into<String>) -> TransportError {
+    TransportError::new(TransportErrorKind::Protocol, message)
+}
+
+/// Reads the handshake from the first packet of a session.
+fn handshake(first: Option<Packet>) -> Result<OpenPacket, TransportError> {
+    match first {
+        Some(Packet::Open(json)) => {
+            OpenPacket::decode(&json).map_err(|e| protocol_error(format!("bad handshake: {e}")))
+        }
+        Some(other) => Err(protocol_error(format!(
+            "expected an open packet, got {:?}",
+            other.packet_type()
+        ))),
+        None => Err(protocol_error("the server sent no handshake")),
+    }
+}

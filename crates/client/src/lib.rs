@@ -1,0 +1,64 @@
+//! A Socket.IO v5 client for tokio, with the official JavaScript client's behaviour.
+//!
+//! - A [`Manager`] owns one Engine.IO v4 connection (HTTP long-polling, WebSocket, or polling
+//!   upgraded to WebSocket; TLS with rustls; extra headers and query parameters) and
+//!   multiplexes the [`Socket`]s of several namespaces over it.
+//! - Reconnection follows socket.io-client 4.x exactly (1 s first delay, 5 s cap, 0.5
+//!   jitter, unlimited attempts, 20 s per attempt, the first connection retried too, no
+//!   reconnection after a manual or a server-side disconnect), with saturating arithmetic:
+//!   see [`Backoff`]. Lifecycle events: [`Manager::events`], [`Socket::events`] and the
+//!   `on_connect` / `on_disconnect` / `on_connect_error` callbacks. `auth` can be an async
+//!   closure evaluated on every (re)connection.
+//! - Events carry serde-typed arguments with binary anywhere ([`Data`], [`RawArgs`],
+//!   [`Args`]); [`Socket::emit_with_ack`] is a future with an optional timeout; handlers answer
+//!   the server's acknowledgements with an [`AckSender`]; catch-all handlers; `volatile`.
+//! - Emits made while disconnected wait in a bounded send buffer and are flushed in order when
+//!   the namespace reconnects; acknowledgements of events that went out on a lost connection
+//!   fail with [`AckError::Disconnected`]; [`SocketBuilder::retries`] gives at-least-once
+//!   delivery.
+//! - A dead network is noticed within `pingInterval + pingTimeout`.
+//! - Handlers never run under a lock, may emit and await acknowledgements; the library does
+//!   not panic and creates no runtime of its own (except [`blocking`], which says so).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use volley_client::{AckSender, Data, Manager, Socket};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = Manager::builder("http://localhost:3000").build()?;
+//! let socket = manager
+//!     .socket("/")
+//!     .auth_with(|| async { Some(serde_json::json!({ "token": "fresh" })) })
+//!     .on("chat", |_: Socket, Data(text): Data<String>| async move { println!("{text}") })
+//!     .on("add", |_: Socket, Data((a, b)): Data<(i32, i32)>, ack: AckSender| async move {
+//!         let _ = ack.send(&(a + b));
+//!     })
+//!     .connect()
+//!     .await?;
+//! socket.emit("chat", "hello")?;
+//! let n: u32 = socket.timeout(Duration::from_secs(2)).emit_with_ack("count", &()).await?;
+//! # Ok(()) }
+//! ```
+
+mod args;
+pub mod backoff;
+#[cfg(feature = "blocking")]
+pub mod blocking;
+mod engine;
+mod error;
+pub mod handler;
+mod manager;
+mod socket;
+
+pub use args::{Args, Data, FromArgs, RawArgs};
+pub use backoff::Backoff;
+pub use engine::TransportKind;
+pub use error::{
+    AckError, BuildError, ConnectError, DisconnectReason, EmitError, TransportError,
+    TransportErrorKind,
+};
+pub use handler::AckSender;
+pub use manager::{Manager, ManagerBuilder, ManagerEvent};
+pub use socket::{
+    AckFuture, Overflow, Socket, SocketBuilder, SocketEvent, TimeoutEmitter, VolatileEmitter,
+};

@@ -1,0 +1,387 @@
+//! Test servers for volley-client: the official Node server (socket.io 4.8, as a child
+//! process running `e2e/interop/scripts/client-server.mjs`) and the Volley server (in-process,
+//! on a runtime of its own so that a "restart" really drops every connection), both with the
+//! same behaviour; and a TCP proxy that can freeze, to cut the network without closing it.
+//!
+//! Every wait is bounded.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch};
+use volley::{AckSender, ConnectError, RawArgs, Socket, SocketIo};
+
+/// The longest any single expected thing may take.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Which server implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Node,
+    Volley,
+}
+
+/// Heartbeat settings of a test server.
+#[derive(Debug, Clone, Copy)]
+pub struct Ping {
+    pub interval: u64,
+    pub timeout: u64,
+}
+
+impl Default for Ping {
+    fn default() -> Self {
+        Self {
+            interval: 25_000,
+            timeout: 20_000,
+        }
+    }
+}
+
+enum Running {
+    Node(tokio::process::Child),
+    Volley(tokio::runtime::Runtime),
+    Stopped,
+}
+
+/// A running test server on 127.0.0.1.
+pub struct Server {
+    pub kind: Kind,
+    pub port: u16,
+    ping: Ping,
+    running: Running,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+impl Server {
+    /// Starts a server of `kind` on a free port.
+    pub async fn start(kind: Kind, ping: Ping) -> Server {
+        let mut s = Server {
+            kind,
+            port: 0,
+            ping,
+            running: Running::Stopped,
+        };
+        s.launch().await;
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&mut self) {
+        self.running = match self.kind {
+            Kind::Node => {
+                let (child, port) = start_node(self.port, self.ping).await;
+                self.port = port;
+                Running::Node(child)
+            }
+            Kind::Volley => {
+                let (rt, port) = start_volley(self.port, self.ping).await;
+                self.port = port;
+                Running::Volley(rt)
+            }
+        };
+    }
+
+    fn halt(&mut self) {
+        match std::mem::replace(&mut self.running, Running::Stopped) {
+            Running::Node(mut child) => {
+                let _ = child.start_kill();
+            }
+            Running::Volley(rt) => rt.shutdown_background(),
+            Running::Stopped => {}
+        }
+    }
+
+    /// Stops the server: every connection is dropped, the port stops listening.
+    pub async fn stop(&mut self) {
+        if let Running::Node(child) = &mut self.running {
+            let _ = child.kill().await;
+        }
+        self.halt();
+    }
+
+    /// Starts it again on the same port, with a fresh state.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.launch().await;
+    }
+}
+
+async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
+    let dir = tokio::task::spawn_blocking(volley_test_support::ensure_node_modules)
+        .await
+        .expect("npm install");
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("scripts").join("client-server.mjs"))
+        .arg(port.to_string())
+        .arg(ping.interval.to_string())
+        .arg(ping.timeout.to_string())
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node (is Node.js installed?)");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("node server did not start in time")
+        .expect("read node stdout")
+        .expect("node server exited before listening");
+    let v: Value = serde_json::from_str(&line).expect("JSON line");
+    assert_eq!(v["event"], "listening", "{line}");
+    let port = v["port"].as_u64().expect("port") as u16;
+    // Keep draining stdout so that the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+/// Server-wide state of the Volley test server (what the Node script keeps in globals).
+#[derive(Default)]
+struct State {
+    collected: Mutex<Vec<Value>>,
+    auths: Mutex<Vec<Value>>,
+}
+
+fn behave(s: Socket, state: Arc<State>) {
+    s.on("echo", |s: Socket, args: RawArgs| async move {
+        let _ = s.emit_args("echo", args);
+    });
+    s.on(
+        "ack",
+        |_: Socket, args: RawArgs, ack: AckSender| async move {
+            let _ = ack.send_args(args);
+        },
+    );
+    s.on("ask", |s: Socket, args: RawArgs| async move {
+        let reply: Result<RawArgs, _> = s
+            .timeout(Duration::from_secs(5))
+            .emit_args_with_ack("question", args)
+            .await;
+        let _ = match reply {
+            Ok(r) => {
+                let first = RawArgs::new(
+                    r.args().iter().take(1).cloned().collect(),
+                    r.attachments().to_vec(),
+                );
+                s.emit_args("answer", first)
+            }
+            Err(e) => s.emit("answer", &json!({ "error": e.to_string() })),
+        };
+    });
+    let st = state.clone();
+    s.on(
+        "collect",
+        move |_: Socket, args: RawArgs, ack: AckSender| {
+            let st = st.clone();
+            async move {
+                let v = args
+                    .get::<Value>(0)
+                    .and_then(Result::ok)
+                    .unwrap_or(Value::Null);
+                st.collected.lock().unwrap().push(v);
+                let _ = ack.send(&true);
+            }
+        },
+    );
+    let st = state.clone();
+    s.on("collected", move |_: Socket, _: RawArgs, ack: AckSender| {
+        let list = st.collected.lock().unwrap().clone();
+        async move {
+            let _ = ack.send(&list);
+        }
+    });
+    let st = state;
+    s.on("auths", move |_: Socket, _: RawArgs, ack: AckSender| {
+        let list = st.auths.lock().unwrap().clone();
+        async move {
+            let _ = ack.send(&list);
+        }
+    });
+    s.on("kick", |s: Socket| async move { s.disconnect() });
+}
+
+fn volley_io(ping: Ping) -> SocketIo {
+    let io = SocketIo::builder()
+        .ping_interval(Duration::from_millis(ping.interval))
+        .ping_timeout(Duration::from_millis(ping.timeout))
+        .max_payload(10_000_000)
+        .build();
+    let state = Arc::new(State::default());
+    let st = state.clone();
+    io.of("/").on_connection(move |s: Socket| {
+        st.auths.lock().unwrap().push(s.handshake().auth().clone());
+        behave(s, st.clone());
+        async {}
+    });
+    let st = state.clone();
+    io.of("/admin").on_connection(move |s: Socket| {
+        behave(s, st.clone());
+        async {}
+    });
+    let st = state;
+    io.of("/secure")
+        .middleware(|s: Socket| async move {
+            if s.handshake().auth().get("token").and_then(Value::as_str) == Some("ok") {
+                Ok(())
+            } else {
+                Err(ConnectError::new("not authorized").with_data(json!({ "code": 42 })))
+            }
+        })
+        .on_connection(move |s: Socket| {
+            behave(s, st.clone());
+            async {}
+        });
+    io
+}
+
+async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
+    // The port may still be held for a moment by the previous server's listener.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let listener = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", port)) {
+            Ok(l) => break l,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
+        }
+    };
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    rt.spawn(async move {
+        let listener = TcpListener::from_std(listener).expect("listener");
+        let io = volley_io(ping);
+        let _ = volley::serve(listener, io.service()).await;
+    });
+    (rt, port)
+}
+
+/// A TCP proxy to `127.0.0.1:upstream` that can be frozen: while frozen, nothing is forwarded
+/// either way, but no connection is closed (a network that went silent).
+pub struct Proxy {
+    pub port: u16,
+    frozen: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Proxy {
+    pub async fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (frozen, _) = watch::channel(false);
+        let tx = frozen.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                conns.spawn(pipe(cr, sw, tx.subscribe()));
+                conns.spawn(pipe(sr, cw, tx.subscribe()));
+            }
+        });
+        Proxy { port, frozen, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn freeze(&self, yes: bool) {
+        self.frozen.send_replace(yes);
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits for the first event `f` accepts, failing after [`WAIT`].
+pub async fn wait_for<T: Clone, R>(
+    rx: &mut broadcast::Receiver<T>,
+    what: &str,
+    mut f: impl FnMut(&T) -> Option<R>,
+) -> R {
+    let fut = async {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    if let Some(r) = f(&ev) {
+                        return r;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    panic!("closed while waiting for {what}")
+                }
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Receives from an mpsc channel, failing after [`WAIT`].
+pub async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>, what: &str) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .unwrap_or_else(|| panic!("channel closed waiting for {what}"))
+}
+
+/// A free loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().map(|a: SocketAddr| a.port()).expect("addr")
+}
