@@ -187,6 +187,8 @@ pub type AdapterFactory = Arc<dyn Fn(LocalSockets) -> Arc<dyn Adapter> + Send + 
 #[derive(Clone)]
 pub struct LocalSockets {
     pub(crate) ns: Weak<NsInner>,
+    /// Known before the namespace exists: factories run while it is being built.
+    pub(crate) name: Arc<str>,
 }
 
 impl fmt::Debug for LocalSockets {
@@ -196,12 +198,10 @@ impl fmt::Debug for LocalSockets {
 }
 
 impl LocalSockets {
-    /// The namespace name.
+    /// The namespace name (also while the adapter factory runs, before the namespace
+    /// itself can be reached).
     pub fn namespace(&self) -> String {
-        self.ns
-            .upgrade()
-            .map(|n| n.name.clone())
-            .unwrap_or_default()
+        self.name.to_string()
     }
 
     /// A local socket by id.

@@ -159,25 +159,7 @@ impl BroadcastOperator {
         self.emit_dyn(event, &args)
     }
 
-    /// On a dynamic namespace's handle, the same operation on every namespace it created.
-    fn children(&self) -> Option<Vec<Self>> {
-        self.ns.is_parent.then(|| {
-            self.ns
-                .children()
-                .into_iter()
-                .map(|ns| Self {
-                    ns,
-                    opts: self.opts.clone(),
-                    timeout: self.timeout,
-                })
-                .collect()
-        })
-    }
-
     fn emit_dyn(&self, event: &str, args: &dyn ArgsDyn) -> Result<(), EmitError> {
-        if let Some(children) = self.children() {
-            return children.iter().try_for_each(|c| c.emit_dyn(event, args));
-        }
         check_event_name(event)?;
         let encoded =
             encode::event(&self.ns.name, event, args, None).map_err(EmitError::Serialize)?;
@@ -238,13 +220,6 @@ impl BroadcastOperator {
     /// The selected sockets, wherever they are connected: id, handshake, rooms, data, and
     /// handles to emit to them, make them join or leave rooms, or disconnect them.
     pub async fn fetch_sockets(&self) -> Result<Vec<RemoteSocket>, AdapterError> {
-        if let Some(children) = self.children() {
-            let mut all = Vec::new();
-            for c in children {
-                all.extend(Box::pin(c.fetch_sockets()).await?);
-            }
-            return Ok(all);
-        }
         let list = self.ns.adapter.fetch_sockets(&self.opts).await?;
         Ok(list
             .into_iter()
@@ -257,47 +232,47 @@ impl BroadcastOperator {
 
     /// Makes the selected sockets join `rooms`.
     pub fn sockets_join(&self, rooms: impl IntoRooms) {
-        let rooms = rooms.into_rooms();
-        for op in self.children().unwrap_or_else(|| vec![self.clone()]) {
-            op.ns.adapter.add_sockets(&op.opts, &rooms);
-        }
+        self.ns.adapter.add_sockets(&self.opts, &rooms.into_rooms());
     }
 
     /// Makes the selected sockets leave `rooms`.
     pub fn sockets_leave(&self, rooms: impl IntoRooms) {
-        let rooms = rooms.into_rooms();
-        for op in self.children().unwrap_or_else(|| vec![self.clone()]) {
-            op.ns.adapter.del_sockets(&op.opts, &rooms);
-        }
+        self.ns.adapter.del_sockets(&self.opts, &rooms.into_rooms());
     }
 
     /// Disconnects the selected sockets; with `close`, their whole connections.
     pub fn disconnect_sockets(&self, close: bool) {
-        for op in self.children().unwrap_or_else(|| vec![self.clone()]) {
-            op.ns.adapter.disconnect_sockets(&op.opts, close);
-        }
+        self.ns.adapter.disconnect_sockets(&self.opts, close);
     }
 }
 
 /// Sends an event to the other servers of the cluster; with `ack`, collects one answer per
 /// other server.
-pub(crate) async fn server_side_emit<T: FromArgs>(
+pub(crate) fn server_side_emit<T: FromArgs>(
     ns: &Arc<NsInner>,
     event: &str,
     args: &dyn ArgsDyn,
     ack: Option<Duration>,
-) -> Result<Option<AckStream<T>>, AdapterError> {
-    let raw = encode::to_raw_args(args).map_err(|e| AdapterError(e.to_string()))?;
-    let Some(timeout) = ack else {
-        ns.adapter.server_side_emit(event, &raw, None)?;
-        return Ok(None);
-    };
-    let others = ns.adapter.server_count().await?.saturating_sub(1);
-    let state = Arc::new(Collector::default());
-    state.client_count(others);
-    let sink: Arc<dyn AckSink> = state.clone();
-    ns.adapter.server_side_emit(event, &raw, Some(sink))?;
-    Ok(Some(AckStream::new(state, timeout, None)))
+) -> impl std::future::Future<Output = Result<Option<AckStream<T>>, AdapterError>> + Send + 'static
+{
+    // The arguments are encoded before the future starts, so it holds no borrow of them
+    // and stays `Send` whatever they are.
+    let raw = encode::to_raw_args(args).map_err(|e| AdapterError(e.to_string()));
+    let ns = ns.clone();
+    let event = event.to_owned();
+    async move {
+        let raw = raw?;
+        let Some(timeout) = ack else {
+            ns.adapter.server_side_emit(&event, &raw, None)?;
+            return Ok(None);
+        };
+        let others = ns.adapter.server_count().await?.saturating_sub(1);
+        let state = Arc::new(Collector::default());
+        state.client_count(others);
+        let sink: Arc<dyn AckSink> = state.clone();
+        ns.adapter.server_side_emit(&event, &raw, Some(sink))?;
+        Ok(Some(AckStream::new(state, timeout, None)))
+    }
 }
 
 /// A socket returned by `fetch_sockets`, local or on another server of the cluster.

@@ -5,6 +5,12 @@
 //! - `/engine.io/`: a raw Engine.IO echo (section 2);
 //! - `/socket.io/`: Socket.IO with namespaces `/` and `/custom`, handlers H1-H5 (sections 3
 //!   and 4), connectTimeout 1 s.
+//!
+//! With `REDIS_URL` set it also joins a Redis cluster (`../shared/conformance/CLUSTER.md`):
+//! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded`, `SERVER_NAME`), and
+//! `/` and `/chat` serve the cluster handlers (see `cluster.rs`).
+
+use volley_conformance_server::cluster;
 
 use std::time::Duration;
 
@@ -72,13 +78,16 @@ async fn on_connection(socket: Socket) {
     );
 }
 
-fn socket_io() -> SocketIo {
-    let io = SocketIo::builder()
+fn socket_io(adapter: Option<volley::adapter::AdapterFactory>) -> SocketIo {
+    let mut builder = SocketIo::builder()
         .ping_interval(PING_INTERVAL)
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD)
-        .connect_timeout(Duration::from_secs(1))
-        .build();
+        .connect_timeout(Duration::from_secs(1));
+    if let Some(factory) = adapter {
+        builder = builder.adapter(factory);
+    }
+    let io = builder.build();
     io.of("/").on_connection(on_connection);
     io.of("/custom").on_connection(on_connection);
     io
@@ -93,7 +102,31 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("conformance-server listening on http://127.0.0.1:{port}");
     let engine = engine_echo();
-    let io = socket_io();
+    let io = match cluster::ClusterEnv::from_env(port) {
+        None => socket_io(None),
+        Some(env) => {
+            let redis = env.connect().await.map_err(|e| {
+                std::io::Error::other(format!("cannot join the cluster at {}: {e}", env.url))
+            })?;
+            let io = socket_io(Some(redis.factory()));
+            // "/" serves H1-H5 and the cluster handlers, as ref-node; "/chat" only the latter.
+            let base: cluster::BaseHandler = std::sync::Arc::new(|s| Box::pin(on_connection(s)));
+            cluster::install(&io.of("/"), &env.name, Some(base));
+            cluster::install(&io.of("/chat"), &env.name, None);
+            redis
+                .ready(Duration::from_secs(10))
+                .await
+                .map_err(|e| std::io::Error::other(format!("cluster not ready: {e}")))?;
+            eprintln!(
+                "conformance-server: {:?} redis adapter on {} as {} (uid {})",
+                env.config.mode,
+                env.url,
+                env.name,
+                redis.uid()
+            );
+            io
+        }
+    };
     let service = io.layer().layer(engine.service());
     volley::serve(listener, service).await
 }
