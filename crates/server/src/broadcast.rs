@@ -159,7 +159,25 @@ impl BroadcastOperator {
         self.emit_dyn(event, &args)
     }
 
+    /// On a dynamic namespace's handle, the same operation on every namespace it created.
+    fn children(&self) -> Option<Vec<Self>> {
+        self.ns.is_parent.then(|| {
+            self.ns
+                .children()
+                .into_iter()
+                .map(|ns| Self {
+                    ns,
+                    opts: self.opts.clone(),
+                    timeout: self.timeout,
+                })
+                .collect()
+        })
+    }
+
     fn emit_dyn(&self, event: &str, args: &dyn ArgsDyn) -> Result<(), EmitError> {
+        if let Some(children) = self.children() {
+            return children.iter().try_for_each(|c| c.emit_dyn(event, args));
+        }
         check_event_name(event)?;
         let encoded =
             encode::event(&self.ns.name, event, args, None).map_err(EmitError::Serialize)?;
@@ -220,6 +238,13 @@ impl BroadcastOperator {
     /// The selected sockets, wherever they are connected: id, handshake, rooms, data, and
     /// handles to emit to them, make them join or leave rooms, or disconnect them.
     pub async fn fetch_sockets(&self) -> Result<Vec<RemoteSocket>, AdapterError> {
+        if let Some(children) = self.children() {
+            let mut all = Vec::new();
+            for c in children {
+                all.extend(Box::pin(c.fetch_sockets()).await?);
+            }
+            return Ok(all);
+        }
         let list = self.ns.adapter.fetch_sockets(&self.opts).await?;
         Ok(list
             .into_iter()
@@ -232,17 +257,25 @@ impl BroadcastOperator {
 
     /// Makes the selected sockets join `rooms`.
     pub fn sockets_join(&self, rooms: impl IntoRooms) {
-        self.ns.adapter.add_sockets(&self.opts, &rooms.into_rooms());
+        let rooms = rooms.into_rooms();
+        for op in self.children().unwrap_or_else(|| vec![self.clone()]) {
+            op.ns.adapter.add_sockets(&op.opts, &rooms);
+        }
     }
 
     /// Makes the selected sockets leave `rooms`.
     pub fn sockets_leave(&self, rooms: impl IntoRooms) {
-        self.ns.adapter.del_sockets(&self.opts, &rooms.into_rooms());
+        let rooms = rooms.into_rooms();
+        for op in self.children().unwrap_or_else(|| vec![self.clone()]) {
+            op.ns.adapter.del_sockets(&op.opts, &rooms);
+        }
     }
 
     /// Disconnects the selected sockets; with `close`, their whole connections.
     pub fn disconnect_sockets(&self, close: bool) {
-        self.ns.adapter.disconnect_sockets(&self.opts, close);
+        for op in self.children().unwrap_or_else(|| vec![self.clone()]) {
+            op.ns.adapter.disconnect_sockets(&op.opts, close);
+        }
     }
 }
 

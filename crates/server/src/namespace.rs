@@ -26,6 +26,8 @@ pub(crate) struct NsHandlers {
     pub(crate) on_connection: RwLock<Option<ConnectHandler>>,
     pub(crate) room_events: RwLock<Vec<RoomEventHandler>>,
     pub(crate) server_events: RwLock<HashMap<String, ServerEventHandler>>,
+    /// The namespaces a dynamic namespace created (empty for a static one).
+    pub(crate) children: RwLock<Vec<Weak<NsInner>>>,
 }
 
 type RoomEventHandler = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
@@ -75,6 +77,9 @@ pub(crate) struct NsInner {
     /// Ack ids for this namespace's emits, shared by single and broadcast emits so they
     /// never collide in one socket's table.
     next_ack_id: AtomicU64,
+    /// Whether this is the handle of a dynamic namespace, whose operations apply to every
+    /// namespace it created.
+    pub(crate) is_parent: bool,
 }
 
 impl NsInner {
@@ -83,6 +88,16 @@ impl NsInner {
         io: Weak<IoInner>,
         handlers: Arc<NsHandlers>,
         factory: &AdapterFactory,
+    ) -> Arc<Self> {
+        Self::build(name, io, handlers, factory, false)
+    }
+
+    fn build(
+        name: String,
+        io: Weak<IoInner>,
+        handlers: Arc<NsHandlers>,
+        factory: &AdapterFactory,
+        is_parent: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
         Arc::new_cyclic(|me: &Weak<NsInner>| Self {
@@ -95,7 +110,29 @@ impl NsInner {
                 name: label,
             }),
             next_ack_id: AtomicU64::new(0),
+            is_parent,
         })
+    }
+
+    /// The handle of a dynamic namespace: it has no sockets of its own.
+    pub(crate) fn new_parent(
+        label: String,
+        io: Weak<IoInner>,
+        handlers: Arc<NsHandlers>,
+    ) -> Arc<Self> {
+        let factory: AdapterFactory = crate::adapter::local_adapter_factory();
+        Self::build(label, io, handlers, &factory, true)
+    }
+
+    /// For a dynamic namespace's handle, the namespaces it created so far.
+    pub(crate) fn children(&self) -> Vec<Arc<NsInner>> {
+        self.handlers
+            .children
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
     }
 
     pub(crate) fn next_ack_id(&self) -> u64 {
@@ -263,6 +300,31 @@ impl Namespace {
     /// Drops the packet for sockets that cannot take it now.
     pub fn volatile(&self) -> BroadcastOperator {
         self.broadcast().volatile()
+    }
+
+    /// Sets the acknowledgement timeout of the next broadcast.
+    pub fn timeout(&self, d: std::time::Duration) -> BroadcastOperator {
+        self.broadcast().timeout(d)
+    }
+
+    /// The namespace's sockets, wherever they are connected.
+    pub async fn fetch_sockets(&self) -> Result<Vec<crate::RemoteSocket>, AdapterError> {
+        self.broadcast().fetch_sockets().await
+    }
+
+    /// Makes every socket of the namespace join rooms.
+    pub fn sockets_join(&self, rooms: impl crate::broadcast::IntoRooms) {
+        self.broadcast().sockets_join(rooms);
+    }
+
+    /// Makes every socket of the namespace leave rooms.
+    pub fn sockets_leave(&self, rooms: impl crate::broadcast::IntoRooms) {
+        self.broadcast().sockets_leave(rooms);
+    }
+
+    /// Disconnects every socket of the namespace; with `close`, their whole connections.
+    pub fn disconnect_sockets(&self, close: bool) {
+        self.broadcast().disconnect_sockets(close);
     }
 
     /// Emits to every socket of the namespace.
