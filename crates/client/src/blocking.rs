@@ -172,7 +172,7 @@ impl Client {
         self.socket.manager().close();
         if let Some(rt) = self.rt.take() {
             if not_in_runtime().is_ok() {
-                rt.block_on(tokio::time::sleep(Duration::from_millis(50)));
+                rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
             }
             rt.shutdown_background();
         }

@@ -109,6 +109,7 @@ pub(crate) struct ManagerInner {
     guard: Weak<Guard>,
     /// The current session id and transport, when connected.
     current: Mutex<Option<(String, TransportKind)>>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// One connection to a Socket.IO server, shared by the sockets of every namespace.
@@ -184,7 +185,13 @@ impl Manager {
     pub(crate) fn register(&self, nsp: &str) -> Arc<SocketInner> {
         lock(&self.inner.sockets)
             .entry(nsp.to_owned())
-            .or_insert_with(|| Arc::new(SocketInner::new(nsp.to_owned(), self.inner.cmd.clone())))
+            .or_insert_with(|| {
+                Arc::new(SocketInner::new(
+                    nsp.to_owned(),
+                    self.inner.cmd.clone(),
+                    self.inner.runtime.clone(),
+                ))
+            })
             .clone()
     }
 }
@@ -373,6 +380,7 @@ impl ManagerBuilder {
             events: broadcast::Sender::new(64),
             guard: Arc::downgrade(&guard),
             current: Mutex::new(None),
+            runtime: handle.clone(),
         });
         let r = &self.reconnection;
         let rng = r.seed.map(Rng::seeded).unwrap_or_else(Rng::from_entropy);

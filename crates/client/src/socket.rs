@@ -161,10 +161,16 @@ pub(crate) struct SocketInner {
     pub(crate) events: broadcast::Sender<SocketEvent>,
     next_id: AtomicU64,
     retry_tx: Mutex<Option<mpsc::UnboundedSender<Queued>>>,
+    /// The manager's runtime, so that a socket used from outside it can still spawn.
+    runtime: tokio::runtime::Handle,
 }
 
 impl SocketInner {
-    pub(crate) fn new(nsp: String, cmd: mpsc::UnboundedSender<Cmd>) -> Self {
+    pub(crate) fn new(
+        nsp: String,
+        cmd: mpsc::UnboundedSender<Cmd>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         Self {
             nsp,
             cmd,
@@ -175,6 +181,7 @@ impl SocketInner {
             events: broadcast::Sender::new(64),
             next_id: AtomicU64::new(0),
             retry_tx: Mutex::new(None),
+            runtime,
         }
     }
 
@@ -261,7 +268,7 @@ impl SocketInner {
             return tx.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(retry_loop(
+        self.runtime.spawn(retry_loop(
             Arc::downgrade(self),
             rx,
             self.status.subscribe(),

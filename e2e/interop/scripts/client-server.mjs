@@ -17,6 +17,8 @@
 //   "collected" acknowledges with that list
 //   "auths"     acknowledges with the auth objects of every connection to "/" so far
 //   "kick"      disconnects the socket (the client sees "io server disconnect")
+//   "flaky"     counts how often it saw its first argument; acknowledges with that count only
+//               from the second time on (for the client's retries)
 // /secure refuses connections whose auth.token is not "ok": message "not authorized",
 // data {"code":42}.
 
@@ -33,6 +35,7 @@ const io = new Server(httpServer, {
 });
 
 const collected = [];
+const seen = new Map();
 const auths = [];
 
 function behave(socket) {
@@ -57,6 +60,12 @@ function behave(socket) {
   socket.on("collected", (...args) => args.pop()(collected));
   socket.on("auths", (...args) => args.pop()(auths));
   socket.on("kick", () => socket.disconnect());
+  socket.on("flaky", (key, cb) => {
+    const n = (seen.get(key) || 0) + 1;
+    seen.set(key, n);
+    collected.push(key);
+    if (n >= 2 && typeof cb === "function") cb(n);
+  });
 }
 
 io.on("connection", (socket) => {

@@ -67,9 +67,14 @@ impl Drop for Server {
 impl Server {
     /// Starts a server of `kind` on a free port.
     pub async fn start(kind: Kind, ping: Ping) -> Server {
+        Self::start_on(kind, ping, 0).await
+    }
+
+    /// Starts a server of `kind` on `port` (0: a free one).
+    pub async fn start_on(kind: Kind, ping: Ping, port: u16) -> Server {
         let mut s = Server {
             kind,
-            port: 0,
+            port,
             ping,
             running: Running::Stopped,
         };
@@ -156,6 +161,7 @@ async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
 #[derive(Default)]
 struct State {
     collected: Mutex<Vec<Value>>,
+    seen: Mutex<std::collections::HashMap<String, u32>>,
     auths: Mutex<Vec<Value>>,
 }
 
@@ -205,6 +211,25 @@ fn behave(s: Socket, state: Arc<State>) {
         let list = st.collected.lock().unwrap().clone();
         async move {
             let _ = ack.send(&list);
+        }
+    });
+    let st = state.clone();
+    s.on("flaky", move |_: Socket, args: RawArgs, ack: AckSender| {
+        let key = args
+            .get::<String>(0)
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let n = {
+            let mut seen = st.seen.lock().unwrap();
+            let n = seen.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        st.collected.lock().unwrap().push(Value::String(key));
+        async move {
+            if n >= 2 {
+                let _ = ack.send(&n);
+            }
         }
     });
     let st = state;
@@ -283,6 +308,7 @@ async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
 /// either way, but no connection is closed (a network that went silent).
 pub struct Proxy {
     pub port: u16,
+    live: Arc<std::sync::atomic::AtomicUsize>,
     frozen: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -299,6 +325,8 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let (frozen, _) = watch::channel(false);
         let tx = frozen.clone();
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = live.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
@@ -307,15 +335,30 @@ impl Proxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                conns.spawn(pipe(cr, sw, tx.subscribe()));
-                conns.spawn(pipe(sr, cw, tx.subscribe()));
+                let (up, down) = (pipe(cr, sw, tx.subscribe()), pipe(sr, cw, tx.subscribe()));
+                let count = count.clone();
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                conns.spawn(async move {
+                    tokio::join!(up, down);
+                    count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                });
             }
         });
-        Proxy { port, frozen, task }
+        Proxy {
+            port,
+            live,
+            frozen,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many proxied connections are open.
+    pub fn live(&self) -> usize {
+        self.live.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn freeze(&self, yes: bool) {
@@ -334,7 +377,10 @@ async fn pipe(
             return;
         }
         let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown().await;
+                return;
+            }
             Ok(n) => n,
         };
         if frozen.wait_for(|f| !*f).await.is_err() {
