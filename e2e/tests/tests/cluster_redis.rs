@@ -1,0 +1,302 @@
+//! Mixed clusters on a real Redis: one Node server (official socket.io 4.8 with
+//! `@socket.io/redis-adapter` 8.3, `scripts/cluster-node.mjs`) and two Volley servers
+//! (volley-redis, the cluster handlers of conformance-server), each with official
+//! socket.io-client clients (`scripts/cluster-driver.mjs`): broadcasts every way (all, one
+//! room, several rooms with except, binary, `/chat`), fetchSockets, serverSideEmit with
+//! ack, emitWithAck across the cluster, socketsJoin/Leave, disconnectSockets, allRooms and
+//! `@socket.io/redis-emitter` (classic). Then Redis is restarted and everything is checked
+//! again. In classic and in sharded mode.
+//!
+//! The tests start `redis-server` themselves on a free loopback port and fail loudly if it
+//! or Node cannot start.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use volley::SocketIo;
+use volley_conformance_server::cluster::{ClusterEnv, install};
+use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
+use volley_test_support::{ensure_node_modules, run_node};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One Redis command over a fresh connection; the raw reply.
+fn redis_cmd(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// A `redis-server` on a loopback port, killed on drop.
+struct Redis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server: {e} (scripts/install-deps.sh installs it)")
+            });
+        let mut redis = Self {
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if redis_cmd(port, &["PING"]).is_ok_and(|r| r.starts_with("+PONG")) {
+                return redis;
+            }
+            if let Some(status) = redis
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("redis-server exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on {port} does not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it the hard way for clients: SHUTDOWN NOSAVE, and waits for the exit.
+    fn stop(&mut self) {
+        let _ = redis_cmd(self.port, &["SHUTDOWN", "NOSAVE"]);
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Subscribers of `channel` (`shard`: of the shard channel).
+    fn numsub(&self, channel: &str, shard: bool) -> Option<i64> {
+        let sub = if shard { "SHARDNUMSUB" } else { "NUMSUB" };
+        let reply = redis_cmd(self.port, &["PUBSUB", sub, channel]).ok()?;
+        reply
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(':'))
+            .and_then(|n| n.trim().parse().ok())
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The Node cluster node, killed on drop.
+struct NodeServer {
+    port: u16,
+    _child: tokio::process::Child,
+}
+
+async fn start_node(redis: &str, mode: &str, name: &str) -> NodeServer {
+    let dir = tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("scripts/cluster-node.mjs"))
+        .current_dir(&dir)
+        .env("PORT", port.to_string())
+        .env("REDIS_URL", redis)
+        .env("REDIS_ADAPTER", mode)
+        .env("SERVER_NAME", name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node: {e} (is Node.js installed?)"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("node cluster server {name} did not start within 20 s"));
+    let line = line.unwrap().unwrap_or_default();
+    assert!(
+        line.contains("\"listening\""),
+        "node cluster server {name} did not start: {line:?}"
+    );
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    NodeServer {
+        port,
+        _child: child,
+    }
+}
+
+/// A Volley node in this process, stopped on drop.
+struct VolleyNode {
+    port: u16,
+    cluster: RedisCluster,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for VolleyNode {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.cluster.close();
+    }
+}
+
+async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
+    let env = ClusterEnv {
+        url: redis.to_owned(),
+        name: name.to_owned(),
+        config: RedisAdapterConfig {
+            mode,
+            ..Default::default()
+        },
+    };
+    let cluster = env.connect().await.expect("volley joins the cluster");
+    let io = SocketIo::builder()
+        .ping_interval(Duration::from_secs(1))
+        .ping_timeout(Duration::from_secs(2))
+        .adapter(cluster.factory())
+        .build();
+    install(&io.of("/"), name, None);
+    install(&io.of("/chat"), name, None);
+    cluster
+        .ready(Duration::from_secs(10))
+        .await
+        .expect("subscribed");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(volley::serve(listener, io.service()));
+    VolleyNode {
+        port,
+        cluster,
+        task,
+    }
+}
+
+/// Waits (bounded) until Redis counts `n` servers on `/` and `/chat`.
+async fn wait_servers(redis: &Redis, n: i64, sharded: bool, within: Duration) {
+    let (a, b) = if sharded {
+        ("socket.io#/#", "socket.io#/chat#")
+    } else {
+        ("socket.io-request#/#", "socket.io-request#/chat#")
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let counts = (redis.numsub(a, sharded), redis.numsub(b, sharded));
+        if counts == (Some(n), Some(n)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis counts {counts:?} servers, not {n}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn drive(urls: &[String], mode: &str, redis: &str, label: &str) {
+    let cfg = serde_json::json!({
+        "nodes": urls.iter().map(|u| serde_json::json!({"url": u})).collect::<Vec<_>>(),
+        "mode": mode,
+        "redis": redis,
+        "label": label,
+    })
+    .to_string();
+    let out = run_node("cluster-driver.mjs", &[&cfg], Duration::from_secs(90)).await;
+    let failed: Vec<_> = out
+        .events("check")
+        .into_iter()
+        .filter(|c| c["ok"] != true)
+        .collect();
+    assert!(
+        out.success() && failed.is_empty(),
+        "{label}: failed checks {failed:#?}\n{out}"
+    );
+    let done = out.events("done");
+    let passed = done[0]["passed"].as_u64().unwrap();
+    assert!(passed >= 40, "{label}: only {passed} checks ran\n{out}");
+    eprintln!("{label}: {passed} checks passed");
+}
+
+async fn mixed_cluster(mode: &str, volley_mode: Mode) {
+    let sharded = mode == "sharded";
+    let mut redis = Redis::start(free_port());
+    let url = redis.url();
+    let node = start_node(&url, mode, "node-a").await;
+    let v1 = start_volley(&url, volley_mode, "volley-b").await;
+    let v2 = start_volley(&url, volley_mode, "volley-c").await;
+    wait_servers(&redis, 3, sharded, Duration::from_secs(15)).await;
+    let urls: Vec<String> = [node.port, v1.port, v2.port]
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    drive(&urls, mode, &url, &format!("{mode}, before the restart")).await;
+
+    // Restart Redis: everybody reconnects and resubscribes by itself.
+    let t0 = Instant::now();
+    redis.stop();
+    let before = v1.cluster.stats().reconnects;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while v1.cluster.is_connected() || v2.cluster.is_connected() {
+        assert!(
+            Instant::now() < deadline,
+            "volley did not notice Redis is gone"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let redis = Redis::start(redis.port);
+    wait_servers(&redis, 3, sharded, Duration::from_secs(20)).await;
+    eprintln!(
+        "{mode}: 3 servers counted again {:?} after the shutdown",
+        t0.elapsed()
+    );
+    assert!(v1.cluster.is_connected() && v2.cluster.is_connected());
+    assert_eq!(v1.cluster.stats().reconnects, before + 1);
+    drive(&urls, mode, &url, &format!("{mode}, after the restart")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_mixed_cluster_survives_a_redis_restart() {
+    mixed_cluster("classic", Mode::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_mixed_cluster_survives_a_redis_restart() {
+    mixed_cluster("sharded", Mode::Sharded(SubscriptionMode::Dynamic)).await;
+}
