@@ -97,7 +97,7 @@ pub(crate) struct Link {
     ctl: mpsc::UnboundedSender<Ctl>,
     state: watch::Sender<LinkState>,
     out: mpsc::Sender<Outgoing>,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     last_error: Mutex<String>,
 }
 
@@ -120,7 +120,7 @@ impl Link {
             ctl: ctl_tx,
             state: watch::Sender::new(LinkState::default()),
             out: out_tx,
-            counters: Counters::default(),
+            counters: Arc::default(),
             last_error: Mutex::new("not connected yet".into()),
         });
         tokio::spawn(supervise(link.clone(), ctl_rx, in_tx));
@@ -239,7 +239,7 @@ fn push_sender(
     generation: u64,
     incoming: mpsc::Sender<Incoming>,
     ctl: mpsc::UnboundedSender<Ctl>,
-    link: std::sync::Weak<Link>,
+    counters: Arc<Counters>,
 ) -> impl Fn(PushInfo) -> Result<(), ()> + Send + Sync + 'static {
     move |info: PushInfo| {
         let (channel, payload) = match info.kind {
@@ -265,18 +265,14 @@ fn push_sender(
             return Ok(());
         };
         let channel = String::from_utf8_lossy(&channel).into_owned();
+        // Overflow policy: never wait; drop the newest message and count it.
         if incoming.try_send(Incoming { channel, payload }).is_err() {
-            if let Some(link) = link.upgrade() {
-                let n = link
-                    .counters
-                    .dropped_incoming
-                    .fetch_add(1, Ordering::Relaxed);
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = n + 1,
-                        "redis adapter: incoming queue full, message dropped"
-                    );
-                }
+            let n = counters.dropped_incoming.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n + 1,
+                    "redis adapter: incoming queue full, message dropped"
+                );
             }
         }
         Ok(())
@@ -297,7 +293,7 @@ async fn connect(
             generation,
             incoming.clone(),
             ctl.clone(),
-            Arc::downgrade(link),
+            link.counters.clone(),
         ));
     let sub = link
         .client
@@ -492,5 +488,63 @@ async fn publish_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Outgoing>) {
             }
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(channel: &str, payload: &str) -> PushInfo {
+        PushInfo {
+            kind: PushKind::Message,
+            data: vec![
+                redis::Value::BulkString(channel.as_bytes().to_vec()),
+                redis::Value::BulkString(payload.as_bytes().to_vec()),
+            ],
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let counters = Arc::new(Counters::default());
+        let (tx, mut rx) = mpsc::channel(2);
+        let (ctl, mut ctl_rx) = mpsc::unbounded_channel();
+        let push = push_sender(7, tx, ctl, counters.clone());
+        for i in 0..5 {
+            assert!(push(message("ch", &i.to_string())).is_ok());
+        }
+        assert_eq!(counters.dropped_incoming.load(Ordering::Relaxed), 3);
+        assert_eq!(&rx.try_recv().unwrap().payload[..], b"0");
+        assert_eq!(&rx.try_recv().unwrap().payload[..], b"1");
+        assert!(rx.try_recv().is_err());
+        // Room again after the processing task caught up.
+        assert!(push(message("ch", "5")).is_ok());
+        assert_eq!(&rx.try_recv().unwrap().payload[..], b"5");
+        // A lost connection is never dropped: it goes to the supervisor.
+        let _ = push(PushInfo {
+            kind: PushKind::Disconnection,
+            data: vec![],
+        });
+        assert!(matches!(ctl_rx.try_recv(), Ok(Ctl::Lost(7))));
+    }
+
+    #[test]
+    fn pattern_and_shard_messages_carry_their_channel() {
+        let counters = Arc::new(Counters::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let (ctl, _ctl_rx) = mpsc::unbounded_channel();
+        let push = push_sender(1, tx, ctl, counters);
+        let bulk = |s: &str| redis::Value::BulkString(s.as_bytes().to_vec());
+        let _ = push(PushInfo {
+            kind: PushKind::PMessage,
+            data: vec![bulk("socket.io#/#*"), bulk("socket.io#/#room#"), bulk("x")],
+        });
+        let _ = push(PushInfo {
+            kind: PushKind::SMessage,
+            data: vec![bulk("socket.io#/#"), bulk("y")],
+        });
+        assert_eq!(rx.try_recv().unwrap().channel, "socket.io#/#room#");
+        assert_eq!(rx.try_recv().unwrap().channel, "socket.io#/#");
     }
 }

@@ -1,0 +1,189 @@
+//! What a Volley server does when Redis goes away and comes back: local delivery goes on
+//! (broadcasts and acks of local clients), cluster requests fail at once with a clear
+//! error, and after Redis returns the adapter resubscribes and counts servers again by
+//! itself. Needs `redis-server` (the test starts it on a free loopback port).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as Ws;
+use volley::{RawArgs, SocketIo};
+use volley_redis::{RedisAdapterConfig, RedisCluster};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut buf = [0u8; 16];
+    s.write_all(b"PING\r\n").is_ok()
+        && s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+}
+
+struct Redis(std::process::Child);
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ping(port) {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server does not answer on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_text(ws: &mut Client) -> String {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("open")
+            .expect("no error");
+        if let Ws::Text(t) = msg {
+            let t = t.to_string();
+            if t == "2" {
+                ws.send(Ws::text("3")).await.unwrap();
+                continue;
+            }
+            return t;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
+    let port = free_port();
+    let redis = Redis::start(port);
+    let config = RedisAdapterConfig {
+        command_timeout: Duration::from_millis(500),
+        ping_interval: Duration::from_millis(500),
+        max_backoff: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let cluster = RedisCluster::connect(&format!("redis://127.0.0.1:{port}"), config)
+        .await
+        .expect("connects");
+    let io = SocketIo::builder().adapter(cluster.factory()).build();
+    io.of("/").on_connection(|s: volley::Socket| async move {
+        s.join("r");
+    });
+    cluster.ready(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(io.server_count().await.unwrap(), 1);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(volley::serve(listener, io.service()));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/socket.io/?EIO=4&transport=websocket"
+    ))
+    .await
+    .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    ws.send(Ws::text("40")).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40{"));
+
+    // Redis goes away.
+    drop(redis);
+    wait_until("the adapter notices", Duration::from_secs(5), || {
+        !cluster.is_connected()
+    })
+    .await;
+
+    // Cluster requests fail at once, with a clear error.
+    let t = Instant::now();
+    let err = io.server_count().await.unwrap_err();
+    assert!(err.0.contains("redis unavailable"), "{err}");
+    let err = io.fetch_sockets().await.unwrap_err();
+    assert!(err.0.contains("redis unavailable"), "{err}");
+    assert!(io.all_rooms().await.is_err());
+    let sse = io
+        .of("/")
+        .server_side_emit_with_ack::<RawArgs>("x", (), Duration::from_secs(5))
+        .await;
+    assert!(sse.is_err());
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // Local delivery goes on: broadcasts to all and to a room...
+    io.emit("during-outage", "x").unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"42["during-outage","x"]"#);
+    io.to("r").emit("room", &1).unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"42["room",1]"#);
+    // ...and a broadcast with acks gets the local client's answer.
+    let acks = io
+        .timeout(Duration::from_millis(800))
+        .emit_with_ack::<String, _>("ask", "q");
+    let collect = tokio::spawn(acks.collect_all());
+    let ask = next_text(&mut ws).await;
+    let id: String = ask[2..].chars().take_while(char::is_ascii_digit).collect();
+    assert!(ask.ends_with(r#"["ask","q"]"#), "{ask}");
+    ws.send(Ws::text(format!(r#"43{id}["a"]"#))).await.unwrap();
+    let answers = collect.await.unwrap();
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.result.as_deref().ok() == Some("a")),
+        "{answers:?}"
+    );
+
+    // Redis comes back on the same port: the adapter reconnects and resubscribes.
+    let _redis = Redis::start(port);
+    wait_until("reconnected", Duration::from_secs(10), || {
+        cluster.is_connected()
+    })
+    .await;
+    assert_eq!(io.server_count().await.unwrap(), 1);
+    let stats = cluster.stats();
+    assert_eq!(stats.reconnects, 1, "{stats:?}");
+    assert!(
+        stats.dropped_outgoing >= 2,
+        "publishes during the outage: {stats:?}"
+    );
+    assert_eq!(io.fetch_sockets().await.unwrap().len(), 1);
+
+    server.abort();
+    cluster.close();
+}
