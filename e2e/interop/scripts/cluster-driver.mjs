@@ -152,6 +152,16 @@ async function main() {
     );
   }
 
+  // A volatile broadcast from each node (every client is writable, so all get it).
+  for (const [i, origin] of root.entries()) {
+    const tag = `volatile-${i}`;
+    origin.socket.emit("cluster:emit-volatile", tag);
+    const got = await Promise.allSettled(root.map((c) => c.rec.next("cluster:volatile", (a) => a[0] === tag)));
+    check(`volatile broadcast from ${names[i]}`, got.every((g) => g.status === "fulfilled"), {
+      got: got.map((g) => g.status),
+    });
+  }
+
   // C4: one room, from each node.
   for (const [i, origin] of root.entries()) {
     const tag = `room1-from-${i}`;

@@ -1,8 +1,8 @@
 // A Node cluster node for the mixed-cluster tests: official socket.io 4.8 with the official
 // @socket.io/redis-adapter 8.3 (classic `createAdapter` or `createShardedAdapter`), serving
 // the cluster handlers of ../shared/conformance/CLUSTER.md (C0-C13) on "/" and "/chat",
-// plus `cluster:emit-rooms` (several rooms with except) — the same as conformance-server
-// in cluster mode.
+// plus `cluster:emit-rooms` (several rooms with except) and `cluster:emit-volatile` — the
+// same as conformance-server in cluster mode.
 //
 //   PORT=3101 REDIS_URL=redis://127.0.0.1:6390 REDIS_ADAPTER=classic|sharded \
 //   SUBSCRIPTION_MODE=dynamic SERVER_NAME=node-a node scripts/cluster-node.mjs
@@ -61,6 +61,7 @@ function handlers(nsp) {
     socket.on("cluster:emit-rooms", (rooms, except, data) =>
       nsp.to(rooms).except(except).emit("cluster:rooms", data, SERVER_NAME),
     );
+    socket.on("cluster:emit-volatile", (data) => nsp.volatile.emit("cluster:volatile", data));
     socket.on("cluster:broadcast", (data) => socket.broadcast.emit("cluster:broadcast", data));
     socket.on("cluster:fetch", async (room, ack) => {
       try {

@@ -1,7 +1,8 @@
 //! Cluster mode of conformance-server (`../shared/conformance/CLUSTER.md`): with `REDIS_URL` set, every namespace
 //! uses the Redis adapter (`REDIS_ADAPTER=classic|sharded`, `SUBSCRIPTION_MODE` for the
 //! sharded one) and `/` (and `/chat`) serve the cluster handlers C0-C13, plus
-//! `cluster:emit-rooms` (several rooms with except).
+//! `cluster:emit-rooms` (rooms, except, data: several rooms with except) and
+//! `cluster:emit-volatile` (data: a volatile broadcast to all).
 
 use std::time::Duration;
 
@@ -224,6 +225,17 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                     .to(rooms)
                     .except(except)
                     .emit_args("cluster:rooms", forward(&args, 2, &[raw(&name)]));
+            }
+        });
+    }
+    {
+        let ns = ns.clone();
+        socket.on("cluster:emit-volatile", move |_: Socket, args: RawArgs| {
+            let ns = ns.clone();
+            async move {
+                let _ = ns
+                    .volatile()
+                    .emit_args("cluster:volatile", forward(&args, 0, &[]));
             }
         });
     }

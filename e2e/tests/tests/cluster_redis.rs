@@ -129,7 +129,7 @@ struct NodeServer {
     _child: tokio::process::Child,
 }
 
-async fn start_node(redis: &str, mode: &str, name: &str) -> NodeServer {
+async fn start_node(redis: &str, mode: &str, subscription: &str, name: &str) -> NodeServer {
     let dir = tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .unwrap();
@@ -140,6 +140,7 @@ async fn start_node(redis: &str, mode: &str, name: &str) -> NodeServer {
         .env("PORT", port.to_string())
         .env("REDIS_URL", redis)
         .env("REDIS_ADAPTER", mode)
+        .env("SUBSCRIPTION_MODE", subscription)
         .env("SERVER_NAME", name)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -254,11 +255,20 @@ async fn drive(urls: &[String], mode: &str, redis: &str, label: &str) {
     eprintln!("{label}: {passed} checks passed");
 }
 
-async fn mixed_cluster(mode: &str, volley_mode: Mode) {
+/// Starts Redis, one Node and two Volley nodes in `volley_mode`; checks the cluster, and
+/// with `restart`, checks it again after a Redis restart.
+async fn mixed_cluster(volley_mode: Mode, restart: bool) {
+    let (mode, subscription) = match volley_mode {
+        Mode::Classic => ("classic", ""),
+        Mode::Sharded(SubscriptionMode::Static) => ("sharded", "static"),
+        Mode::Sharded(SubscriptionMode::Dynamic) => ("sharded", "dynamic"),
+        Mode::Sharded(SubscriptionMode::DynamicPrivate) => ("sharded", "dynamic-private"),
+    };
+    let label = format!("{mode} {subscription}").trim_end().to_owned();
     let sharded = mode == "sharded";
     let mut redis = Redis::start(free_port());
     let url = redis.url();
-    let node = start_node(&url, mode, "node-a").await;
+    let node = start_node(&url, mode, subscription, "node-a").await;
     let v1 = start_volley(&url, volley_mode, "volley-b").await;
     let v2 = start_volley(&url, volley_mode, "volley-c").await;
     wait_servers(&redis, 3, sharded, Duration::from_secs(15)).await;
@@ -266,7 +276,10 @@ async fn mixed_cluster(mode: &str, volley_mode: Mode) {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    drive(&urls, mode, &url, &format!("{mode}, before the restart")).await;
+    drive(&urls, mode, &url, &format!("{label}, before the restart")).await;
+    if !restart {
+        return;
+    }
 
     // Restart Redis: everybody reconnects and resubscribes by itself.
     let t0 = Instant::now();
@@ -283,20 +296,30 @@ async fn mixed_cluster(mode: &str, volley_mode: Mode) {
     let redis = Redis::start(redis.port);
     wait_servers(&redis, 3, sharded, Duration::from_secs(20)).await;
     eprintln!(
-        "{mode}: 3 servers counted again {:?} after the shutdown",
+        "{label}: 3 servers counted again {:?} after the shutdown",
         t0.elapsed()
     );
     assert!(v1.cluster.is_connected() && v2.cluster.is_connected());
     assert_eq!(v1.cluster.stats().reconnects, before + 1);
-    drive(&urls, mode, &url, &format!("{mode}, after the restart")).await;
+    drive(&urls, mode, &url, &format!("{label}, after the restart")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classic_mixed_cluster_survives_a_redis_restart() {
-    mixed_cluster("classic", Mode::Classic).await;
+    mixed_cluster(Mode::Classic, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sharded_mixed_cluster_survives_a_redis_restart() {
-    mixed_cluster("sharded", Mode::Sharded(SubscriptionMode::Dynamic)).await;
+async fn sharded_dynamic_mixed_cluster_survives_a_redis_restart() {
+    mixed_cluster(Mode::Sharded(SubscriptionMode::Dynamic), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_static_mixed_cluster() {
+    mixed_cluster(Mode::Sharded(SubscriptionMode::Static), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_dynamic_private_mixed_cluster() {
+    mixed_cluster(Mode::Sharded(SubscriptionMode::DynamicPrivate), false).await;
 }
