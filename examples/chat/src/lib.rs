@@ -1,0 +1,200 @@
+//! Volley's showcase: a small chat, served by axum on one port.
+//!
+//! - `/` is the page (`static/`), and `/vendor/socket.io.min.js` the official
+//!   `socket.io-client` from npm (see [`socket_io_client`]): no CDN.
+//! - `/api/hello` is an ordinary JSON route.
+//! - `/socket.io/` is Volley, mounted with `.layer(io.layer())` on the same `Router`.
+//!
+//! The chat is the `/chat` namespace. A middleware refuses a wrong token; a client then joins
+//! a room, sends messages to it (acknowledged, so the sender sees "delivered") and a
+//! volatile typing hint, and everyone sees how many people are online.
+//!
+//! `main.rs` runs it; the browser test in `e2e/tests` builds the same [`router`].
+
+use std::io;
+use std::path::Path;
+use std::process::Command;
+
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use volley::adapter::Room;
+use volley::{AckSender, BroadcastOperator, ConnectError, Data, Namespace, Socket, SocketIo};
+
+/// The token the demo accepts. The page fills it in; type anything else to see a refusal.
+const TOKEN: &str = "secret";
+
+/// The Socket.IO server, with the chat in its `/chat` namespace.
+pub fn socket_io() -> SocketIo {
+    let io = SocketIo::builder().build();
+    let chat = io.of("/chat");
+    chat.middleware(authenticate);
+    let ns = chat.clone();
+    chat.on_connection(move |socket| on_connect(ns.clone(), socket));
+    io
+}
+
+/// The whole app on one axum `Router`: the page, the npm client, a REST route and Volley.
+pub fn router(io: &SocketIo, client_js: Bytes) -> Router {
+    let js = |body| ([(CONTENT_TYPE, "text/javascript")], body);
+    let css = ([(CONTENT_TYPE, "text/css")], CHAT_CSS);
+    let chat = io.of("/chat");
+    let hello = move || async move {
+        let online = chat.sockets().len();
+        Json(json!({ "message": "Hello from axum, next to Volley", "online": online }))
+    };
+    Router::new()
+        .route("/", get(Html(INDEX_HTML)))
+        .route("/chat.js", get(js(Bytes::from_static(CHAT_JS))))
+        .route("/chat.css", get(css))
+        .route("/vendor/socket.io.min.js", get(js(client_js)))
+        .route("/api/hello", get(hello))
+        .layer(io.layer())
+}
+
+const INDEX_HTML: &str = include_str!("../static/index.html");
+const CHAT_JS: &[u8] = include_bytes!("../static/chat.js");
+const CHAT_CSS: &str = include_str!("../static/chat.css");
+
+/// Runs before a client joins `/chat` (Node's `io.of("/chat").use`): checks the token and
+/// keeps the nickname in the socket's data. A refusal reaches the client's `connect_error`
+/// with `message` and `data`.
+async fn authenticate(socket: Socket) -> Result<(), ConnectError> {
+    let auth = socket.handshake().auth();
+    if auth["token"] != TOKEN {
+        let hint = format!("the demo token is \"{TOKEN}\"");
+        return Err(ConnectError::new("invalid token").with_data(json!({ "hint": hint })));
+    }
+    let name = auth["name"].as_str().unwrap_or_default().trim();
+    if name.is_empty() || name.chars().count() > 24 {
+        let hint = "a nickname has 1 to 24 characters";
+        return Err(ConnectError::new("invalid nickname").with_data(json!({ "hint": hint })));
+    }
+    socket.set_data(&name).expect("a string is valid JSON");
+    Ok(())
+}
+
+// Broadcasts fail only for a reserved event name or data that is not JSON, neither of which
+// happens here; emits to one socket fail only when it is gone. Hence the `let _ =` below.
+
+/// A client joined `/chat`: announce it and register its event handlers.
+async fn on_connect(chat: Namespace, socket: Socket) {
+    let _ = socket.broadcast().emit("user connected", &name(&socket));
+    let _ = chat.emit("online", &chat.sockets().len());
+
+    let ns = chat.clone();
+    socket.on("join", move |socket, Data(room), ack| {
+        join(ns.clone(), socket, room, ack)
+    });
+    socket.on("leave", leave);
+    socket.on("message", message);
+    socket.on("typing", typing);
+    // Still in its room here, so the others hear that it left.
+    socket.on_disconnecting(|socket, _| leave(socket));
+    socket.on_disconnect(move |_, _| async move {
+        let _ = chat.emit("online", &chat.sockets().len());
+    });
+}
+
+/// `join(room, ack)`: leaves the current room, enters `room`, tells the others.
+async fn join(chat: Namespace, socket: Socket, room: String, ack: AckSender) {
+    let room = room.trim().to_owned();
+    if room.is_empty() || room.chars().count() > 32 {
+        let _ = ack.send(&json!({ "error": "a room name has 1 to 32 characters" }));
+        return;
+    }
+    leave(socket.clone()).await;
+    socket.join(&room);
+    let _ = socket.to(&room).emit("joined", &name(&socket)); // everyone in the room but me
+    send_members(chat.to(&room)).await; // everyone in the room, me included
+    let _ = ack.send(&json!({ "room": room }));
+}
+
+/// `leave`: leaves the current room, if any, and tells the others.
+async fn leave(socket: Socket) {
+    let Some(room) = current_room(&socket) else {
+        return;
+    };
+    socket.leave(&room);
+    let _ = socket.to(room.clone()).emit("left", &name(&socket));
+    send_members(socket.to(room)).await;
+}
+
+/// `message(text, ack)`: to everyone else in the room; the ack tells the sender it arrived.
+async fn message(socket: Socket, Data(text): Data<String>, ack: AckSender) {
+    let Some(room) = current_room(&socket) else {
+        let _ = ack.send("join a room first");
+        return;
+    };
+    let text: String = text.chars().take(500).collect();
+    let _ = socket
+        .to(room)
+        .emit("message", &json!({ "from": name(&socket), "text": text }));
+    let _ = ack.send("delivered");
+}
+
+/// `typing(bool)`: a hint to everyone else in the room.
+async fn typing(socket: Socket, Data(typing): Data<bool>) {
+    if let Some(room) = current_room(&socket) {
+        // Volatile: a typing hint that cannot go out now is worthless later.
+        let hint = json!({ "name": name(&socket), "typing": typing });
+        let _ = socket.to(room).volatile().emit("typing", &hint);
+    }
+}
+
+/// Sends the nicknames of the sockets `room` selects to those sockets.
+async fn send_members(room: BroadcastOperator) {
+    let Ok(sockets) = room.fetch_sockets().await else {
+        return;
+    };
+    let names: Vec<&Value> = sockets.iter().map(|s| s.data()).collect();
+    let _ = room.emit("members", &names);
+}
+
+/// The chat room a socket is in: any of its rooms but the one named by its own id.
+fn current_room(socket: &Socket) -> Option<Room> {
+    socket.rooms().into_iter().find(|r| **r != *socket.id())
+}
+
+/// The nickname the middleware stored.
+fn name(socket: &Socket) -> String {
+    socket.data().unwrap_or_default()
+}
+
+/// The official browser client: `socket.io.min.js` from the npm package pinned in `web/`.
+///
+/// On a fresh checkout (or after `web/package-lock.json` changed) this runs `npm ci` in
+/// `web/` first, which needs Node.js and npm.
+pub fn socket_io_client() -> io::Result<Bytes> {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let file = web.join("node_modules/socket.io-client/dist/socket.io.min.js");
+    // npm rewrites node_modules/.package-lock.json on every install.
+    let modified = |p: &str| web.join(p).metadata().and_then(|m| m.modified()).ok();
+    let stale = modified("node_modules/.package-lock.json") < modified("package-lock.json");
+    if !file.is_file() || stale {
+        npm_ci(&web)?;
+    }
+    std::fs::read(&file).map(Bytes::from)
+}
+
+fn npm_ci(dir: &Path) -> io::Result<()> {
+    eprintln!("chat: npm ci in {} (gets socket.io-client)", dir.display());
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .map_err(|e| {
+            io::Error::other(format!(
+                "cannot run npm ({e}). The page uses the official socket.io-client from npm: \
+                 install Node.js and npm (e.g. `apt-get install nodejs npm`), then run again"
+            ))
+        })?;
+    if !status.success() {
+        let msg = format!("`npm ci` in {} failed ({status})", dir.display());
+        return Err(io::Error::other(msg));
+    }
+    Ok(())
+}
