@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use volley_proto::engine::{Message, Packet as EnginePacket};
-use volley_proto::socket::{Packet, PacketData, PacketType, Reassembler};
+use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType, Reassembler};
 
 use crate::args::{self, Encoded, RawArgs};
 use crate::backoff::{Backoff, Rng};
@@ -392,7 +392,8 @@ impl ManagerBuilder {
             deferred: VecDeque::new(),
             backoff,
             generation: 0,
-            reassembler: Reassembler::default(),
+            reassembler: reassembler(),
+            unsent: Vec::new(),
         };
         handle.spawn(driver.run());
         Ok(Manager {
@@ -419,6 +420,18 @@ struct Driver {
     /// Counts sessions, so that a CONNECT prepared for an old one is not sent on a new one.
     generation: u64,
     reassembler: Reassembler,
+    /// Events taken from the channel but not written when the session ended.
+    unsent: Vec<(String, Buffered)>,
+}
+
+/// The most binary attachments one packet from the server may have. The server is the peer
+/// the application chose; the official client sets no limit at all.
+const MAX_ATTACHMENTS: usize = 1024;
+
+fn reassembler() -> Reassembler {
+    Reassembler::new(DecodeLimits {
+        max_attachments: MAX_ATTACHMENTS,
+    })
 }
 
 /// The Engine.IO packets of a Socket.IO packet: its text, then its attachments.
@@ -432,6 +445,11 @@ fn frames(packet: Encoded) -> Vec<EnginePacket> {
             .map(|a| EnginePacket::Message(Message::Binary(a))),
     );
     out
+}
+
+/// Whether a packet is an acknowledgement (meaningless on another connection).
+fn is_ack(packet: &Encoded) -> bool {
+    matches!(packet.text.first(), Some(b'3' | b'6'))
 }
 
 impl Driver {
@@ -687,7 +705,7 @@ impl Driver {
 
     async fn open(&mut self, mut session: Session) -> Phase {
         self.generation += 1;
-        self.reassembler = Reassembler::default();
+        self.reassembler = reassembler();
         let transport = session.transport();
         *lock(&self.inner.current) = Some((session.handshake().sid.clone(), transport));
         self.emit(ManagerEvent::Open(transport));
@@ -717,7 +735,15 @@ impl Driver {
                     }
                 },
                 cmd = self.next_cmd() => match cmd {
-                    Cmd::Send { packet, volatile, .. } => {
+                    Cmd::Send { nsp, packet, ack, volatile } => {
+                        if session.heartbeat_expired() {
+                            // The connection is dead though no timer said so yet (the machine
+                            // slept): keep the event for the next connection.
+                            if !volatile && !is_ack(&packet) {
+                                self.unsent.push((nsp, Buffered { packet, ack }));
+                            }
+                            break (DisconnectReason::PingTimeout, false);
+                        }
                         if !volatile || session.is_writable() {
                             session.send(frames(packet));
                         }
@@ -816,6 +842,9 @@ impl Driver {
         }
         // No emit can reach the channel any more: take what is in it.
         let mut requeue: HashMap<String, Vec<Buffered>> = HashMap::new();
+        for (nsp, b) in self.unsent.drain(..) {
+            requeue.entry(nsp).or_default().push(b);
+        }
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
                 Cmd::Send {
@@ -893,7 +922,12 @@ impl Driver {
                 };
                 {
                     let mut st = lock(&socket.state);
-                    if !st.active || st.connected {
+                    if !st.active {
+                        // Disconnected by the application meanwhile: leave again.
+                        session.send(frames(args::disconnect(&socket.nsp)));
+                        return None;
+                    }
+                    if st.connected {
                         return None;
                     }
                     st.connected = true;

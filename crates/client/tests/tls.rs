@@ -85,7 +85,11 @@ async fn every_transport_over_tls() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(m.transport(), Some(want), "{transports:?}");
-        let r: String = s.timeout(WAIT).emit_with_ack("ack", "secure").await.unwrap();
+        let r: String = s
+            .timeout(WAIT)
+            .emit_with_ack("ack", "secure")
+            .await
+            .unwrap();
         assert_eq!(r, "secure");
         m.close();
     }

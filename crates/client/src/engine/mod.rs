@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -183,6 +183,9 @@ pub(crate) struct Session {
     /// When the session is dead unless a ping arrives: `pingInterval + pingTimeout` after the
     /// last ping (or the handshake).
     deadline: Instant,
+    /// The same deadline on the wall clock: the monotonic clock stops while the machine
+    /// sleeps, so a suspended laptop would otherwise write into a dead connection.
+    wall_deadline: SystemTime,
     probe: Option<ProbeFuture>,
     /// The probed WebSocket, waiting for polling to pause.
     upgraded: Option<websocket::WsStream>,
@@ -231,10 +234,12 @@ impl Session {
             None
         };
         let deadline = Instant::now() + heartbeat_window(&open);
+        let wall_deadline = SystemTime::now() + heartbeat_window(&open);
         Ok(Self {
             open,
             pump,
             deadline,
+            wall_deadline,
             probe,
             upgraded: None,
             held: None,
@@ -254,6 +259,12 @@ impl Session {
     /// Whether a packet written now would go out at once (what `volatile` needs).
     pub(crate) fn is_writable(&self) -> bool {
         self.held.is_none() && !self.pump.busy.load(Ordering::Acquire)
+    }
+
+    /// Whether the heartbeat deadline has passed on the wall clock (checked before writing,
+    /// as the official client does: timers may not have fired after a suspend).
+    pub(crate) fn heartbeat_expired(&self) -> bool {
+        SystemTime::now() > self.wall_deadline
     }
 
     /// Queues packets for sending, in order.
@@ -287,6 +298,7 @@ impl Session {
                     Some(PumpEvent::Packet(p)) => match p {
                         Packet::Ping(_) => {
                             self.deadline = Instant::now() + heartbeat_window(&self.open);
+                            self.wall_deadline = SystemTime::now() + heartbeat_window(&self.open);
                             self.send(vec![Packet::Pong(Bytes::new())]);
                         }
                         Packet::Message(m) => return SessionEvent::Message(m),
