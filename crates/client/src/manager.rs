@@ -236,11 +236,11 @@ impl ManagerBuilder {
 
     /// The server's path (default `/socket.io/`).
     pub fn path(mut self, path: &str) -> Self {
-        let mut p = path.trim_end_matches('/').to_owned();
-        if !p.starts_with('/') {
-            p.insert(0, '/');
+        let mut p = path.trim_matches('/').to_owned();
+        p.insert(0, '/');
+        if p.len() > 1 {
+            p.push('/');
         }
-        p.push('/');
         self.path = p;
         self
     }

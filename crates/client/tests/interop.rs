@@ -26,6 +26,8 @@ enum Mode {
 
 fn builder(url: &str, mode: Mode) -> ManagerBuilder {
     let b = Manager::builder(url)
+        .query("q", "a b&c")
+        .header("X-Volley-Test", "yes")
         .reconnection_delay(Duration::from_millis(100))
         .reconnection_delay_max(Duration::from_millis(400))
         .timeout(Some(Duration::from_secs(3)));
@@ -119,6 +121,14 @@ async fn suite(kind: Kind, mode: Mode) {
             assert_eq!(manager.transport(), Some(TransportKind::WebSocket));
         }
     }
+
+    // Query parameters and headers reach the server, on every transport.
+    let hs: Value = main
+        .timeout(WAIT)
+        .emit_with_ack("handshake", &())
+        .await
+        .unwrap();
+    assert_eq!(hs, json!({ "query": "a b&c", "header": "yes" }));
 
     // Events both ways, several arguments.
     main.emit_args("echo", ("hello", 42, json!({ "a": [1, 2] })))

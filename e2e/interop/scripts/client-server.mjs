@@ -17,6 +17,7 @@
 //   "collected" acknowledges with that list
 //   "auths"     acknowledges with the auth objects of every connection to "/" so far
 //   "kick"      disconnects the socket (the client sees "io server disconnect")
+//   "handshake" acknowledges with {"query": query.q, "header": the x-volley-test header}
 //   "flaky"     counts how often it saw its first argument; acknowledges with that count only
 //               from the second time on (for the client's retries)
 // /secure refuses connections whose auth.token is not "ok": message "not authorized",
@@ -60,6 +61,9 @@ function behave(socket) {
   socket.on("collected", (...args) => args.pop()(collected));
   socket.on("auths", (...args) => args.pop()(auths));
   socket.on("kick", () => socket.disconnect());
+  socket.on("handshake", (...args) =>
+    args.pop()({ query: socket.handshake.query.q, header: socket.handshake.headers["x-volley-test"] }),
+  );
   socket.on("flaky", (key, cb) => {
     const n = (seen.get(key) || 0) + 1;
     seen.set(key, n);

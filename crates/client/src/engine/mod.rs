@@ -346,8 +346,15 @@ impl Session {
     }
 }
 
+/// `pingInterval + pingTimeout`, at most a day: a server's absurd values must not overflow a
+/// deadline.
 fn heartbeat_window(open: &OpenPacket) -> Duration {
-    Duration::from_millis(open.ping_interval.saturating_add(open.ping_timeout))
+    const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+    Duration::from_millis(
+        open.ping_interval
+            .saturating_add(open.ping_timeout)
+            .min(DAY_MS),
+    )
 }
 
 fn protocol_error(message: impl Into<String>) -> TransportError {

@@ -240,6 +240,17 @@ fn behave(s: Socket, state: Arc<State>) {
         }
     });
     s.on("kick", |s: Socket| async move { s.disconnect() });
+    s.on(
+        "handshake",
+        |s: Socket, _: RawArgs, ack: AckSender| async move {
+            let h = s.handshake();
+            let header = h
+                .headers()
+                .get("x-volley-test")
+                .and_then(|v| v.to_str().ok());
+            let _ = ack.send(&json!({ "query": h.query_param("q"), "header": header }));
+        },
+    );
 }
 
 fn volley_io(ping: Ping) -> SocketIo {
