@@ -255,6 +255,19 @@ impl BroadcastOperator {
             .collect())
     }
 
+    /// The ids of the selected sockets, wherever they are connected (Node's `allSockets`):
+    /// cheaper than [`fetch_sockets`](Self::fetch_sockets) when only ids or a count are needed.
+    pub async fn socket_ids(&self) -> Result<Vec<String>, AdapterError> {
+        if let Some(children) = self.children() {
+            let mut all = Vec::new();
+            for c in children {
+                all.extend(c.ns.adapter.sockets(&c.opts).await?);
+            }
+            return Ok(all);
+        }
+        self.ns.adapter.sockets(&self.opts).await
+    }
+
     /// Makes the selected sockets join `rooms`.
     pub fn sockets_join(&self, rooms: impl IntoRooms) {
         let rooms = rooms.into_rooms();

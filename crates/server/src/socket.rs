@@ -180,6 +180,14 @@ impl Socket {
         &self.inner.ns.name
     }
 
+    /// The namespace this socket is in, as Node's `socket.nsp`: emit to all of it, list its
+    /// sockets, and so on.
+    pub fn nsp(&self) -> crate::Namespace {
+        crate::Namespace {
+            inner: self.inner.ns.clone(),
+        }
+    }
+
     /// The handshake: headers, query, `auth`, address, time.
     pub fn handshake(&self) -> &Handshake {
         &self.inner.handshake
