@@ -28,7 +28,7 @@ const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 2000, serve
 
 const pub = createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
-for (const c of [pub, sub]) c.on("error", (e) => console.error("redis error:", e.message));
+for (const c of [pub, sub]) c.on("error", (e) => process.env.VERBOSE && console.error("redis error:", e.message));
 await Promise.all([pub.connect(), sub.connect()]);
 io.adapter(
   MODE === "sharded"
