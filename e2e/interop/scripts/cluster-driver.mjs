@@ -5,7 +5,10 @@
 //
 //   node scripts/cluster-driver.mjs '<json>'
 //   json: {"nodes":[{"url":"http://127.0.0.1:3101"},...], "mode":"classic"|"sharded",
-//          "redis":"redis://127.0.0.1:6390", "label":"before-restart"}
+//          "redis":"redis://127.0.0.1:6390", "label":"before-restart",
+//          "extras":true}
+//   extras: false for servers that serve only CLUSTER.md (ref-node): no /chat namespace, no
+//   cluster:emit-rooms or cluster:emit-volatile.
 //
 // Prints one JSON line per check: {"event":"check","name":...,"ok":true|false,...}, then
 // {"event":"done","passed":N,"failed":M}. Exit status 1 when a check failed or on error.
@@ -18,6 +21,7 @@ import { Emitter } from "@socket.io/redis-emitter";
 
 const cfg = JSON.parse(process.argv[2]);
 const N = cfg.nodes.length;
+const EXTRAS = cfg.extras !== false;
 const report = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const exit = (code) => process.stdout.write("", () => process.exit(code));
 let passed = 0;
@@ -109,7 +113,7 @@ async function main() {
   const chat = [];
   for (const n of cfg.nodes) {
     root.push(await connect(n.url));
-    chat.push(await connect(n.url, "/chat"));
+    if (EXTRAS) chat.push(await connect(n.url, "/chat"));
   }
   for (const [i, c] of root.entries()) {
     c.socket.on("cluster:ask", (d, cb) => cb(`c${i}:${d}`));
@@ -153,7 +157,7 @@ async function main() {
   }
 
   // A volatile broadcast from each node (every client is writable, so all get it).
-  for (const [i, origin] of root.entries()) {
+  for (const [i, origin] of EXTRAS ? root.entries() : []) {
     const tag = `volatile-${i}`;
     origin.socket.emit("cluster:emit-volatile", tag);
     const got = await Promise.allSettled(root.map((c) => c.rec.next("cluster:volatile", (a) => a[0] === tag)));
@@ -177,7 +181,7 @@ async function main() {
 
   // Several rooms with except, from each node: rooms [room1, room2] except room3 reaches
   // c0 and c2, not c1 (in room1 and room3).
-  if (N >= 3) {
+  if (N >= 3 && EXTRAS) {
     for (const [i, origin] of root.entries()) {
       const tag = `rooms-from-${i}`;
       origin.socket.emit("cluster:emit-rooms", ["room1", "room2"], ["room3"], tag);
