@@ -124,7 +124,7 @@ impl Link {
             last_error: Mutex::new("not connected yet".into()),
         });
         tokio::spawn(supervise(link.clone(), ctl_rx, in_tx));
-        tokio::spawn(publish_loop(link.clone(), out_rx));
+        tokio::spawn(publish_loop(Arc::downgrade(&link), out_rx));
         (link, in_rx)
     }
 
@@ -456,9 +456,13 @@ fn mark_down(link: &Link, why: impl std::fmt::Display) {
     }
 }
 
-async fn publish_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Outgoing>) {
+/// Holds the link weakly: once the link is gone its sender is dropped and this ends.
+async fn publish_loop(link: std::sync::Weak<Link>, mut rx: mpsc::Receiver<Outgoing>) {
     let mut batch = Vec::with_capacity(256);
     while rx.recv_many(&mut batch, 256).await > 0 {
+        let Some(link) = link.upgrade() else {
+            return;
+        };
         let conn = link.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let n = batch.len() as u64;
         match conn {
