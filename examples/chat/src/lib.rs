@@ -21,15 +21,27 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use volley::adapter::AdapterFactory;
 use volley::adapter::Room;
 use volley::{AckSender, BroadcastOperator, ConnectError, Data, Namespace, Socket, SocketIo};
 
 /// The token the demo accepts. The page fills it in; type anything else to see a refusal.
 const TOKEN: &str = "secret";
 
-/// The Socket.IO server, with the chat in its `/chat` namespace.
+/// The Socket.IO server, with the chat in its `/chat` namespace, on one machine.
 pub fn socket_io() -> SocketIo {
-    let io = SocketIo::builder().build();
+    socket_io_with(None)
+}
+
+/// The Socket.IO server with a cluster adapter (e.g. Redis), so that several chat servers
+/// share rooms, messages and the online count.
+pub fn socket_io_with(adapter: Option<AdapterFactory>) -> SocketIo {
+    let builder = SocketIo::builder();
+    let builder = match adapter {
+        Some(adapter) => builder.adapter(adapter),
+        None => builder,
+    };
+    let io = builder.build();
     let chat = io.of("/chat");
     chat.middleware(authenticate);
     let ns = chat.clone();
@@ -43,7 +55,7 @@ pub fn router(io: &SocketIo, client_js: Bytes) -> Router {
     let css = ([(CONTENT_TYPE, "text/css")], CHAT_CSS);
     let chat = io.of("/chat");
     let hello = move || async move {
-        let online = chat.sockets().len();
+        let online = online(&chat).await;
         Json(json!({ "message": "Hello from axum, next to Volley", "online": online }))
     };
     Router::new()
@@ -83,7 +95,7 @@ async fn authenticate(socket: Socket) -> Result<(), ConnectError> {
 /// A client joined `/chat`: announce it and register its event handlers.
 async fn on_connect(chat: Namespace, socket: Socket) {
     let _ = socket.broadcast().emit("user connected", &name(&socket));
-    let _ = chat.emit("online", &chat.sockets().len());
+    let _ = chat.emit("online", &online(&chat).await);
 
     let ns = chat.clone();
     socket.on("join", move |socket, Data(room), ack| {
@@ -95,8 +107,17 @@ async fn on_connect(chat: Namespace, socket: Socket) {
     // Still in its room here, so the others hear that it left.
     socket.on_disconnecting(|socket, _| leave(socket));
     socket.on_disconnect(move |_, _| async move {
-        let _ = chat.emit("online", &chat.sockets().len());
+        let _ = chat.emit("online", &online(&chat).await);
     });
+}
+
+/// How many people are in the chat, on every server of the cluster.
+async fn online(chat: &Namespace) -> usize {
+    match chat.broadcast().socket_ids().await {
+        Ok(ids) => ids.len(),
+        // The cluster is unreachable: count this server's people.
+        Err(_) => chat.sockets().len(),
+    }
 }
 
 /// `join(room, ack)`: leaves the current room, enters `room`, tells the others.

@@ -1,10 +1,13 @@
 //! `cargo run --release --bin chat`: the chat on http://127.0.0.1:3000 (`PORT` changes the
-//! port). See `lib.rs` for the app itself.
+//! port). `-- --redis redis://127.0.0.1:6379` makes it one node of a cluster: run several,
+//! on several ports, and they share rooms, messages and the online count (through the same
+//! Redis channels as Node's `@socket.io/redis-adapter`). See `lib.rs` for the app itself.
 
 use std::io;
 use std::process::ExitCode;
 
-use volley_example_chat::{router, socket_io, socket_io_client};
+use volley_example_chat::{router, socket_io_client, socket_io_with};
+use volley_redis::{RedisAdapterConfig, RedisCluster};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,9 +28,32 @@ async fn run() -> io::Result<()> {
         Err(_) => 3000,
     };
     let client_js = socket_io_client()?;
-    let io = socket_io();
+    let adapter = match redis_url()? {
+        Some(url) => {
+            let cluster = RedisCluster::connect(&url, RedisAdapterConfig::default())
+                .await
+                .map_err(|e| io::Error::other(format!("cannot join the cluster at {url}: {e}")))?;
+            println!("Volley chat: cluster on {url}");
+            Some(cluster.factory())
+        }
+        None => None,
+    };
+    let io = socket_io_with(adapter);
     let app = router(&io, client_js);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("Volley chat on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await
+}
+
+/// `--redis URL` (or `--redis=URL`) from the command line.
+fn redis_url() -> io::Result<Option<String>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(None),
+        [flag, url] if flag == "--redis" => Ok(Some(url.clone())),
+        [arg] if arg.starts_with("--redis=") => Ok(Some(arg["--redis=".len()..].to_owned())),
+        _ => Err(io::Error::other(
+            "usage: chat [--redis redis://HOST:PORT]  (PORT=... sets the HTTP port)",
+        )),
+    }
 }
