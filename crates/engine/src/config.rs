@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
+use crate::ratelimit::HandshakeRateLimit;
 use crate::request::RequestInfo;
 
 /// A boxed future, as returned by user hooks.
@@ -110,6 +111,14 @@ impl Default for Cookie {
     }
 }
 
+/// The default of [`EngineConfigBuilder::max_buffered_bytes`]: 16 MiB.
+///
+/// Big enough for bursts of messages of the size Node accepts by default (16 times
+/// `maxHttpBufferSize`) and for any single message a client built on tungstenite accepts by
+/// default (its `max_frame_size` is 16 MiB too); small enough that a client that stopped
+/// reading costs at most this much (plus the kernel's socket buffers) before it is cut off.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 16 << 20;
+
 /// Everything an [`Engine`](crate::Engine) can be configured with.
 ///
 /// Build it with [`EngineConfig::builder`]; every default is Node's.
@@ -127,7 +136,9 @@ pub struct EngineConfig {
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_request: Option<AllowRequest>,
     pub(crate) max_buffered_packets: usize,
+    pub(crate) max_buffered_bytes: usize,
     pub(crate) max_connections: usize,
+    pub(crate) handshake_rate_limit: Option<HandshakeRateLimit>,
     pub(crate) ws_read_buffer: usize,
 }
 
@@ -146,7 +157,9 @@ impl fmt::Debug for EngineConfig {
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
             .field("max_buffered_packets", &self.max_buffered_packets)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("max_connections", &self.max_connections)
+            .field("handshake_rate_limit", &self.handshake_rate_limit)
             .finish()
     }
 }
@@ -166,7 +179,9 @@ impl Default for EngineConfig {
             cookie: None,
             allow_request: None,
             max_buffered_packets: 10_000,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             max_connections: usize::MAX,
+            handshake_rate_limit: None,
             ws_read_buffer: 4096,
         }
     }
@@ -198,6 +213,31 @@ impl EngineConfig {
     /// Largest accepted payload, in bytes.
     pub fn max_payload(&self) -> usize {
         self.max_payload
+    }
+
+    /// How long an upgrade to WebSocket may take.
+    pub fn upgrade_timeout(&self) -> Duration {
+        self.upgrade_timeout
+    }
+
+    /// Most frames waiting to be written on one session.
+    pub fn max_buffered_packets(&self) -> usize {
+        self.max_buffered_packets
+    }
+
+    /// Most bytes waiting to be written on one session.
+    pub fn max_buffered_bytes(&self) -> usize {
+        self.max_buffered_bytes
+    }
+
+    /// Most sessions open at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The handshake rate limit per client address, if any.
+    pub fn handshake_rate_limit(&self) -> Option<HandshakeRateLimit> {
+        self.handshake_rate_limit
     }
 
     pub(crate) fn allows(&self, t: TransportKind) -> bool {
@@ -288,10 +328,23 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// How many packets may wait in one session's outbound queue before sends fail with
-    /// [`SendError::Full`](crate::SendError::Full) (default 10,000).
+    /// How many frames may wait to be written on one session (default 10,000): queued by
+    /// [`EngineSocket::send`](crate::EngineSocket::send) and not yet handed to the WebSocket
+    /// or answered to a long-polling GET. The send that would go past it fails with
+    /// [`SendError::Full`](crate::SendError::Full) and closes the session as a transport
+    /// error: the client does not read fast enough.
     pub fn max_buffered_packets(mut self, n: usize) -> Self {
         self.config.max_buffered_packets = n.max(1);
+        self
+    }
+
+    /// How many bytes may wait to be written on one session (default
+    /// [`DEFAULT_MAX_BUFFERED_BYTES`], 16 MiB); same policy as
+    /// [`max_buffered_packets`](Self::max_buffered_packets). A single frame larger than this
+    /// is refused with [`SendError::Full`](crate::SendError::Full) and the session stays
+    /// open. Also bounds the write buffer of each WebSocket.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_buffered_bytes = bytes.max(1);
         self
     }
 
@@ -299,6 +352,14 @@ impl EngineConfigBuilder {
     /// (default unlimited).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
+        self
+    }
+
+    /// Limits how often one client address may open sessions (default: no limit, as Node).
+    /// Handshakes over the limit get HTTP 429 with a `Retry-After` header and
+    /// `{"code":4,"message":"Too many requests"}`.
+    pub fn handshake_rate_limit(mut self, limit: HandshakeRateLimit) -> Self {
+        self.config.handshake_rate_limit = Some(limit);
         self
     }
 

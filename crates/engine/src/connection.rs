@@ -125,6 +125,10 @@ impl Incoming {
         first: Option<Frame>,
     ) -> Self {
         let next_ping = Instant::now() + engine.config.ping_interval;
+        engine.counters.drivers.fetch_add(1, Ordering::AcqRel);
+        if let Some(f) = &first {
+            shared.add_pending(1, f.cost());
+        }
         let transport = match ws {
             Some(ws) => Transport::Websocket {
                 ws,
@@ -176,15 +180,21 @@ impl Incoming {
 
             // Frames queued by the handles.
             self.shared.waker.register(cx.waker());
-            let close_requested = {
+            let (close_requested, abort) = {
                 let mut q = self.shared.lock();
                 if self.outbox.is_empty() {
                     std::mem::swap(&mut self.outbox, &mut q.frames);
                 } else {
                     self.outbox.extend(q.frames.drain(..));
                 }
-                q.close_requested
+                (q.close_requested, q.abort)
             };
+            if let Some(reason) = abort {
+                // A send went past the backlog's bounds: the client is not reading. Nothing
+                // more is written to it, not even a close packet; its connection is dropped.
+                self.abort(reason);
+                continue;
+            }
             if let (Some(reason), None) = (close_requested, self.closing) {
                 self.start_closing(reason);
             }
@@ -219,9 +229,10 @@ impl Incoming {
                 Transport::Polling { parked } => {
                     if let Some(reply) = parked.take() {
                         if !self.outbox.is_empty() {
-                            let body = payload_of(&self.outbox);
+                            let (body, bytes) = payload_of(&self.outbox);
                             match reply.send(Ok(body)) {
                                 Ok(()) => {
+                                    self.shared.sub_pending(self.outbox.len(), bytes);
                                     self.outbox.clear();
                                     if self.closing.is_some() {
                                         // The close packet went out with this payload.
@@ -261,7 +272,10 @@ impl Incoming {
         let Transport::Websocket { ws, unflushed } = &mut self.transport else {
             return WsStep::Idle;
         };
-        // Write what is queued, without flushing yet.
+        // Write what is queued, without flushing yet. A frame leaves the backlog once
+        // tungstenite took it; `poll_ready` only lets the next one in once the socket took
+        // the previous one, so tungstenite never holds more than a frame.
+        let (mut sent, mut sent_bytes) = (0, 0);
         while let Some(frame) = self.outbox.pop_front() {
             match ws.poll_ready_unpin(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -271,11 +285,15 @@ impl Incoming {
                     break;
                 }
             }
+            let cost = frame.cost();
             if ws.start_send_unpin(ws_message(frame)).is_err() {
                 return WsStep::End(CloseReason::TransportError);
             }
+            sent += 1;
+            sent_bytes += cost;
             *unflushed = true;
         }
+        self.shared.sub_pending(sent, sent_bytes);
         // Read; a message is handed up at once, and the replies it causes are written
         // together with those of the next frames, before one flush.
         if self.closing.is_none() {
@@ -311,9 +329,15 @@ impl Incoming {
         }
         if *unflushed {
             match ws.poll_flush_unpin(cx) {
-                Poll::Ready(Ok(())) => *unflushed = false,
+                Poll::Ready(Ok(())) => {
+                    *unflushed = false;
+                    self.shared.write_blocked.store(false, Ordering::Release);
+                }
                 Poll::Ready(Err(_)) => return WsStep::End(CloseReason::TransportError),
-                Poll::Pending => return WsStep::Idle,
+                Poll::Pending => {
+                    self.shared.write_blocked.store(true, Ordering::Release);
+                    return WsStep::Idle;
+                }
             }
         }
         if let Some(reason) = self.closing
@@ -498,8 +522,9 @@ impl Incoming {
                     if self.outbox.is_empty() {
                         let _ = reply.send(Ok(Bytes::from_static(b"6")));
                     } else {
-                        let body = payload_of(&self.outbox);
+                        let (body, bytes) = payload_of(&self.outbox);
                         if reply.send(Ok(body)).is_ok() {
+                            self.shared.sub_pending(self.outbox.len(), bytes);
                             self.outbox.clear();
                         }
                     }
@@ -545,7 +570,7 @@ impl Incoming {
                 return true;
             }
         } else if self.next_ping <= now && self.closing.is_none() && self.linger.is_none() {
-            self.outbox.push_back(Frame::control(PacketType::Ping));
+            self.push_control(PacketType::Ping);
             // From the time the ping was due, not from when the timer got to run: a client
             // that misses it is gone exactly pingInterval + pingTimeout after the last pong.
             // Should this task have been starved past that, the client still gets half a
@@ -592,9 +617,17 @@ impl Incoming {
         fired
     }
 
+    /// Queues a packet of the driver's own (ping, close), counted in the backlog like the
+    /// others.
+    fn push_control(&mut self, ty: PacketType) {
+        let frame = Frame::control(ty);
+        self.shared.add_pending(1, frame.cost());
+        self.outbox.push_back(frame);
+    }
+
     fn start_closing(&mut self, reason: CloseReason) {
         self.closing = Some(reason);
-        self.outbox.push_back(Frame::control(PacketType::Close));
+        self.push_control(PacketType::Close);
         // A long-polling client may never come back for the close packet.
         self.closing_deadline = Some(Instant::now() + self.engine.config.ping_timeout);
         if let Some(up) = self.upgrading.take() {
@@ -609,7 +642,18 @@ impl Incoming {
             return;
         }
         self.closed = Some(reason);
-        self.shared.lock().closed = true;
+        // Sends fail from now on; what is still queued will never be written, so its memory
+        // goes now, not when the last handle is dropped.
+        let dropped = {
+            let mut q = self.shared.lock();
+            q.closed = true;
+            std::mem::take(&mut q.frames)
+        };
+        drop(dropped);
+        self.outbox = VecDeque::new();
+        self.inbox.shrink_to_fit();
+        self.shared.clear_pending();
+        self.shared.write_blocked.store(false, Ordering::Release);
         self.engine.registry.remove(&self.shared.sid);
         match &mut self.transport {
             Transport::Polling { parked } => {
@@ -636,8 +680,26 @@ impl Incoming {
     }
 }
 
+impl Incoming {
+    /// Ends the session at once for a client that does not read: its WebSocket is dropped
+    /// rather than closed politely (a close frame would only wait behind what it did not
+    /// read), and nothing queued is kept.
+    fn abort(&mut self, reason: CloseReason) {
+        if self.closed.is_some() {
+            return;
+        }
+        if let Transport::Websocket { ws, .. } =
+            std::mem::replace(&mut self.transport, Transport::Polling { parked: None })
+        {
+            drop(ws);
+        }
+        self.finish(reason);
+    }
+}
+
 impl Drop for Incoming {
     fn drop(&mut self) {
+        self.engine.counters.drivers.fetch_sub(1, Ordering::AcqRel);
         self.finish(CloseReason::ForcedClose);
         if let Transport::Websocket { ws, .. } =
             std::mem::replace(&mut self.transport, Transport::Polling { parked: None })
@@ -647,8 +709,10 @@ impl Drop for Incoming {
     }
 }
 
-/// Encodes queued frames as one long-polling payload.
-fn payload_of(frames: &VecDeque<Frame>) -> Bytes {
+/// Encodes queued frames as one long-polling payload; also returns what the frames counted
+/// for in the backlog.
+fn payload_of(frames: &VecDeque<Frame>) -> (Bytes, usize) {
+    let cost = frames.iter().map(Frame::cost).sum();
     let mut out = BytesMut::with_capacity(frames.iter().map(|f| frame_len(f) + 1).sum());
     for f in frames {
         if !out.is_empty() {
@@ -662,7 +726,7 @@ fn payload_of(frames: &VecDeque<Frame>) -> Bytes {
             }
         }
     }
-    out.freeze()
+    (out.freeze(), cost)
 }
 
 fn frame_len(f: &Frame) -> usize {

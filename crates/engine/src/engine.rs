@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,9 +13,10 @@ use tokio::sync::mpsc;
 use crate::config::{BoxFuture, EngineConfig, TransportKind};
 use crate::connection::{Command, Incoming, WsStream};
 use crate::error::{CloseReason, EngineError};
+use crate::ratelimit::RateLimiter;
 use crate::request::RequestInfo;
 use crate::service::{EngineLayer, EngineService, NotFound};
-use crate::socket::{EngineSocket, Frame, Shared};
+use crate::socket::{EngineSocket, Frame, Limits, Shared};
 
 type Handler = Arc<dyn Fn(EngineSocket, Incoming) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -33,7 +34,7 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -55,6 +56,48 @@ pub(crate) struct EngineShared {
     pub(crate) registry: Registry,
     handler: Handler,
     shutting_down: AtomicBool,
+    pub(crate) counters: Arc<Counters>,
+    rate_limiter: Option<RateLimiter>,
+}
+
+/// Engine-wide counters, updated by sessions as they come and go.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Session states (`Shared`) still allocated: open sessions, and closed ones some handle
+    /// still points to.
+    pub(crate) allocated: AtomicUsize,
+    /// Session drivers (`Incoming`) still alive.
+    pub(crate) drivers: AtomicUsize,
+    pub(crate) opened: AtomicU64,
+    pub(crate) slow_consumer_closes: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+}
+
+/// A snapshot of an engine's state, from [`Engine::metrics`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineMetrics {
+    /// Sessions open now (as [`Engine::session_count`]).
+    pub sessions_open: usize,
+    /// Sessions whose state is still in memory: the open ones, plus closed ones that some
+    /// [`EngineSocket`] or [`Incoming`] still points to. Equal to `sessions_open` once
+    /// handlers have let go of closed sessions; a gap that keeps growing is a leak.
+    pub sessions_allocated: usize,
+    /// Frames waiting to be written, over all open sessions.
+    pub queued_frames: usize,
+    /// Bytes of those frames.
+    pub queued_bytes: usize,
+    /// The largest backlog of one session, in bytes.
+    pub max_session_queued_bytes: usize,
+    /// Sessions opened since the engine was created.
+    pub sessions_opened_total: u64,
+    /// Sessions closed because their backlog went past `max_buffered_packets` or
+    /// `max_buffered_bytes` (slow consumers), since the engine was created.
+    pub slow_consumer_closes_total: u64,
+    /// Handshakes refused by the handshake rate limit, since the engine was created.
+    pub handshakes_rate_limited_total: u64,
+    /// Client addresses the handshake rate limit tracks now.
+    pub rate_limited_addresses: usize,
 }
 
 /// An Engine.IO v4 server: accepts sessions over long-polling and WebSocket and hands each
@@ -106,12 +149,15 @@ impl Engine {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: Handler = Arc::new(move |s, i| Box::pin(handler(s, i)));
+        let rate_limiter = config.handshake_rate_limit.map(RateLimiter::new);
         Self {
             shared: Arc::new(EngineShared {
                 config,
                 registry: Registry::default(),
                 handler,
                 shutting_down: AtomicBool::new(false),
+                counters: Arc::default(),
+                rate_limiter,
             }),
         }
     }
@@ -137,21 +183,69 @@ impl Engine {
         self.shared.registry.len()
     }
 
-    /// Closes every session with [`CloseReason::ServerShuttingDown`] and refuses new ones;
-    /// waits until they are gone, at most `grace`.
+    /// A snapshot of the engine's state: sessions, backlogs, and counters of refusals.
+    /// Walks the open sessions, so it costs one registry lock and a few atomic loads per
+    /// session.
+    pub fn metrics(&self) -> EngineMetrics {
+        let counters = &self.shared.counters;
+        let mut m = EngineMetrics {
+            sessions_allocated: counters.allocated.load(Ordering::Relaxed),
+            sessions_opened_total: counters.opened.load(Ordering::Relaxed),
+            slow_consumer_closes_total: counters.slow_consumer_closes.load(Ordering::Relaxed),
+            handshakes_rate_limited_total: counters.rate_limited.load(Ordering::Relaxed),
+            rate_limited_addresses: self
+                .shared
+                .rate_limiter
+                .as_ref()
+                .map_or(0, RateLimiter::tracked),
+            ..EngineMetrics::default()
+        };
+        let map = self.shared.registry.lock();
+        m.sessions_open = map.len();
+        for entry in map.values() {
+            let bytes = entry.shared.pending_bytes();
+            m.queued_frames += entry.shared.pending_frames();
+            m.queued_bytes += bytes;
+            m.max_session_queued_bytes = m.max_session_queued_bytes.max(bytes);
+        }
+        m
+    }
+
+    /// Closes every session with [`CloseReason::ServerShuttingDown`] and refuses new ones.
+    ///
+    /// Each session gets its close packet after what was already queued; `close` waits until
+    /// every session is gone, at most `grace`. Sessions still open then (a long-polling
+    /// client that did not come back for its close packet, a WebSocket that does not drain)
+    /// are ended without waiting more, and `close` returns once their handlers have seen the
+    /// end of [`Incoming::recv`] (at most a second more, should a handler not poll its
+    /// `Incoming`).
     pub async fn close(&self, grace: Duration) {
         self.shared.shutting_down.store(true, Ordering::Release);
         let sessions: Vec<Entry> = self.shared.registry.lock().values().cloned().collect();
         for entry in &sessions {
             entry.shared.request_close(CloseReason::ServerShuttingDown);
         }
-        let deadline = tokio::time::Instant::now() + grace;
-        while self.shared.registry.len() > 0 && tokio::time::Instant::now() < deadline {
+        let now = tokio::time::Instant::now();
+        // A grace period too long to add to the clock means "no limit".
+        let deadline = now.checked_add(grace);
+        while self.shared.registry.len() > 0
+            && deadline.is_none_or(|d| tokio::time::Instant::now() < d)
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Sessions whose handler stopped driving them are dropped from the registry anyway.
-        for entry in sessions {
-            self.shared.registry.remove(&entry.shared.sid);
+        // Dropping the registry's command senders ends the sessions still open: their
+        // drivers finish with the reason they were closing for.
+        drop(sessions);
+        let remaining: Vec<Entry> = {
+            let mut map = self.shared.registry.lock();
+            map.drain().map(|(_, e)| e).collect()
+        };
+        drop(remaining);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.shared.counters.drivers.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -162,6 +256,23 @@ impl Engine {
             return Err(EngineError::Unavailable);
         }
         Ok(())
+    }
+
+    /// Takes a handshake token for the client's address, when a rate limit is set.
+    pub(crate) fn check_rate(&self, info: &RequestInfo) -> Result<(), EngineError> {
+        let (Some(limiter), Some(addr)) = (&self.shared.rate_limiter, info.remote_addr) else {
+            return Ok(());
+        };
+        limiter.check(addr.ip()).map_err(|wait| {
+            self.shared
+                .counters
+                .rate_limited
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(remote = %addr, "handshake refused by the rate limit");
+            EngineError::TooManyRequests {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })
     }
 
     /// Registers a new session and starts its handler. `ws` is set for a session that starts
@@ -180,7 +291,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel(8);
         let (sid, shared) = {
             let mut map = self.shared.registry.lock();
-            if map.len() >= config.max_connections {
+            // Checked again here: a WebSocket handshake opens its session only once the
+            // upgrade is done, and the engine may have started shutting down meanwhile.
+            if map.len() >= config.max_connections
+                || self.shared.shutting_down.load(Ordering::Acquire)
+            {
                 return Err(EngineError::Unavailable);
             }
             let sid = loop {
@@ -193,7 +308,11 @@ impl Engine {
                 sid.clone(),
                 request,
                 transport,
-                config.max_buffered_packets,
+                Limits {
+                    max_frames: config.max_buffered_packets,
+                    max_bytes: config.max_buffered_bytes,
+                },
+                self.shared.counters.clone(),
             ));
             map.insert(
                 sid.clone(),
@@ -221,6 +340,7 @@ impl Engine {
         open.encode(&mut buf);
         let open = Frame::Text(buf.freeze());
         let first = ws.is_some().then(|| open.clone());
+        self.shared.counters.opened.fetch_add(1, Ordering::Relaxed);
         let incoming = Incoming::new(shared.clone(), self.shared.clone(), rx, ws, first);
         let socket = EngineSocket { shared };
         tokio::spawn((self.shared.handler)(socket, incoming));

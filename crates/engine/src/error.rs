@@ -33,6 +33,12 @@ pub enum EngineError {
     Overlap,
     /// The server refuses new sessions (connection limit reached or shutting down; HTTP 503).
     Unavailable,
+    /// The client's address made more handshakes than the handshake rate limit allows
+    /// (HTTP 429 with `Retry-After`; code 4, as a refusal by Node's `allowRequest`).
+    TooManyRequests {
+        /// Seconds until the address may try again, sent as `Retry-After`.
+        retry_after_secs: u64,
+    },
 }
 
 impl EngineError {
@@ -43,7 +49,7 @@ impl EngineError {
             Self::UnknownSid => 1,
             Self::BadHandshakeMethod => 2,
             Self::BadRequest | Self::PayloadTooLarge | Self::Overlap | Self::Unavailable => 3,
-            Self::Forbidden(_) => 4,
+            Self::Forbidden(_) | Self::TooManyRequests { .. } => 4,
             Self::UnsupportedProtocolVersion => 5,
         }
     }
@@ -60,16 +66,18 @@ impl EngineError {
             Self::UnsupportedProtocolVersion => "Unsupported protocol version",
             Self::PayloadTooLarge => "Payload too large",
             Self::Unavailable => "Server unavailable",
+            Self::TooManyRequests { .. } => "Too many requests",
         }
     }
 
     /// The HTTP status: 403 for `Forbidden`, 413 for a too large body, 503 when unavailable,
-    /// 400 otherwise.
+    /// 429 when rate limited, 400 otherwise.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -89,7 +97,18 @@ impl EngineError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        self.add_retry_after(&mut res);
         res
+    }
+
+    /// Adds `Retry-After` to the answer of a rate-limited handshake.
+    pub(crate) fn add_retry_after<B>(&self, res: &mut Response<B>) {
+        if let Self::TooManyRequests { retry_after_secs } = self {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(*retry_after_secs),
+            );
+        }
     }
 }
 

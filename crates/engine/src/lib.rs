@@ -15,18 +15,20 @@ mod config;
 mod connection;
 mod engine;
 mod error;
+mod ratelimit;
 mod request;
 mod serve;
 mod service;
 mod socket;
 
 pub use config::{
-    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, EngineConfig, EngineConfigBuilder,
-    TransportKind,
+    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_MAX_BUFFERED_BYTES, EngineConfig,
+    EngineConfigBuilder, TransportKind,
 };
 pub use connection::Incoming;
-pub use engine::Engine;
+pub use engine::{Engine, EngineMetrics};
 pub use error::{CloseReason, EngineError, SendError};
+pub use ratelimit::HandshakeRateLimit;
 pub use request::RequestInfo;
 pub use serve::serve;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};

@@ -28,6 +28,10 @@ use crate::request::RequestInfo;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Room in a WebSocket's write buffer beyond the largest frame a session may queue: frame
+/// headers, a pong and a close frame.
+const WS_WRITE_HEADROOM: usize = 64 * 1024;
+
 /// Serves the engine's path; other requests go to `S`.
 #[derive(Debug, Clone)]
 pub struct EngineService<S> {
@@ -238,6 +242,7 @@ where
                 return Err(EngineError::BadRequest);
             }
             engine.accepts_sessions()?;
+            engine.check_rate(&info)?;
             if let Some(allow) = &engine.config().allow_request {
                 allow(&info).await.map_err(EngineError::Forbidden)?;
             }
@@ -353,8 +358,20 @@ where
         return Err(EngineError::Overlap);
     }
     let _guard = PostGuard(&entry.shared.post_in_flight);
-    let limit = engine.config().max_payload;
-    let body = match Limited::new(body, limit).collect().await {
+    let config = engine.config();
+    let limit = config.max_payload;
+    // While a POST is in flight the client cannot send another one, so no pong either: a
+    // body that takes longer than pingInterval + pingTimeout belongs to a session that is
+    // over anyway. Bounding the read keeps a trickled body from pinning the session's state.
+    let read = Limited::new(body, limit).collect();
+    let bound = config.ping_interval.saturating_add(config.ping_timeout);
+    let Ok(read) = tokio::time::timeout(bound, read).await else {
+        let _ = entry
+            .commands
+            .try_send(Command::Fail(CloseReason::TransportError));
+        return Err(EngineError::BadRequest);
+    };
+    let body = match read {
         Ok(collected) => collected.to_bytes(),
         // Node drops a body over the limit and keeps the session.
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -404,9 +421,14 @@ fn websocket_handshake(
         .ok_or(EngineError::BadRequest)?;
     let engine = engine.clone();
     let config = engine.config();
+    // Frames are written one by one (`write_buffer_size(0)`), and the driver offers the next
+    // one only once the socket took the previous one, so tungstenite's write buffer holds
+    // at most one frame plus a control frame; `max_write_buffer_size` makes that a hard
+    // bound too. The backlog itself is bounded by the session (`max_buffered_bytes`).
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.ws_read_buffer)
         .write_buffer_size(0)
+        .max_write_buffer_size(config.max_buffered_bytes.saturating_add(WS_WRITE_HEADROOM))
         .max_message_size(Some(config.max_payload))
         .max_frame_size(Some(config.max_payload));
     tokio::spawn(async move {
@@ -448,10 +470,11 @@ fn websocket_handshake(
 }
 
 /// A refused WebSocket upgrade, as Node's `abortUpgrade` writes it: 400 (503 when the server
-/// takes no more sessions), `text/html`, the bare message, and the connection closed.
+/// takes no more sessions, 429 when rate limited), `text/html`, the bare message, and the
+/// connection closed.
 fn upgrade_refusal(e: EngineError) -> Response<Full<Bytes>> {
     let status = match e {
-        EngineError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        EngineError::Unavailable | EngineError::TooManyRequests { .. } => e.status(),
         _ => StatusCode::BAD_REQUEST,
     };
     let mut res = Response::new(Full::new(Bytes::from(e.message().to_owned())));
@@ -459,6 +482,7 @@ fn upgrade_refusal(e: EngineError) -> Response<Full<Bytes>> {
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    e.add_retry_after(&mut res);
     res
 }
 

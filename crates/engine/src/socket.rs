@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -10,6 +10,7 @@ use futures_util::task::AtomicWaker;
 use volley_proto::engine::PacketType;
 
 use crate::config::TransportKind;
+use crate::engine::Counters;
 use crate::error::{CloseReason, SendError};
 use crate::request::RequestInfo;
 
@@ -40,6 +41,14 @@ impl Frame {
         Self::Binary(data.into())
     }
 
+    /// What the frame counts for against `max_buffered_bytes`: its payload length (the
+    /// base64 expansion of binary frames on long-polling is not counted).
+    pub(crate) fn cost(&self) -> usize {
+        match self {
+            Self::Text(b) | Self::Binary(b) => b.len(),
+        }
+    }
+
     pub(crate) fn control(ty: PacketType) -> Self {
         Self::Text(Bytes::from_static(match ty {
             PacketType::Close => b"1",
@@ -59,6 +68,16 @@ pub(crate) struct Queue {
     pub(crate) closed: bool,
     /// Set by [`EngineSocket::close`] or the engine's shutdown.
     pub(crate) close_requested: Option<CloseReason>,
+    /// Set when a send overflowed the session's bounds: the driver ends the session at once,
+    /// without a close packet (the client is not reading), and drops what is queued.
+    pub(crate) abort: Option<CloseReason>,
+}
+
+/// The bounds of one session's outbound backlog.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_frames: usize,
+    pub(crate) max_bytes: usize,
 }
 
 /// State shared between the session's handles and its driver ([`Incoming`](crate::Incoming)).
@@ -70,7 +89,24 @@ pub(crate) struct Shared {
     pub(crate) waker: AtomicWaker,
     pub(crate) transport: AtomicU8,
     pub(crate) post_in_flight: AtomicBool,
-    pub(crate) max_buffered: usize,
+    limits: Limits,
+    /// Frames accepted by `send` (or queued by the driver itself) and not yet handed to the
+    /// transport: in the shared queue or in the driver's outbox. Added to under the queue
+    /// lock, taken from by the driver once the frames are written to the WebSocket or
+    /// answered to a GET.
+    pending_frames: AtomicUsize,
+    /// The bytes of those frames (see [`Frame::cost`]).
+    pending_bytes: AtomicUsize,
+    /// Set while the WebSocket's write side cannot take more (the socket buffer is full and
+    /// a flush is pending).
+    pub(crate) write_blocked: AtomicBool,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.counters.allocated.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -78,8 +114,10 @@ impl Shared {
         sid: Arc<str>,
         request: RequestInfo,
         transport: TransportKind,
-        max_buffered: usize,
+        limits: Limits,
+        counters: Arc<Counters>,
     ) -> Self {
+        counters.allocated.fetch_add(1, Ordering::Relaxed);
         Self {
             sid,
             request,
@@ -87,8 +125,78 @@ impl Shared {
             waker: AtomicWaker::new(),
             transport: AtomicU8::new(transport as u8),
             post_in_flight: AtomicBool::new(false),
-            max_buffered,
+            limits,
+            pending_frames: AtomicUsize::new(0),
+            pending_bytes: AtomicUsize::new(0),
+            write_blocked: AtomicBool::new(false),
+            counters,
         }
+    }
+
+    /// Frames not yet handed to the transport.
+    pub(crate) fn pending_frames(&self) -> usize {
+        self.pending_frames.load(Ordering::Acquire)
+    }
+
+    /// Bytes of the frames not yet handed to the transport.
+    pub(crate) fn pending_bytes(&self) -> usize {
+        self.pending_bytes.load(Ordering::Acquire)
+    }
+
+    /// Counts frames the driver queues itself (pings, the close packet, the open packet).
+    pub(crate) fn add_pending(&self, frames: usize, bytes: usize) {
+        self.pending_frames.fetch_add(frames, Ordering::AcqRel);
+        self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// The driver handed `frames` frames of `bytes` bytes to the transport.
+    pub(crate) fn sub_pending(&self, frames: usize, bytes: usize) {
+        if frames == 0 && bytes == 0 {
+            return;
+        }
+        self.pending_frames.fetch_sub(frames, Ordering::AcqRel);
+        self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// The session ended: nothing is pending any more. Sends fail from then on (the queue is
+    /// closed under the lock before this is called), so the counters stay at zero.
+    pub(crate) fn clear_pending(&self) {
+        self.pending_frames.store(0, Ordering::Release);
+        self.pending_bytes.store(0, Ordering::Release);
+    }
+
+    /// Checks the bounds for `frames` more frames of `bytes` more bytes, with the queue
+    /// locked; counts them if they fit. Past a bound the session is aborted: the queue is
+    /// emptied, later sends fail, and the driver ends the session as a transport error.
+    fn admit(&self, q: &mut Queue, frames: usize, bytes: usize) -> Result<(), SendError> {
+        if q.closed || q.close_requested.is_some() || q.abort.is_some() {
+            return Err(SendError::Closed);
+        }
+        if bytes > self.limits.max_bytes {
+            // One message larger than the whole budget could never be buffered: refuse the
+            // message, not the client.
+            return Err(SendError::Full);
+        }
+        let pending_frames = self.pending_frames.load(Ordering::Acquire);
+        let pending_bytes = self.pending_bytes.load(Ordering::Acquire);
+        if pending_frames.saturating_add(frames) > self.limits.max_frames
+            || pending_bytes.saturating_add(bytes) > self.limits.max_bytes
+        {
+            tracing::debug!(
+                sid = %self.sid,
+                pending_frames,
+                pending_bytes,
+                "outbound backlog over its bound: closing the session (slow consumer)"
+            );
+            q.abort = Some(CloseReason::TransportError);
+            q.frames = VecDeque::new();
+            self.counters
+                .slow_consumer_closes
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(SendError::Full);
+        }
+        self.add_pending(frames, bytes);
+        Ok(())
     }
 
     /// Locks the queue. A poisoned lock only means a panic elsewhere while holding it; the
@@ -107,7 +215,7 @@ impl Shared {
 
     pub(crate) fn request_close(&self, reason: CloseReason) {
         let mut q = self.lock();
-        if q.closed || q.close_requested.is_some() {
+        if q.closed || q.close_requested.is_some() || q.abort.is_some() {
             return;
         }
         q.close_requested = Some(reason);
@@ -120,7 +228,9 @@ impl Shared {
 /// what the handshake request looked like.
 ///
 /// Sending never waits: a frame goes into the session's bounded outbound queue and the
-/// session's driver writes it out on the current transport.
+/// session's driver writes it out on the current transport. A client that does not read
+/// cannot make the queue grow past `max_buffered_packets` / `max_buffered_bytes`: the send
+/// that would cross a bound closes the session instead (see [`send`](Self::send)).
 #[derive(Clone)]
 pub struct EngineSocket {
     pub(crate) shared: Arc<Shared>,
@@ -152,13 +262,24 @@ impl EngineSocket {
     }
 
     /// Queues a frame.
+    ///
+    /// Never waits. Fails with [`SendError::Closed`] once the session is closed or closing,
+    /// and with [`SendError::Full`] when the frame alone is larger than `max_buffered_bytes`
+    /// (the session stays open) or when it would take the session's backlog of frames not yet
+    /// written to the transport past `max_buffered_packets` or `max_buffered_bytes`: the
+    /// client is not reading fast enough, and the session is then closed at once as a
+    /// transport error, its backlog dropped ([`CloseReason::TransportError`]).
     pub fn send(&self, frame: Frame) -> Result<(), SendError> {
+        let cost = frame.cost();
         let mut q = self.shared.lock();
-        if q.closed || q.close_requested.is_some() {
-            return Err(SendError::Closed);
-        }
-        if q.frames.len() >= self.shared.max_buffered {
-            return Err(SendError::Full);
+        let overflow = self.shared.admit(&mut q, 1, cost);
+        if let Err(e) = overflow {
+            let abort = q.abort.is_some();
+            drop(q);
+            if abort {
+                self.shared.waker.wake();
+            }
+            return Err(e);
         }
         let was_empty = q.frames.is_empty();
         q.frames.push_back(frame);
@@ -169,19 +290,23 @@ impl EngineSocket {
         Ok(())
     }
 
-    /// Queues several frames at once, in order; either all are queued or none.
+    /// Queues several frames at once, in order; either all are queued or none. The bounds
+    /// apply to the frames together, as for [`send`](Self::send).
     pub fn send_many(&self, frames: impl IntoIterator<Item = Frame>) -> Result<(), SendError> {
+        let frames: Vec<Frame> = frames.into_iter().collect();
+        let cost = frames.iter().map(Frame::cost).sum();
         let mut q = self.shared.lock();
-        if q.closed || q.close_requested.is_some() {
-            return Err(SendError::Closed);
+        let overflow = self.shared.admit(&mut q, frames.len(), cost);
+        if let Err(e) = overflow {
+            let abort = q.abort.is_some();
+            drop(q);
+            if abort {
+                self.shared.waker.wake();
+            }
+            return Err(e);
         }
         let was_empty = q.frames.is_empty();
-        let before = q.frames.len();
         q.frames.extend(frames);
-        if q.frames.len() > self.shared.max_buffered {
-            q.frames.truncate(before);
-            return Err(SendError::Full);
-        }
         drop(q);
         if was_empty {
             self.shared.waker.wake();
@@ -199,21 +324,33 @@ impl EngineSocket {
         self.send(Frame::Binary(data.into()))
     }
 
-    /// How many frames wait in the outbound queue.
+    /// How many frames wait to be handed to the transport: queued by the handles, or taken by
+    /// the driver but not yet written to the WebSocket (or answered to a GET).
     pub fn queued(&self) -> usize {
-        self.shared.lock().frames.len()
+        self.shared.pending_frames()
     }
 
-    /// Whether nothing waits in the outbound queue (the transport can take more now).
+    /// The bytes of the frames counted by [`queued`](Self::queued) (payload bytes, before
+    /// any base64 encoding for long-polling).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.pending_bytes()
+    }
+
+    /// Whether the session is open and nothing waits to be written: no frame pending and,
+    /// on WebSocket, a write side that can take more now. Volatile emits use it to skip
+    /// clients that are behind.
     pub fn is_writable(&self) -> bool {
+        if self.shared.pending_frames() != 0 || self.shared.write_blocked.load(Ordering::Acquire) {
+            return false;
+        }
         let q = self.shared.lock();
-        !q.closed && q.close_requested.is_none() && q.frames.is_empty()
+        !q.closed && q.close_requested.is_none() && q.abort.is_none()
     }
 
     /// Whether the session is still open.
     pub fn is_open(&self) -> bool {
         let q = self.shared.lock();
-        !q.closed && q.close_requested.is_none()
+        !q.closed && q.close_requested.is_none() && q.abort.is_none()
     }
 
     /// Closes the session: frames already queued are still delivered, then a close packet,

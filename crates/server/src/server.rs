@@ -227,8 +227,16 @@ impl SocketIo {
         SocketIoLayer::new(self.engine().layer(), self.inner.clone())
     }
 
-    /// Disconnects every socket (reason "server shutting down"), closes every connection and
-    /// refuses new ones; waits at most `grace` for the connections to end.
+    /// Shuts the server down: refuses new connections (HTTP 503), closes every connection
+    /// after what was already queued on it, and disconnects every socket with
+    /// [`DisconnectReason::ServerShuttingDown`](crate::DisconnectReason::ServerShuttingDown)
+    /// (`"server shutting down"`). Pending `emit_with_ack` futures fail with
+    /// [`AckError::Disconnected`](crate::AckError::Disconnected).
+    ///
+    /// Waits at most `grace` for the clients to take their close packets; connections still
+    /// open then (a long-polling client that did not come back) are ended without waiting
+    /// more. Returns once every socket has been disconnected, so within `grace` plus the time
+    /// the connection tasks take to notice (at most a second).
     pub async fn close(&self, grace: Duration) {
         self.engine().close(grace).await;
     }
@@ -337,6 +345,13 @@ impl SocketIo {
     pub fn connection_count(&self) -> usize {
         self.engine().session_count()
     }
+
+    /// A snapshot of the connections: how many are open and still allocated, how much waits
+    /// to be written to clients (frames and bytes, in total and for the most behind one),
+    /// and how many were refused or cut off by the limits.
+    pub fn metrics(&self) -> volley_engine::EngineMetrics {
+        self.engine().metrics()
+    }
 }
 
 fn normalize(name: &str) -> String {
@@ -438,6 +453,37 @@ impl SocketIoBuilder {
     /// Whether polling connections may upgrade to WebSocket (default true).
     pub fn allow_upgrades(mut self, yes: bool) -> Self {
         self.engine = self.engine.allow_upgrades(yes);
+        self
+    }
+
+    /// How many packets may wait to be written to one client (default 10,000). An emit that
+    /// would go past it fails with [`EmitError::QueueFull`] and closes that client's
+    /// connection (reason "transport error"): it does not read fast enough. A binary packet
+    /// counts for 1 + its attachments.
+    pub fn max_buffered_packets(mut self, n: usize) -> Self {
+        self.engine = self.engine.max_buffered_packets(n);
+        self
+    }
+
+    /// How many bytes may wait to be written to one client (default 16 MiB); same policy as
+    /// [`max_buffered_packets`](Self::max_buffered_packets). A single packet larger than this
+    /// is refused with [`EmitError::QueueFull`] and the connection stays open.
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.engine = self.engine.max_buffered_bytes(bytes);
+        self
+    }
+
+    /// How many connections may be open at once; handshakes beyond it get HTTP 503 (default
+    /// unlimited, as Node).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.engine = self.engine.max_connections(n);
+        self
+    }
+
+    /// Limits how often one client address may open connections (default: no limit, as
+    /// Node); handshakes over it get HTTP 429 with `Retry-After`.
+    pub fn handshake_rate_limit(mut self, limit: volley_engine::HandshakeRateLimit) -> Self {
+        self.engine = self.engine.handshake_rate_limit(limit);
         self
     }
 
