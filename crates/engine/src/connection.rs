@@ -234,16 +234,17 @@ impl Incoming {
                                 Ok(()) => {
                                     self.shared.sub_pending(self.outbox.len(), bytes);
                                     self.outbox.clear();
-                                    if self.closing.is_some() {
-                                        // The close packet went out with this payload.
-                                        let reason =
-                                            self.closing.unwrap_or(CloseReason::ForcedClose);
-                                        self.finish(reason);
-                                        continue;
-                                    }
                                 }
                                 Err(_) => progress = true,
                             }
+                        } else if let Some(reason) = self.closing {
+                            // What was queued went out in earlier answers; the close packet
+                            // gets one of its own, as Node sends it. In the same payload the
+                            // official client would act on the close before the packets
+                            // before it (a DISCONNECT would read as "transport close").
+                            let _ = reply.send(Ok(Bytes::from_static(b"1")));
+                            self.finish(reason);
+                            continue;
                         } else if self.upgrading.as_ref().is_some_and(|u| u.probed) {
                             let _ = reply.send(Ok(Bytes::from_static(b"6")));
                         } else if !reply.is_closed() {
@@ -306,6 +307,19 @@ impl Incoming {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     tracing::debug!(sid = %self.shared.sid, error = %e, "websocket read error");
+                    // The peer went away without a closing handshake: nobody to tell, and
+                    // Node reports it as a transport close.
+                    if matches!(
+                        e,
+                        tungstenite::Error::Io(_)
+                            | tungstenite::Error::ConnectionClosed
+                            | tungstenite::Error::AlreadyClosed
+                            | tungstenite::Error::Protocol(
+                                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                            )
+                    ) {
+                        return WsStep::End(CloseReason::TransportClose);
+                    }
                     // Tell the peer why, with the close code Node's `ws` sends.
                     let code = match e {
                         tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
@@ -627,7 +641,11 @@ impl Incoming {
 
     fn start_closing(&mut self, reason: CloseReason) {
         self.closing = Some(reason);
-        self.push_control(PacketType::Close);
+        // On WebSocket the close packet follows the queued frames on the stream; on
+        // long-polling it is sent on its own once they are gone (see `poll_recv`).
+        if matches!(self.transport, Transport::Websocket { .. }) {
+            self.push_control(PacketType::Close);
+        }
         // A long-polling client may never come back for the close packet.
         self.closing_deadline = Some(Instant::now() + self.engine.config.ping_timeout);
         if let Some(up) = self.upgrading.take() {

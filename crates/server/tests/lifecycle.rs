@@ -799,7 +799,6 @@ async fn transport_close_on_a_clean_websocket_close() {
 }
 
 #[tokio::test]
-#[ignore = "engine bug: a TCP drop without a close frame is reported as transport error"]
 async fn transport_close_when_the_client_drops_tcp() {
     let srv = start_default().await;
     let mut socks = capture_sockets(&srv.io.of("/"));

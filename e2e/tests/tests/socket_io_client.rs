@@ -135,14 +135,12 @@ each_transport!(
     reconnect,
 );
 
-/// Written out: its polling variant fails on a server bug (see the `ignore` reason).
+/// Written out: its polling variant once failed because the close packet shared the payload
+/// of the DISCONNECT packets (the client then reported "transport close").
 mod server_disconnect_all {
     use super::Mode;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "server bug: over polling the Engine.IO close packet shares the payload of the \
-                DISCONNECT packets (41/chat,\\x1e41\\x1e1); the client handles the close first \
-                and reports \"transport close\" instead of \"io server disconnect\""]
     async fn polling() {
         super::server_disconnect_all(Mode::Polling).await
     }
