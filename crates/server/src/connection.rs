@@ -6,7 +6,7 @@
 //! their own task, so a slow handler never stalls reads or heartbeats.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -26,6 +26,17 @@ pub(crate) struct ConnInner {
     pub(crate) engine: EngineSocket,
     sockets: Mutex<HashMap<String, Socket>>,
     joined_once: AtomicBool,
+    /// CONNECTs still resolving their namespace or running middleware.
+    connecting: AtomicUsize,
+}
+
+/// Counts a CONNECT in progress for as long as it lives.
+struct Connecting(Arc<ConnInner>);
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        self.0.connecting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ConnInner {
@@ -70,6 +81,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
         engine: engine.clone(),
         sockets: Mutex::new(HashMap::new()),
         joined_once: AtomicBool::new(false),
+        connecting: AtomicUsize::new(0),
     });
     let config = &io.config;
     let mut reassembler = Reassembler::new(DecodeLimits {
@@ -148,7 +160,21 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
                 PacketData::Json(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
                 _ => Value::Object(Default::default()),
             };
-            run_now_or_spawn(Box::pin(connect(io.clone(), conn.clone(), namespace, auth)));
+            let joined = conn.lock().len() + conn.connecting.load(Ordering::Acquire);
+            if joined >= io.config.max_namespaces_per_connection {
+                let err = ConnectError::new("Too many namespaces");
+                let _ = conn
+                    .engine
+                    .send(encode::connect_error(&namespace, &err.to_json()));
+                return;
+            }
+            conn.connecting.fetch_add(1, Ordering::AcqRel);
+            let guard = Connecting(conn.clone());
+            let (io, conn) = (io.clone(), conn.clone());
+            run_now_or_spawn(Box::pin(async move {
+                connect(io, conn, namespace, auth).await;
+                drop(guard);
+            }));
         }
         PacketType::Disconnect => {
             if let Some(socket) = conn.get(&namespace) {
@@ -233,6 +259,10 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
     }
     conn.joined_once.store(true, Ordering::Release);
     ns.add_socket(&socket);
+    if ns.is_child {
+        // An empty child may have been dropped while middleware ran.
+        io.keep_child(&ns);
+    }
     ns.adapter.add_all(socket.id(), &[socket.id_arc()]);
     socket.set_connected();
     if conn

@@ -56,4 +56,6 @@ pub use namespace::{Namespace, ServerAck};
 pub use server::{SocketIo, SocketIoBuilder};
 pub use service::{SocketIoLayer, SocketIoService};
 pub use socket::{AckFuture, PacketError, Socket, TimeoutEmitter};
-pub use volley_engine::{AllowOrigin, Cors, TransportKind, serve};
+pub use volley_engine::{
+    AllowOrigin, Cookie, Cors, EngineMetrics, HandshakeRateLimit, TransportKind, serve,
+};

@@ -80,6 +80,9 @@ pub(crate) struct NsInner {
     /// Whether this is the handle of a dynamic namespace, whose operations apply to every
     /// namespace it created.
     pub(crate) is_parent: bool,
+    /// Whether a dynamic namespace created this one (it is dropped once empty, when the
+    /// server is configured to clean up).
+    pub(crate) is_child: bool,
 }
 
 impl NsInner {
@@ -89,7 +92,7 @@ impl NsInner {
         handlers: Arc<NsHandlers>,
         factory: &AdapterFactory,
     ) -> Arc<Self> {
-        Self::build(name, io, handlers, factory, false)
+        Self::build(name, io, handlers, factory, false, false)
     }
 
     fn build(
@@ -98,6 +101,7 @@ impl NsInner {
         handlers: Arc<NsHandlers>,
         factory: &AdapterFactory,
         is_parent: bool,
+        is_child: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
         Arc::new_cyclic(|me: &Weak<NsInner>| Self {
@@ -111,7 +115,18 @@ impl NsInner {
             }),
             next_ack_id: AtomicU64::new(0),
             is_parent,
+            is_child,
         })
+    }
+
+    /// A namespace created by a dynamic one, for a name a client asked for.
+    pub(crate) fn new_child(
+        name: String,
+        io: Weak<IoInner>,
+        handlers: Arc<NsHandlers>,
+        factory: &AdapterFactory,
+    ) -> Arc<Self> {
+        Self::build(name, io, handlers, factory, false, true)
     }
 
     /// The handle of a dynamic namespace: it has no sockets of its own.
@@ -121,7 +136,7 @@ impl NsInner {
         handlers: Arc<NsHandlers>,
     ) -> Arc<Self> {
         let factory: AdapterFactory = crate::adapter::local_adapter_factory();
-        Self::build(label, io, handlers, &factory, true)
+        Self::build(label, io, handlers, &factory, true, false)
     }
 
     /// For a dynamic namespace's handle, the namespaces it created so far.
@@ -174,8 +189,17 @@ impl NsInner {
     }
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {
-        let mut s = self.sockets.write().unwrap_or_else(|p| p.into_inner());
-        s.remove(socket.id());
+        let now_empty = {
+            let mut s = self.sockets.write().unwrap_or_else(|p| p.into_inner());
+            s.remove(socket.id());
+            s.is_empty()
+        };
+        if now_empty
+            && self.is_child
+            && let Some(io) = self.io()
+        {
+            io.drop_empty_child(self);
+        }
     }
 
     pub(crate) fn sockets(&self) -> Vec<Socket> {
@@ -413,22 +437,43 @@ impl DynamicNs {
 }
 
 /// `*` matches any run of bytes except `/`; everything else matches itself.
+///
+/// The name comes from the client, so this runs in O(pattern × name) time with one row of
+/// state, whatever the pattern (no backtracking).
 pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => {
-            let mut i = 0;
-            loop {
-                if glob_match(rest, &name[i..]) {
-                    return true;
+    // reach[i]: the first i bytes of the pattern match the name read so far.
+    let mut reach = vec![false; pattern.len() + 1];
+    reach[0] = true;
+    close_stars(pattern, &mut reach);
+    for &c in name {
+        let mut next = vec![false; pattern.len() + 1];
+        for (i, &p) in pattern.iter().enumerate() {
+            if !reach[i] {
+                continue;
+            }
+            if p == b'*' {
+                if c != b'/' {
+                    next[i] = true; // the star takes this byte and may take more
                 }
-                if i == name.len() || name[i] == b'/' {
-                    return false;
-                }
-                i += 1;
+            } else if p == c {
+                next[i + 1] = true;
             }
         }
-        Some((c, rest)) => name.first() == Some(c) && glob_match(rest, &name[1..]),
+        close_stars(pattern, &mut next);
+        if !next.iter().any(|&r| r) {
+            return false;
+        }
+        reach = next;
+    }
+    reach[pattern.len()]
+}
+
+/// A star may also match nothing: whoever reaches it reaches past it.
+fn close_stars(pattern: &[u8], reach: &mut [bool]) {
+    for (i, &p) in pattern.iter().enumerate() {
+        if p == b'*' && reach[i] {
+            reach[i + 1] = true;
+        }
     }
 }
 
@@ -443,5 +488,11 @@ mod tests {
         assert!(!glob_match(b"/room-*", b"/room-1/x"));
         assert!(glob_match(b"/a/*/c", b"/a/b/c"));
         assert!(!glob_match(b"/a", b"/ab"));
+        assert!(glob_match(b"*", b""));
+        assert!(glob_match(b"/a**b", b"/axxb"));
+        assert!(!glob_match(b"/a*b", b"/a/b"));
+        // Adversarial: many stars against a long name without the final byte.
+        let name = vec![b'a'; 100_000];
+        assert!(!glob_match(b"*a*a*a*a*a*a*a*b", &name));
     }
 }

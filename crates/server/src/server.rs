@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) max_attachments: usize,
     pub(crate) attachments_timeout: Duration,
     pub(crate) max_payload: usize,
+    pub(crate) max_namespaces_per_connection: usize,
+    pub(crate) cleanup_empty_child_namespaces: bool,
 }
 
 pub(crate) struct IoInner {
@@ -42,6 +44,33 @@ pub(crate) struct IoInner {
 impl IoInner {
     pub(crate) fn engine(&self) -> Option<&Engine> {
         self.engine.get()
+    }
+
+    /// Forgets a namespace a dynamic one created, now that it is empty (unless configured
+    /// to keep them), so clients cannot grow the namespace table by trying names.
+    pub(crate) fn drop_empty_child(&self, ns: &NsInner) {
+        if !self.config.cleanup_empty_child_namespaces {
+            return;
+        }
+        let mut map = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
+        let same = map
+            .get(&ns.name)
+            .is_some_and(|n| std::ptr::eq(Arc::as_ptr(n), ns));
+        let empty = ns
+            .sockets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty();
+        if same && empty {
+            map.remove(&ns.name);
+        }
+    }
+
+    /// Puts a namespace a dynamic one created back in the table if it was dropped as empty
+    /// while a socket was joining it.
+    pub(crate) fn keep_child(&self, ns: &Arc<NsInner>) {
+        let mut map = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(ns.name.clone()).or_insert_with(|| ns.clone());
     }
 
     /// The namespace a CONNECT names: a static one, a child of a dynamic one created now, or
@@ -87,7 +116,7 @@ impl IoInner {
             if matched {
                 let mut map = self.namespaces.write().unwrap_or_else(|p| p.into_inner());
                 let ns = map.entry(name.to_owned()).or_insert_with(|| {
-                    let child = NsInner::new(
+                    let child = NsInner::new_child(
                         name.to_owned(),
                         Arc::downgrade(self),
                         handlers.clone(),
@@ -341,6 +370,17 @@ impl SocketIo {
         self.of("/").all_rooms().await
     }
 
+    /// The names of the namespaces that exist now (static ones, and those dynamic namespaces
+    /// created and still hold).
+    pub fn namespaces(&self) -> Vec<String> {
+        let map = self
+            .inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        map.keys().cloned().collect()
+    }
+
     /// How many Engine.IO connections are open.
     pub fn connection_count(&self) -> usize {
         self.engine().session_count()
@@ -407,6 +447,8 @@ impl Default for SocketIoBuilder {
                 max_attachments: 10,
                 attachments_timeout: Duration::from_secs(10),
                 max_payload: 1_000_000,
+                max_namespaces_per_connection: usize::MAX,
+                cleanup_empty_child_namespaces: true,
             },
         }
     }
@@ -508,6 +550,28 @@ impl SocketIoBuilder {
     /// Most binary attachments in one packet (default 10, as Node's parser).
     pub fn max_attachments(mut self, n: usize) -> Self {
         self.config.max_attachments = n;
+        self
+    }
+
+    /// How many namespaces one connection may join at once (default unlimited, as Node);
+    /// a CONNECT beyond it gets `CONNECT_ERROR {"message":"Too many namespaces"}`.
+    pub fn max_namespaces_per_connection(mut self, n: usize) -> Self {
+        self.config.max_namespaces_per_connection = n;
+        self
+    }
+
+    /// Whether a namespace that a dynamic namespace created is forgotten once its last
+    /// socket leaves (default true: otherwise every name a client tries stays in memory;
+    /// Node's `cleanupEmptyChildNamespaces`, which defaults to false there). Handlers live on
+    /// the dynamic namespace, so a namespace created again behaves the same.
+    pub fn cleanup_empty_child_namespaces(mut self, yes: bool) -> Self {
+        self.config.cleanup_empty_child_namespaces = yes;
+        self
+    }
+
+    /// Sets the session cookie on handshakes (Node's `cookie` option; default none).
+    pub fn cookie(mut self, cookie: volley_engine::Cookie) -> Self {
+        self.engine = self.engine.cookie(cookie);
         self
     }
 

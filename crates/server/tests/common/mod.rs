@@ -266,10 +266,13 @@ impl Client {
                 .headers_mut()
                 .insert(name, HeaderValue::from_str(v).expect("header value"));
         }
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("websocket handshake within WAIT")
-            .expect("websocket handshake");
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::connect_async_with_config(request, None, true),
+        )
+        .await
+        .expect("websocket handshake within WAIT")
+        .expect("websocket handshake");
         let (mut sink, mut stream) = ws.split();
 
         // The open packet comes first.
