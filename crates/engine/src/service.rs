@@ -221,7 +221,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let remote = req.extensions.get::<SocketAddr>().copied();
+    let remote = remote_addr(&req.extensions);
     let info = RequestInfo::parse(
         req.method.clone(),
         req.uri.clone(),
@@ -533,4 +533,18 @@ fn add_cors_headers(
             );
         }
     }
+}
+
+/// The peer address: a `SocketAddr` in the request extensions (what `serve` puts there), or,
+/// with the `axum` feature, axum's `ConnectInfo<SocketAddr>`
+/// (`into_make_service_with_connect_info::<SocketAddr>()`).
+fn remote_addr(ext: &http::Extensions) -> Option<SocketAddr> {
+    if let Some(addr) = ext.get::<SocketAddr>() {
+        return Some(*addr);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = ext.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0);
+    }
+    None
 }

@@ -42,6 +42,8 @@ async fn run() -> io::Result<()> {
     let app = router(&io, client_js);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("Volley chat on http://{}", listener.local_addr()?);
+    // With the peer address in each request, as `socket.handshake().address()` reads it.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).await
 }
 
