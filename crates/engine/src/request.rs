@@ -70,6 +70,33 @@ impl RequestInfo {
         })
     }
 
+    /// A copy that shares no memory with the HTTP request it was read from.
+    ///
+    /// Header values and the URI parsed by hyper are slices of the connection's 8 KiB read
+    /// buffer; a session that kept them would keep that whole buffer alive for its lifetime
+    /// (measured: 8 KiB of every WebSocket connection's 17.6 KiB).
+    pub fn detached(&self) -> Self {
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            // `from_bytes` copies (standard names are static).
+            let name = http::header::HeaderName::from_bytes(name.as_str().as_bytes());
+            let value = http::header::HeaderValue::from_bytes(value.as_bytes());
+            if let (Ok(name), Ok(value)) = (name, value) {
+                headers.append(name, value);
+            }
+        }
+        let uri = Uri::try_from(self.uri.to_string()).unwrap_or_else(|_| self.uri.clone());
+        Self {
+            method: self.method.clone(),
+            uri,
+            headers,
+            remote_addr: self.remote_addr,
+            transport: self.transport,
+            sid: self.sid.clone(),
+            eio: self.eio.clone(),
+        }
+    }
+
     /// Every query parameter, percent-decoded, in order.
     pub fn query_params(&self) -> impl Iterator<Item = (String, String)> + '_ {
         query_pairs(self.uri.query().unwrap_or(""))

@@ -403,6 +403,9 @@ where
     Ok(res)
 }
 
+/// Bytes of frames tungstenite gathers before writing even without a flush.
+const WS_WRITE_BATCH: usize = 16 * 1024;
+
 fn websocket_handshake(
     engine: &Engine,
     req: &mut http::request::Parts,
@@ -427,7 +430,10 @@ fn websocket_handshake(
     // bound too. The backlog itself is bounded by the session (`max_buffered_bytes`).
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(config.ws_read_buffer)
-        .write_buffer_size(0)
+        // Frames collect here until the driver flushes, which it does once the read side
+        // would block: the replies to every frame of one read leave in one write. (With 0,
+        // tungstenite writes each frame at once: one sendto per message under pipelining.)
+        .write_buffer_size(WS_WRITE_BATCH)
         .max_write_buffer_size(config.max_buffered_bytes.saturating_add(WS_WRITE_HEADROOM))
         .max_message_size(Some(config.max_payload))
         .max_frame_size(Some(config.max_payload));
