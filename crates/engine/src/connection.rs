@@ -50,7 +50,9 @@ pub(crate) enum Command {
     /// A long-polling GET: answered with a payload when frames are queued.
     Poll(oneshot::Sender<Result<Bytes, EngineError>>),
     /// A long-polling POST body, already limited to `maxPayload`.
-    Post(Bytes, oneshot::Sender<Result<(), EngineError>>),
+    /// (Boxed: the channel allocates a block of 32 commands per session up front, so the
+    /// size of the largest variant is paid 32 times by every session.)
+    Post(Box<(Bytes, oneshot::Sender<Result<(), EngineError>>)>),
     /// A WebSocket for this sid, to upgrade to.
     Upgrade(Box<WsStream>),
     /// The HTTP layer saw the session misbehave (overlapping POSTs, oversize body).
@@ -371,7 +373,7 @@ impl Incoming {
             // The client already closed; only its last GET is answered.
             match cmd {
                 Command::Poll(reply) => drop(reply.send(Ok(Bytes::from_static(b"6")))),
-                Command::Post(_, reply) => drop(reply.send(Err(EngineError::UnknownSid))),
+                Command::Post(post) => drop(post.1.send(Err(EngineError::UnknownSid))),
                 Command::Upgrade(ws) => close_ws_later(ws),
                 Command::Fail(_) => {}
             }
@@ -395,7 +397,8 @@ impl Incoming {
                     }
                 }
             },
-            Command::Post(body, reply) => {
+            Command::Post(post) => {
+                let (body, reply) = *post;
                 if matches!(self.transport, Transport::Websocket { .. }) {
                     let _ = reply.send(Err(EngineError::BadRequest));
                     return;
@@ -689,7 +692,7 @@ impl Incoming {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Poll(r) => drop(r.send(Err(EngineError::UnknownSid))),
-                Command::Post(_, r) => drop(r.send(Err(EngineError::UnknownSid))),
+                Command::Post(post) => drop(post.1.send(Err(EngineError::UnknownSid))),
                 Command::Upgrade(ws) => close_ws_later(ws),
                 Command::Fail(_) => {}
             }

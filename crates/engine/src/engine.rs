@@ -306,7 +306,7 @@ impl Engine {
             };
             let shared = Arc::new(Shared::new(
                 sid.clone(),
-                request.detached(),
+                Arc::new(request.detached()),
                 transport,
                 Limits {
                     max_frames: config.max_buffered_packets,

@@ -393,7 +393,7 @@ where
     let (tx, rx) = oneshot::channel();
     entry
         .commands
-        .send(Command::Post(body, tx))
+        .send(Command::Post(Box::new((body, tx))))
         .await
         .map_err(|_| EngineError::UnknownSid)?;
     rx.await.map_err(|_| EngineError::UnknownSid)??;

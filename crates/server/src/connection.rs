@@ -219,7 +219,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         send_error(&ConnectError::new("Invalid namespace"));
         return;
     };
-    let handshake = Handshake::new(conn.engine.request(), auth);
+    let handshake = Handshake::new(conn.engine.request_arc(), auth);
     let socket = Socket::new(ns.clone(), conn.clone(), handshake);
     let middleware: Vec<_> = {
         let global = io

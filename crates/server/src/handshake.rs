@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
@@ -11,69 +12,71 @@ use serde_json::Value;
 /// The handshake of a socket, as Node's `socket.handshake`.
 ///
 /// Serializes to Node's shape (`headers`, `time`, `address`, `xdomain`, `secure`, `issued`,
-/// `url`, `query`, `auth`), which is what cluster adapters exchange.
-#[derive(Debug, Clone, Serialize)]
+/// `url`, `query`, `auth`), which is what cluster adapters exchange. It shares the request
+/// the engine kept for the connection (several namespaces, one copy of the headers).
+#[derive(Debug, Clone)]
 pub struct Handshake {
-    #[serde(serialize_with = "ser_headers")]
-    headers: HeaderMap,
-    time: String,
-    address: String,
-    xdomain: bool,
-    secure: bool,
+    request: Arc<volley_engine::RequestInfo>,
     issued: u64,
-    url: String,
     query: HashMap<String, String>,
     auth: Value,
-    #[serde(skip)]
-    remote_addr: Option<SocketAddr>,
 }
 
-fn ser_headers<S: serde::Serializer>(h: &HeaderMap, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(h.keys_len()))?;
-    for key in h.keys() {
-        let values: Vec<&str> = h
-            .get_all(key)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        map.serialize_entry(key.as_str(), &values.join(", "))?;
+impl Serialize for Handshake {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Handshake", 9)?;
+        st.serialize_field("headers", &Headers(self.headers()))?;
+        st.serialize_field("time", &self.time())?;
+        st.serialize_field("address", &self.address())?;
+        st.serialize_field("xdomain", &self.xdomain())?;
+        st.serialize_field("secure", &self.secure())?;
+        st.serialize_field("issued", &self.issued)?;
+        st.serialize_field("url", self.url())?;
+        st.serialize_field("query", &self.query)?;
+        st.serialize_field("auth", &self.auth)?;
+        st.end()
     }
-    map.end()
+}
+
+/// Headers as Node shows them: one string per name, repeated values joined by ", ".
+struct Headers<'a>(&'a HeaderMap);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let h = self.0;
+        let mut map = s.serialize_map(Some(h.keys_len()))?;
+        for key in h.keys() {
+            let values: Vec<&str> = h
+                .get_all(key)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            map.serialize_entry(key.as_str(), &values.join(", "))?;
+        }
+        map.end()
+    }
 }
 
 impl Handshake {
-    pub(crate) fn new(request: &volley_engine::RequestInfo, auth: Value) -> Self {
+    pub(crate) fn new(request: Arc<volley_engine::RequestInfo>, auth: Value) -> Self {
         let issued = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let query = request.query_params().collect();
-        let secure = request.uri.scheme_str() == Some("https");
         Self {
-            headers: request.headers.clone(),
-            time: httpdate(issued),
-            address: request
-                .remote_addr
-                .map(|a| a.ip().to_string())
-                .unwrap_or_default(),
-            xdomain: request.headers.contains_key(http::header::ORIGIN),
-            secure,
+            request,
             issued,
-            url: request
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default(),
             query,
             auth,
-            remote_addr: request.remote_addr,
         }
     }
 
     /// The HTTP headers of the handshake request.
     pub fn headers(&self) -> &HeaderMap {
-        &self.headers
+        &self.request.headers
     }
 
     /// The query parameters of the handshake request (decoded).
@@ -93,12 +96,15 @@ impl Handshake {
 
     /// The peer address, when the server knows it (see `volley::serve`).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.remote_addr
+        self.request.remote_addr
     }
 
     /// The peer IP as text (empty when unknown), as Node's `handshake.address`.
-    pub fn address(&self) -> &str {
-        &self.address
+    pub fn address(&self) -> String {
+        self.request
+            .remote_addr
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
     }
 
     /// When the handshake happened, in milliseconds since the Unix epoch.
@@ -107,23 +113,27 @@ impl Handshake {
     }
 
     /// When the handshake happened, as a date string.
-    pub fn time(&self) -> &str {
-        &self.time
+    pub fn time(&self) -> String {
+        httpdate(self.issued)
     }
 
     /// The request URL (path and query).
     pub fn url(&self) -> &str {
-        &self.url
+        self.request
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("")
     }
 
     /// Whether the request came over TLS.
     pub fn secure(&self) -> bool {
-        self.secure
+        self.request.uri.scheme_str() == Some("https")
     }
 
     /// Whether the request was cross-origin (it had an `Origin` header).
     pub fn xdomain(&self) -> bool {
-        self.xdomain
+        self.request.headers.contains_key(http::header::ORIGIN)
     }
 }
 
