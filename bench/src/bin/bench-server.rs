@@ -1,0 +1,90 @@
+//! The Volley server for the shared benchmark harness (`shared/bench`).
+//!
+//! Same handlers as every peer there (`peers/node/server.js`):
+//! - `echo` → `socket.emit("echo", data)`
+//! - `ack` → `ack(data)`
+//! - `broadcast` → `io.emit("broadcast", data)`, to every socket, the sender included
+//!
+//! Default configuration, the default multi-thread runtime, served with [`volley::serve`] on
+//! `127.0.0.1:$PORT` (default 3000).
+//!
+//! By default the handlers take `Data<serde_json::Value>`, what a user writing an echo server
+//! would write (and what the socketioxide peer uses). With `--raw` they take
+//! [`volley::RawArgs`] instead, forwarding the arguments as sent without parsing them.
+
+use serde_json::Value;
+use volley::{AckSender, Data, RawArgs, Socket, SocketIo};
+
+fn register_value_handlers(io: &SocketIo) {
+    let io2 = io.clone();
+    io.of("/").on_connection(move |socket: Socket| {
+        let io = io2.clone();
+        async move {
+            socket.on(
+                "echo",
+                |socket: Socket, Data(data): Data<Value>| async move {
+                    let _ = socket.emit("echo", &data);
+                },
+            );
+            socket.on(
+                "ack",
+                |_: Socket, Data(data): Data<Value>, ack: AckSender| async move {
+                    let _ = ack.send(&data);
+                },
+            );
+            socket.on("broadcast", move |_: Socket, Data(data): Data<Value>| {
+                let io = io.clone();
+                async move {
+                    let _ = io.emit("broadcast", &data);
+                }
+            });
+        }
+    });
+}
+
+fn register_raw_handlers(io: &SocketIo) {
+    let io2 = io.clone();
+    io.of("/").on_connection(move |socket: Socket| {
+        let io = io2.clone();
+        async move {
+            socket.on("echo", |socket: Socket, args: RawArgs| async move {
+                let _ = socket.emit_args("echo", args);
+            });
+            socket.on(
+                "ack",
+                |_: Socket, args: RawArgs, ack: AckSender| async move {
+                    let _ = ack.send_args(args);
+                },
+            );
+            socket.on("broadcast", move |_: Socket, args: RawArgs| {
+                let io = io.clone();
+                async move {
+                    let _ = io.emit_args("broadcast", args);
+                }
+            });
+        }
+    });
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let raw = std::env::args().skip(1).any(|a| a == "--raw");
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+
+    let io = SocketIo::builder().build();
+    if raw {
+        register_raw_handlers(&io);
+    } else {
+        register_value_handlers(&io);
+    }
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    eprintln!(
+        "volley bench-server listening on 127.0.0.1:{port} (handlers take {})",
+        if raw { "RawArgs" } else { "Data<Value>" }
+    );
+    volley::serve(listener, io.service()).await
+}
