@@ -19,24 +19,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type AllowRequest =
     Arc<dyn for<'a> Fn(&'a RequestInfo) -> BoxFuture<'a, Result<(), String>> + Send + Sync>;
 
-/// The two transports of Engine.IO v4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// HTTP long-polling.
-    Polling,
-    /// WebSocket.
-    Websocket,
-}
-
-impl TransportKind {
-    /// The name used in the `transport` query parameter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Polling => "polling",
-            Self::Websocket => "websocket",
-        }
-    }
-}
+pub use volley_proto::TransportKind;
 
 /// Which origins may make cross-origin requests.
 #[derive(Debug, Clone)]
@@ -243,7 +226,8 @@ impl EngineConfig {
     pub(crate) fn allows(&self, t: TransportKind) -> bool {
         match t {
             TransportKind::Polling => self.polling,
-            TransportKind::Websocket => self.websocket,
+            TransportKind::WebSocket => self.websocket,
+            _ => false,
         }
     }
 }
@@ -297,7 +281,7 @@ impl EngineConfigBuilder {
     /// Which transports are accepted (default both).
     pub fn transports(mut self, transports: &[TransportKind]) -> Self {
         self.config.polling = transports.contains(&TransportKind::Polling);
-        self.config.websocket = transports.contains(&TransportKind::Websocket);
+        self.config.websocket = transports.contains(&TransportKind::WebSocket);
         self
     }
 

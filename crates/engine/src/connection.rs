@@ -552,7 +552,7 @@ impl Incoming {
                 };
                 self.shared
                     .transport
-                    .store(TransportKind::Websocket as u8, Ordering::Release);
+                    .store(TransportKind::WebSocket as u8, Ordering::Release);
             }
             // Anything else during an upgrade aborts it, as Node does.
             _ => {

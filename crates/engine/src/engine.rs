@@ -283,7 +283,7 @@ impl Engine {
         ws: Option<Box<WsStream>>,
     ) -> Result<(Arc<str>, Frame), EngineError> {
         let transport = if ws.is_some() {
-            TransportKind::Websocket
+            TransportKind::WebSocket
         } else {
             TransportKind::Polling
         };

@@ -47,7 +47,7 @@ impl RequestInfo {
                     transport_seen = true;
                     transport = match value {
                         "polling" => Some(TransportKind::Polling),
-                        "websocket" => Some(TransportKind::Websocket),
+                        "websocket" => Some(TransportKind::WebSocket),
                         _ => None,
                     };
                 }
@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(r.eio.as_deref(), Some("4"));
         assert_eq!(r.sid.as_deref(), Some("ab+c"));
         let r = parse("EIO=4&transport=websocket").unwrap();
-        assert_eq!(r.transport, Some(TransportKind::Websocket));
+        assert_eq!(r.transport, Some(TransportKind::WebSocket));
         assert_eq!(r.sid, None);
     }
 

@@ -232,13 +232,13 @@ where
     if !engine.config().allows(transport) {
         return Err(EngineError::UnknownTransport);
     }
-    let upgrade = transport == TransportKind::Websocket && info.is_websocket_upgrade();
+    let upgrade = transport == TransportKind::WebSocket && info.is_websocket_upgrade();
     match info.sid.clone() {
         None => {
             if info.method != Method::GET {
                 return Err(EngineError::BadHandshakeMethod);
             }
-            if transport == TransportKind::Websocket && !upgrade {
+            if transport == TransportKind::WebSocket && !upgrade {
                 return Err(EngineError::BadRequest);
             }
             engine.accepts_sessions()?;
@@ -265,7 +265,7 @@ where
             if upgrade {
                 return websocket_handshake(engine, req, info, Some(entry.commands));
             }
-            if transport == TransportKind::Websocket
+            if transport == TransportKind::WebSocket
                 || entry.shared.transport() != TransportKind::Polling
             {
                 // Node: "unexpected transport without upgrade".

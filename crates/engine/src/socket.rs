@@ -206,8 +206,8 @@ impl Shared {
     }
 
     pub(crate) fn transport(&self) -> TransportKind {
-        if self.transport.load(Ordering::Acquire) == TransportKind::Websocket as u8 {
-            TransportKind::Websocket
+        if self.transport.load(Ordering::Acquire) == TransportKind::WebSocket as u8 {
+            TransportKind::WebSocket
         } else {
             TransportKind::Polling
         }

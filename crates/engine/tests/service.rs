@@ -202,7 +202,7 @@ async fn error_0_transport_unknown() {
 #[tokio::test]
 async fn error_0_for_a_transport_that_is_turned_off() {
     let config = EngineConfig::builder()
-        .transports(&[volley_engine::TransportKind::Websocket])
+        .transports(&[volley_engine::TransportKind::WebSocket])
         .build();
     let h = Harness::new(config);
     get(&h.engine, HANDSHAKE)

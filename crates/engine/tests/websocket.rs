@@ -51,7 +51,7 @@ async fn direct_websocket_handshake_sends_the_open_packet_first() {
 
     let socket = h.next_open().await;
     assert_eq!(socket.sid(), sid);
-    assert_eq!(socket.transport(), TransportKind::Websocket);
+    assert_eq!(socket.transport(), TransportKind::WebSocket);
     assert_eq!(
         socket.request().remote_addr.map(|a| a.ip()),
         Some([127, 0, 0, 1].into())
@@ -131,7 +131,7 @@ async fn polling_session_upgrades_to_websocket() {
     ws.send(WsMessage::text("5")).await.unwrap();
     ws.send(WsMessage::text("4hello")).await.unwrap();
     assert_eq!(ws_next(&mut ws).await, Some(WsMessage::text("4hello")));
-    assert_eq!(socket.transport(), TransportKind::Websocket);
+    assert_eq!(socket.transport(), TransportKind::WebSocket);
     assert_eq!(
         h.next_message().await,
         (sid.clone(), Message::Text(Bytes::from_static(b"hello")))

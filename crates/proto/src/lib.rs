@@ -13,5 +13,7 @@
 pub mod engine;
 mod error;
 pub mod socket;
+mod transport;
 
 pub use error::{DecodeError, DecodeErrorKind};
+pub use transport::{TransportKind, UnknownTransport};

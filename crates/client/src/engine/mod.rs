@@ -24,24 +24,7 @@ use volley_proto::engine::{Message, OpenPacket, Packet};
 use crate::error::{DisconnectReason, TransportError, TransportErrorKind};
 use net::{Target, Tls};
 
-/// An Engine.IO transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// HTTP long-polling: a parked `GET` receives, a `POST` sends.
-    Polling,
-    /// One WebSocket connection.
-    WebSocket,
-}
-
-impl TransportKind {
-    /// The name on the wire (`transport=` query parameter).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Polling => "polling",
-            Self::WebSocket => "websocket",
-        }
-    }
-}
+pub use volley_proto::TransportKind;
 
 /// Everything needed to open sessions to one server.
 #[derive(Debug, Clone)]
@@ -212,6 +195,12 @@ impl Session {
         let (open, pump) = match first {
             TransportKind::Polling => polling::open(cfg.clone()).await?,
             TransportKind::WebSocket => websocket::open(&cfg).await?,
+            other => {
+                return Err(TransportError::new(
+                    TransportErrorKind::InvalidConfig,
+                    format!("transport {other} is not supported by this client"),
+                ));
+            }
         };
         let probe: Option<ProbeFuture> = if first == TransportKind::Polling
             && cfg.upgrade
