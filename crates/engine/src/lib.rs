@@ -29,13 +29,15 @@ mod state;
 mod ws_handshake;
 
 pub use config::{
-    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_MAX_BUFFERED_BYTES, EngineConfig,
+    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_PACKETS, DEFAULT_MAX_PAYLOAD, DEFAULT_PATH,
+    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_UPGRADE_TIMEOUT, EngineConfig,
     EngineConfigBuilder, TransportKind,
 };
 pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
 pub use metrics::EngineMetrics;
-pub use ratelimit::HandshakeRateLimit;
+pub use ratelimit::{DEFAULT_RATE_LIMIT_MAX_ADDRESSES, HandshakeRateLimit};
 pub use request::RequestInfo;
 pub use serve::serve;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};
