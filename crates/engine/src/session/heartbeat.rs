@@ -3,6 +3,10 @@
 //! Engine.IO v4: the server sends a ping every `pingInterval`, counted from the last pong, and
 //! closes the session when no pong comes within `pingTimeout`. Deadlines are instants checked
 //! against the clock (see `Incoming::poll_timers`), not timers that must fire.
+//!
+//! As engine.io 6.6 (`Socket.onPacket`), the first packet other than a pong that arrives while
+//! a pong is awaited restarts the ping timeout from its arrival, once per ping: the client is
+//! alive, and its pong may be queued behind its own traffic.
 
 use std::time::Duration;
 
@@ -17,6 +21,8 @@ pub(super) struct Heartbeat {
     next_ping: Instant,
     /// Set while a pong is awaited: the session ends at this instant without one.
     pong_deadline: Option<Instant>,
+    /// The pong deadline of the current ping was already pushed back by a packet.
+    refreshed: bool,
 }
 
 impl Heartbeat {
@@ -27,6 +33,7 @@ impl Heartbeat {
             timeout,
             next_ping: now + interval,
             pong_deadline: None,
+            refreshed: false,
         }
     }
 
@@ -53,6 +60,20 @@ impl Heartbeat {
         // answer.
         let timeout = self.timeout;
         self.pong_deadline = Some((self.next_ping + timeout).max(now + timeout / 2));
+        self.refreshed = false;
+    }
+
+    /// A packet other than a pong arrived at `now`. The first one after a ping, while its
+    /// pong is awaited, restarts the ping timeout from `now`; later ones change nothing until
+    /// the next ping.
+    pub(super) fn packet_received(&mut self, now: Instant) {
+        if self.refreshed {
+            return;
+        }
+        if let Some(deadline) = &mut self.pong_deadline {
+            *deadline = (*deadline).max(now + self.timeout);
+            self.refreshed = true;
+        }
     }
 
     /// A pong arrived at `now`: the next ping is due one interval later. A pong nobody

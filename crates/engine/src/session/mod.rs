@@ -249,6 +249,10 @@ impl Incoming {
 
     /// Handles one packet from the client, whatever transport carried it.
     fn on_packet(&mut self, packet: Packet) {
+        if !matches!(packet, Packet::Pong(_)) && self.closing.is_none() && self.linger.is_none() {
+            // As engine.io 6.6, which only looks at packets while the session is open.
+            self.heartbeat.packet_received(Instant::now());
+        }
         match packet {
             Packet::Message(m) => self.inbox.push_back(m),
             Packet::Pong(_) => self.heartbeat.pong_received(Instant::now()),
