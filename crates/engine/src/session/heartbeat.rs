@@ -84,3 +84,49 @@ impl Heartbeat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_millis(300);
+    const TIMEOUT: Duration = Duration::from_millis(200);
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn one_packet_per_ping_restarts_the_ping_timeout() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, INTERVAL, TIMEOUT);
+        // No pong is awaited before the first ping: packets change nothing.
+        hb.packet_received(t0 + 100 * MS);
+        assert_eq!(hb.pong_deadline(), None);
+        assert!(!hb.ping_due(t0 + 299 * MS));
+        let ping = t0 + INTERVAL;
+        assert!(hb.ping_due(ping));
+        hb.ping_sent(ping);
+        assert_eq!(hb.pong_deadline(), Some(ping + TIMEOUT));
+        // The first packet after the ping restarts the timeout, the second does not.
+        hb.packet_received(ping + 50 * MS);
+        assert_eq!(hb.pong_deadline(), Some(ping + 50 * MS + TIMEOUT));
+        hb.packet_received(ping + 150 * MS);
+        assert_eq!(hb.pong_deadline(), Some(ping + 50 * MS + TIMEOUT));
+        // The pong ends the wait; the next ping is due one interval after it.
+        let pong = ping + 200 * MS;
+        hb.pong_received(pong);
+        assert_eq!(hb.pong_deadline(), None);
+        assert_eq!(hb.next_ping(), pong + INTERVAL);
+        // The next ping allows one refresh again.
+        let ping = pong + INTERVAL;
+        hb.ping_sent(ping);
+        hb.packet_received(ping + 10 * MS);
+        assert_eq!(hb.pong_deadline(), Some(ping + 10 * MS + TIMEOUT));
+    }
+
+    #[test]
+    fn a_pong_nobody_waited_for_changes_nothing() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(t0, INTERVAL, TIMEOUT);
+        hb.pong_received(t0 + 100 * MS);
+        assert_eq!(hb.next_ping(), t0 + INTERVAL);
+    }
+}
