@@ -58,7 +58,7 @@ impl Cors {
         Self {
             origin,
             credentials: false,
-            methods: HeaderValue::from_static("GET,HEAD,PUT,PATCH,POST,DELETE"),
+            methods: HeaderValue::from_static(DEFAULT_CORS_METHODS),
             allowed_headers: None,
         }
     }
@@ -101,6 +101,32 @@ impl Default for Cookie {
 /// default (its `max_frame_size` is 16 MiB too); small enough that a client that stopped
 /// reading costs at most this much (plus the kernel's socket buffers) before it is cut off.
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 16 << 20;
+
+/// The default of [`EngineConfigBuilder::path`]: `/engine.io/`, as Node.
+pub const DEFAULT_PATH: &str = "/engine.io/";
+
+/// The default of [`EngineConfigBuilder::ping_interval`]: 25 s, as Node's `pingInterval`.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_millis(25_000);
+
+/// The default of [`EngineConfigBuilder::ping_timeout`]: 20 s, as Node's `pingTimeout`.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_millis(20_000);
+
+/// The default of [`EngineConfigBuilder::upgrade_timeout`]: 10 s, as Node's `upgradeTimeout`.
+pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_millis(10_000);
+
+/// The default of [`EngineConfigBuilder::max_payload`]: 1,000,000 bytes, as Node's
+/// `maxHttpBufferSize`.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
+
+/// The default of [`EngineConfigBuilder::max_buffered_packets`]: 10,000 frames.
+pub const DEFAULT_MAX_BUFFERED_PACKETS: usize = 10_000;
+
+/// The methods a CORS preflight answer announces by default ([`Cors::methods`]), as the
+/// `cors` package Node's servers use.
+pub const DEFAULT_CORS_METHODS: &str = "GET,HEAD,PUT,PATCH,POST,DELETE";
+
+/// The read buffer of each WebSocket, in bytes.
+const WS_READ_BUFFER: usize = 4096;
 
 /// Everything an [`Engine`](crate::Engine) can be configured with.
 ///
@@ -150,22 +176,22 @@ impl fmt::Debug for EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            path: "/engine.io/".into(),
-            ping_interval: Duration::from_millis(25_000),
-            ping_timeout: Duration::from_millis(20_000),
-            upgrade_timeout: Duration::from_millis(10_000),
-            max_payload: 1_000_000,
+            path: DEFAULT_PATH.into(),
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
+            upgrade_timeout: DEFAULT_UPGRADE_TIMEOUT,
+            max_payload: DEFAULT_MAX_PAYLOAD,
             polling: true,
             websocket: true,
             allow_upgrades: true,
             cors: None,
             cookie: None,
             allow_request: None,
-            max_buffered_packets: 10_000,
+            max_buffered_packets: DEFAULT_MAX_BUFFERED_PACKETS,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             max_connections: usize::MAX,
             handshake_rate_limit: None,
-            ws_read_buffer: 4096,
+            ws_read_buffer: WS_READ_BUFFER,
         }
     }
 }

@@ -1,104 +1,33 @@
-//! The engine: configuration, the session registry and the connection handler.
+//! The engine handle: opens sessions, runs the connection handler, closes everything.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use tokio::sync::mpsc;
 
+use crate::command::{COMMAND_QUEUE, WsStream};
 use crate::config::{BoxFuture, EngineConfig, TransportKind};
-use crate::connection::{Command, Incoming, WsStream};
 use crate::error::{CloseReason, EngineError};
+use crate::metrics::EngineMetrics;
 use crate::ratelimit::RateLimiter;
+use crate::registry::{Entry, Registry};
 use crate::request::RequestInfo;
-use crate::service::{EngineLayer, EngineService, NotFound};
+use crate::session::Incoming;
 use crate::socket::{EngineSocket, Frame, Limits, Shared};
+use crate::state::EngineState;
 
 type Handler = Arc<dyn Fn(EngineSocket, Incoming) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// One session as the HTTP handlers see it.
-#[derive(Clone)]
-pub(crate) struct Entry {
-    pub(crate) commands: mpsc::Sender<Command>,
-    pub(crate) shared: Arc<Shared>,
-}
+/// How often [`Engine::close`] looks whether the sessions are gone.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
 
-/// sid → session. The only place sessions are inserted and removed.
-#[derive(Default)]
-pub(crate) struct Registry {
-    map: Mutex<HashMap<Arc<str>, Entry>>,
-}
-
-impl Registry {
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Entry>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn get(&self, sid: &str) -> Option<Entry> {
-        self.lock().get(sid).cloned()
-    }
-
-    pub(crate) fn remove(&self, sid: &str) {
-        self.lock().remove(sid);
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-}
-
-pub(crate) struct EngineShared {
-    pub(crate) config: EngineConfig,
-    pub(crate) registry: Registry,
-    handler: Handler,
-    shutting_down: AtomicBool,
-    pub(crate) counters: Arc<Counters>,
-    rate_limiter: Option<RateLimiter>,
-}
-
-/// Engine-wide counters, updated by sessions as they come and go.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    /// Session states (`Shared`) still allocated: open sessions, and closed ones some handle
-    /// still points to.
-    pub(crate) allocated: AtomicUsize,
-    /// Session drivers (`Incoming`) still alive.
-    pub(crate) drivers: AtomicUsize,
-    pub(crate) opened: AtomicU64,
-    pub(crate) slow_consumer_closes: AtomicU64,
-    pub(crate) rate_limited: AtomicU64,
-}
-
-/// A snapshot of an engine's state, from [`Engine::metrics`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EngineMetrics {
-    /// Sessions open now (as [`Engine::session_count`]).
-    pub sessions_open: usize,
-    /// Sessions whose state is still in memory: the open ones, plus closed ones that some
-    /// [`EngineSocket`] or [`Incoming`] still points to. Equal to `sessions_open` once
-    /// handlers have let go of closed sessions; a gap that keeps growing is a leak.
-    pub sessions_allocated: usize,
-    /// Frames waiting to be written, over all open sessions.
-    pub queued_frames: usize,
-    /// Bytes of those frames.
-    pub queued_bytes: usize,
-    /// The largest backlog of one session, in bytes.
-    pub max_session_queued_bytes: usize,
-    /// Sessions opened since the engine was created.
-    pub sessions_opened_total: u64,
-    /// Sessions closed because their backlog went past `max_buffered_packets` or
-    /// `max_buffered_bytes` (slow consumers), since the engine was created.
-    pub slow_consumer_closes_total: u64,
-    /// Handshakes refused by the handshake rate limit, since the engine was created.
-    pub handshakes_rate_limited_total: u64,
-    /// Client addresses the handshake rate limit tracks now.
-    pub rate_limited_addresses: usize,
-}
+/// How long [`Engine::close`] waits, after the grace period, for the handlers of the sessions
+/// it ended to see the end of [`Incoming::recv`].
+const CLOSE_DRIVERS_WAIT: Duration = Duration::from_secs(1);
 
 /// An Engine.IO v4 server: accepts sessions over long-polling and WebSocket and hands each
 /// one to the connection handler as an [`EngineSocket`] (to send) and an [`Incoming`] (to
@@ -129,7 +58,8 @@ pub struct EngineMetrics {
 /// ```
 #[derive(Clone)]
 pub struct Engine {
-    pub(crate) shared: Arc<EngineShared>,
+    pub(crate) shared: Arc<EngineState>,
+    handler: Handler,
 }
 
 impl fmt::Debug for Engine {
@@ -151,31 +81,20 @@ impl Engine {
         let handler: Handler = Arc::new(move |s, i| Box::pin(handler(s, i)));
         let rate_limiter = config.handshake_rate_limit.map(RateLimiter::new);
         Self {
-            shared: Arc::new(EngineShared {
+            shared: Arc::new(EngineState {
                 config,
                 registry: Registry::default(),
-                handler,
                 shutting_down: AtomicBool::new(false),
                 counters: Arc::default(),
                 rate_limiter,
             }),
+            handler,
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.shared.config
-    }
-
-    /// A tower service answering the engine's path and 404 elsewhere.
-    pub fn service(&self) -> EngineService<NotFound> {
-        EngineService::new(self.clone(), NotFound)
-    }
-
-    /// A tower layer answering the engine's path and passing other requests to the inner
-    /// service.
-    pub fn layer(&self) -> EngineLayer {
-        EngineLayer::new(self.clone())
     }
 
     /// How many sessions are open.
@@ -200,14 +119,7 @@ impl Engine {
                 .map_or(0, RateLimiter::tracked),
             ..EngineMetrics::default()
         };
-        let map = self.shared.registry.lock();
-        m.sessions_open = map.len();
-        for entry in map.values() {
-            let bytes = entry.shared.pending_bytes();
-            m.queued_frames += entry.shared.pending_frames();
-            m.queued_bytes += bytes;
-            m.max_session_queued_bytes = m.max_session_queued_bytes.max(bytes);
-        }
+        self.shared.registry.add_sessions_to(&mut m);
         m
     }
 
@@ -231,7 +143,7 @@ impl Engine {
         while self.shared.registry.len() > 0
             && deadline.is_none_or(|d| tokio::time::Instant::now() < d)
         {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(CLOSE_POLL).await;
         }
         // Dropping the registry's command senders ends the sessions still open: their
         // drivers finish with the reason they were closing for.
@@ -241,11 +153,11 @@ impl Engine {
             map.drain().map(|(_, e)| e).collect()
         };
         drop(remaining);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + CLOSE_DRIVERS_WAIT;
         while self.shared.counters.drivers.load(Ordering::Acquire) > 0
             && tokio::time::Instant::now() < deadline
         {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(CLOSE_POLL).await;
         }
     }
 
@@ -288,7 +200,7 @@ impl Engine {
             TransportKind::Polling
         };
         let config = &self.shared.config;
-        let (tx, rx) = mpsc::channel(8);
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (sid, shared) = {
             let mut map = self.shared.registry.lock();
             // Checked again here: a WebSocket handshake opens its session only once the
@@ -343,7 +255,7 @@ impl Engine {
         self.shared.counters.opened.fetch_add(1, Ordering::Relaxed);
         let incoming = Incoming::new(shared.clone(), self.shared.clone(), rx, ws, first);
         let socket = EngineSocket { shared };
-        tokio::spawn((self.shared.handler)(socket, incoming));
+        tokio::spawn((self.handler)(socket, incoming));
         Ok((sid, open))
     }
 }

@@ -122,6 +122,7 @@ impl std::error::Error for EngineError {}
 
 /// Why a session ended, as the reason strings Node's `engine.io` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The client closed the transport (close packet, or the WebSocket closed cleanly).
     TransportClose,
@@ -159,6 +160,7 @@ impl fmt::Display for CloseReason {
 
 /// Why a message could not be queued on a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The session is closed.
     Closed,

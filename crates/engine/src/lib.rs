@@ -11,26 +11,36 @@
 //!   tower-based; [`serve`] is a small HTTP/1 loop for standalone use.
 //! - [`EngineConfig`] holds Node's options with Node's defaults.
 
+mod command;
 mod config;
-mod connection;
+mod cors;
 mod engine;
 mod error;
+mod metrics;
 mod ratelimit;
+mod registry;
 mod request;
+mod routes;
 mod serve;
 mod service;
+mod session;
 mod socket;
+mod state;
+mod ws_handshake;
 
 pub use config::{
-    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_MAX_BUFFERED_BYTES, EngineConfig,
+    AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,
+    DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_PACKETS, DEFAULT_MAX_PAYLOAD, DEFAULT_PATH,
+    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_UPGRADE_TIMEOUT, EngineConfig,
     EngineConfigBuilder, TransportKind,
 };
-pub use connection::Incoming;
-pub use engine::{Engine, EngineMetrics};
+pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
-pub use ratelimit::HandshakeRateLimit;
+pub use metrics::EngineMetrics;
+pub use ratelimit::{DEFAULT_RATE_LIMIT_MAX_ADDRESSES, HandshakeRateLimit};
 pub use request::RequestInfo;
 pub use serve::serve;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};
+pub use session::Incoming;
 pub use socket::{EngineSocket, Frame};
 pub use volley_proto::engine::Message;

@@ -23,14 +23,24 @@ pub struct HandshakeRateLimit {
     max_addresses: usize,
 }
 
+/// The default of [`HandshakeRateLimit::max_addresses`]: 100,000 addresses tracked at once.
+pub const DEFAULT_RATE_LIMIT_MAX_ADDRESSES: usize = 100_000;
+
+/// The table of a rate limit forgets full buckets at most this often...
+const MIN_PRUNE_GAP: Duration = Duration::from_millis(10);
+
+/// ... and at least this often, when it needs to.
+const MAX_PRUNE_GAP: Duration = Duration::from_secs(1);
+
 impl HandshakeRateLimit {
     /// `per_second` handshakes per second on average per address, with a burst of twice
-    /// that (at least 1), and at most 100,000 addresses tracked at once.
+    /// that (at least 1), and at most [`DEFAULT_RATE_LIMIT_MAX_ADDRESSES`] addresses tracked
+    /// at once.
     pub fn per_second(per_second: u32) -> Self {
         Self {
             per_second: f64::from(per_second.max(1)),
             burst: per_second.saturating_mul(2).max(1),
-            max_addresses: 100_000,
+            max_addresses: DEFAULT_RATE_LIMIT_MAX_ADDRESSES,
         }
     }
 
@@ -114,7 +124,7 @@ impl RateLimiter {
         let full = table.buckets.len() >= limit.max_addresses;
         let since = now.duration_since(table.last_prune);
         let refill = limit.refill_time();
-        let min_gap = refill.clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let min_gap = refill.clamp(MIN_PRUNE_GAP, MAX_PRUNE_GAP);
         if since >= min_gap && (full || since >= refill) && !table.buckets.contains_key(&key) {
             table.last_prune = now;
             table.buckets.retain(|_, b| {

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, Method, Uri};
 
-use crate::config::TransportKind;
 use crate::error::EngineError;
+use volley_proto::TransportKind;
 
 /// What an Engine.IO request asks for, read from its method, query string and headers.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@ use futures_util::task::AtomicWaker;
 use volley_proto::engine::PacketType;
 
 use crate::config::TransportKind;
-use crate::engine::Counters;
 use crate::error::{CloseReason, SendError};
+use crate::metrics::Counters;
 use crate::request::RequestInfo;
 
 /// A frame ready for a transport.

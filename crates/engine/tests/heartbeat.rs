@@ -149,6 +149,126 @@ async fn pongs_keep_a_websocket_session_alive_and_a_missing_one_closes_it() {
     common::ws_closed(&mut ws).await;
 }
 
+/// Opens a WebSocket-only session in memory; returns the client and the sid.
+async fn ws_session(
+    h: &mut Harness,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>,
+    String,
+) {
+    let mut ws = ws_in_memory(&h.engine, "EIO=4&transport=websocket").await;
+    let sid = common::ws_open_packet(&mut ws).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    h.next_open().await;
+    (ws, sid)
+}
+
+/// Sends a message on `ws` and waits for the handler to see it and for its echo.
+async fn ws_send_and_echo(
+    h: &mut Harness,
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::io::DuplexStream>,
+    text: &str,
+) {
+    ws.send(WsMessage::text(format!("4{text}"))).await.unwrap();
+    assert_eq!(
+        h.next_message().await.1,
+        Message::Text(Bytes::copy_from_slice(text.as_bytes()))
+    );
+    assert_eq!(
+        common::ws_next(ws).await,
+        Some(WsMessage::text(format!("4{text}")))
+    );
+}
+
+// engine.io 6.6 (`Socket.onPacket`): while a pong is awaited, the first packet that is not a
+// pong restarts the ping timeout, once per ping: a busy client whose pong is queued behind its
+// own traffic is not cut off.
+
+#[tokio::test(start_paused = true)]
+async fn a_message_while_a_pong_is_awaited_gives_the_client_a_new_ping_timeout_on_websocket() {
+    let mut h = Harness::new(suite_config());
+    let (mut ws, _sid) = ws_session(&mut h).await;
+    // Twice, to see that every ping allows one refresh.
+    for round in 1..=2 {
+        assert_eq!(common::ws_next(&mut ws).await, Some(WsMessage::text("2")));
+        // The client is busy: a message goes out 150 ms after the ping ...
+        tokio::time::sleep(TIMEOUT * 3 / 4).await;
+        ws_send_and_echo(&mut h, &mut ws, "busy").await;
+        // ... and its pong 150 ms after that: past the ping's own deadline, within the
+        // message's.
+        tokio::time::sleep(TIMEOUT * 3 / 4).await;
+        ws.send(WsMessage::text("3")).await.unwrap();
+        let pong_at = Instant::now();
+        // Still open: the next ping comes one interval after the pong.
+        assert_eq!(
+            common::ws_next(&mut ws).await,
+            Some(WsMessage::text("2")),
+            "round {round}"
+        );
+        assert_at(pong_at, Instant::now(), INTERVAL);
+        ws.send(WsMessage::text("3")).await.unwrap();
+    }
+    h.assert_no_event();
+    assert_eq!(h.engine.session_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_ping_timeout_is_refreshed_only_by_the_first_packet_after_a_ping() {
+    let mut h = Harness::new(suite_config());
+    let (mut ws, sid) = ws_session(&mut h).await;
+    assert_eq!(common::ws_next(&mut ws).await, Some(WsMessage::text("2")));
+    let ping_at = Instant::now();
+    let first_after = TIMEOUT / 2;
+    tokio::time::sleep(first_after).await;
+    ws_send_and_echo(&mut h, &mut ws, "one").await;
+    tokio::time::sleep(TIMEOUT * 3 / 4).await;
+    // A second packet does not move the deadline again.
+    ws_send_and_echo(&mut h, &mut ws, "two").await;
+    // No pong: the session ends pingTimeout after the first message, not after the second.
+    assert_eq!(h.next_close().await, (sid, CloseReason::PingTimeout));
+    assert_at(ping_at, Instant::now(), first_after + TIMEOUT);
+    common::ws_closed(&mut ws).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn packets_before_the_ping_do_not_extend_its_timeout() {
+    let mut h = Harness::new(suite_config());
+    let (mut ws, sid) = ws_session(&mut h).await;
+    let start = Instant::now();
+    // Traffic just before the ping: no pong is awaited yet, so nothing is refreshed.
+    tokio::time::sleep(INTERVAL - Duration::from_millis(10)).await;
+    ws_send_and_echo(&mut h, &mut ws, "early").await;
+    assert_eq!(common::ws_next(&mut ws).await, Some(WsMessage::text("2")));
+    assert_at(start, Instant::now(), INTERVAL);
+    assert_eq!(h.next_close().await, (sid, CloseReason::PingTimeout));
+    assert_at(start, Instant::now(), INTERVAL + TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_while_a_pong_is_awaited_gives_the_client_a_new_ping_timeout_on_polling() {
+    let mut h = Harness::new(suite_config());
+    let sid = h.handshake().await;
+    assert_eq!(get(&h.engine, &poll_uri(&sid)).await.text(), "2");
+    // A POST of messages 150 ms after the ping, the pong 150 ms after that (300 ms after the
+    // ping, past its own deadline).
+    tokio::time::sleep(TIMEOUT * 3 / 4).await;
+    assert_eq!(post(&h.engine, &poll_uri(&sid), "4busy").await.text(), "ok");
+    assert_eq!(
+        h.next_message().await,
+        (sid.clone(), Message::Text(Bytes::from_static(b"busy")))
+    );
+    tokio::time::sleep(TIMEOUT * 3 / 4).await;
+    assert_eq!(post(&h.engine, &poll_uri(&sid), "3").await.text(), "ok");
+    let pong_at = Instant::now();
+    assert_eq!(get(&h.engine, &poll_uri(&sid)).await.text(), "4busy");
+    assert_eq!(get(&h.engine, &poll_uri(&sid)).await.text(), "2");
+    assert_at(pong_at, Instant::now(), INTERVAL);
+    h.assert_no_event();
+    assert_eq!(h.engine.session_count(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_upgrade_that_never_sends_5_is_dropped_and_polling_goes_on() {
     let mut h = Harness::default_config(); // upgradeTimeout 10 s, pingInterval 25 s

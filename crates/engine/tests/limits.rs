@@ -168,7 +168,7 @@ async fn queued_counts_until_a_get_takes_the_frames() {
     socket.send_text("one").unwrap();
     socket.send_binary(vec![0u8; 10]).unwrap();
     // The driver runs and moves them to its outbox: still pending.
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    common::settle().await;
     assert_eq!((socket.queued(), socket.queued_bytes()), (2, 4 + 10));
     assert!(!socket.is_writable());
     let m = h.engine.metrics();
@@ -204,7 +204,7 @@ async fn is_writable_is_false_while_the_websocket_cannot_take_more() {
     let mut blocked = false;
     for i in 0..200 {
         socket.send(kib_frame(i)).unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        common::settle().await;
         if !socket.is_writable() && socket.queued() > 0 {
             blocked = true;
             break;
@@ -368,7 +368,7 @@ async fn abandoned_sessions_and_upgrades_are_reclaimed() {
     assert!(closed.iter().all(|(_, r)| *r == CloseReason::PingTimeout));
     assert_eq!(h.engine.session_count(), 0);
     // The handler ended and dropped its handles: no session state is left.
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    common::settle().await;
     let m = h.engine.metrics();
     assert_eq!(
         (m.sessions_open, m.sessions_allocated, m.queued_frames),
@@ -431,7 +431,7 @@ async fn a_post_body_that_never_completes_is_given_up_on() {
     assert!(start.elapsed() <= interval + timeout + Duration::from_millis(5));
     assert_eq!(h.next_close().await.0, sid);
     drain(&mut h);
-    tokio::time::sleep(Duration::from_millis(1)).await;
+    common::settle().await;
     let m = h.engine.metrics();
     assert_eq!((m.sessions_open, m.sessions_allocated), (0, 0));
     drop(tx);

@@ -43,6 +43,7 @@ impl From<volley_engine::SendError> for EmitError {
         match e {
             volley_engine::SendError::Closed => Self::Disconnected,
             volley_engine::SendError::Full => Self::QueueFull,
+            _ => Self::Disconnected,
         }
     }
 }
@@ -180,6 +181,7 @@ impl DisconnectReason {
             C::ParseError => Self::ParseError,
             C::ForcedClose => Self::ForcedServerClose,
             C::ServerShuttingDown => Self::ServerShuttingDown,
+            _ => Self::TransportError,
         }
     }
 }

@@ -249,6 +249,13 @@ impl Body for ChannelBody {
     }
 }
 
+/// For tests on tokio's paused clock: returns once every task of the runtime waits (the paused
+/// clock only moves when nothing can run), so the session drivers have done all they can for
+/// now. Not a wait for some real time: the same every run, however loaded the machine.
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
 /// A WebSocket client connected to `engine` through an in-memory pipe (no socket, so the
 /// paused test clock only moves when everything waits on a timer).
 pub async fn ws_in_memory(engine: &Engine, query: &str) -> WebSocketStream<DuplexStream> {

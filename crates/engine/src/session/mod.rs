@@ -1,0 +1,365 @@
+//! The driver of one session: [`Incoming`] owns its state machine, timers and transports.
+//!
+//! There is no task per session inside the engine. The layer above runs one task per session
+//! that loops over [`Incoming::recv`]; each call moves queued frames out, reads the transport,
+//! answers HTTP long-polling requests and keeps the heartbeat, and returns the next message.
+//! So a WebSocket echo costs one task and no channel hop, and replies to every frame of one
+//! read are written with one flush.
+//!
+//! ```text
+//! client                                server (Incoming)
+//!   | GET ?EIO=4&transport=polling         |  handshake: 0{"sid",...}
+//!   | GET (parked) ------------------------>|  answered when frames are queued
+//!   | WS ?sid=..  ------------------------->|  Command::Upgrade, upgrade deadline set
+//!   | 2probe ------------------------------>|
+//!   |<------------------------------ 3probe |  parked GET answered with 6 (noop)
+//!   | 5 ----------------------------------->|  transport = WebSocket; GET now gets 400
+//! ```
+//!
+//! The submodules each hold one idea of the driver: `heartbeat` (ping and pong deadlines),
+//! `timers` (every deadline checked against the clock, one timer armed), `outbox` (the
+//! outbound queue), `polling` and `websocket` (the two transports), `upgrade` (the probe).
+
+mod heartbeat;
+mod outbox;
+mod polling;
+mod timers;
+mod upgrade;
+mod websocket;
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, Sleep};
+use volley_proto::engine::{Message, Packet};
+
+use crate::command::{Command, WsStream};
+use crate::error::{CloseReason, EngineError};
+use crate::socket::{Frame, Shared};
+use crate::state::EngineState;
+
+use self::heartbeat::Heartbeat;
+use self::upgrade::Upgrading;
+use self::websocket::{WsStep, close_ws_later};
+
+/// How long a long-polling session that the client closed waits for the client's last GET.
+const CLIENT_CLOSE_LINGER: Duration = Duration::from_millis(100);
+
+/// The transport a session is on now.
+enum Transport {
+    Polling {
+        /// The GET waiting for something to send.
+        parked: Option<oneshot::Sender<Result<Bytes, EngineError>>>,
+    },
+    Websocket {
+        ws: Box<WsStream>,
+        /// Frames were handed to the socket since the last flush.
+        unflushed: bool,
+    },
+}
+
+/// The stream of messages of one session, and its driver.
+///
+/// Call [`recv`](Self::recv) in a loop for as long as the session should live: the session
+/// makes progress (heartbeats, outbound frames, long-polling answers) only while `recv` is
+/// awaited. Dropping it closes the session.
+pub struct Incoming {
+    shared: Arc<Shared>,
+    engine: Arc<EngineState>,
+    commands: mpsc::Receiver<Command>,
+    transport: Transport,
+    upgrading: Option<Upgrading>,
+    inbox: VecDeque<Message>,
+    outbox: VecDeque<Frame>,
+    heartbeat: Heartbeat,
+    closing_deadline: Option<Instant>,
+    closing: Option<CloseReason>,
+    /// Set when a long-polling client closed while none of its GETs was parked.
+    linger: Option<Instant>,
+    closed: Option<CloseReason>,
+    timer: Pin<Box<Sleep>>,
+    timer_at: Instant,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("sid", &self.shared.sid)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl Incoming {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        engine: Arc<EngineState>,
+        commands: mpsc::Receiver<Command>,
+        ws: Option<Box<WsStream>>,
+        first: Option<Frame>,
+    ) -> Self {
+        let heartbeat = Heartbeat::new(
+            Instant::now(),
+            engine.config.ping_interval,
+            engine.config.ping_timeout,
+        );
+        let next_ping = heartbeat.next_ping();
+        engine.counters.drivers.fetch_add(1, Ordering::AcqRel);
+        if let Some(f) = &first {
+            shared.add_pending(1, f.cost());
+        }
+        let transport = match ws {
+            Some(ws) => Transport::Websocket {
+                ws,
+                unflushed: false,
+            },
+            None => Transport::Polling { parked: None },
+        };
+        Self {
+            shared,
+            engine,
+            commands,
+            transport,
+            upgrading: None,
+            inbox: VecDeque::new(),
+            outbox: first.into_iter().collect(),
+            heartbeat,
+            closing_deadline: None,
+            closing: None,
+            linger: None,
+            closed: None,
+            timer: Box::pin(tokio::time::sleep_until(next_ping)),
+            timer_at: next_ping,
+        }
+    }
+
+    /// Waits for the next message from the client, driving the session meanwhile.
+    ///
+    /// Returns the reason once the session is over; every later call returns it again.
+    pub async fn recv(&mut self) -> Result<Message, CloseReason> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The reason the session ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.closed
+    }
+
+    /// Polls for the next message; see [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, CloseReason>> {
+        loop {
+            if let Some(reason) = self.closed {
+                return Poll::Ready(Err(reason));
+            }
+            if let Some(m) = self.inbox.pop_front() {
+                return Poll::Ready(Ok(m));
+            }
+            let mut progress = false;
+
+            // Frames queued by the handles.
+            self.shared.waker.register(cx.waker());
+            let (close_requested, abort) = self.take_queued();
+            if let Some(reason) = abort {
+                // A send went past the backlog's bounds: the client is not reading. Nothing
+                // more is written to it, not even a close packet; its connection is dropped.
+                self.abort(reason);
+                continue;
+            }
+            if let (Some(reason), None) = (close_requested, self.closing) {
+                self.start_closing(reason);
+            }
+
+            // Deadlines are checked against the clock before any request is looked at: a
+            // request that comes after the pong deadline finds the session closed even if the
+            // timer wheel has not fired yet.
+            if self.poll_timers(cx) {
+                progress = true;
+                if self.closed.is_some() {
+                    continue;
+                }
+            }
+
+            // Requests from HTTP handlers; one at a time, so a POST's messages are handed up
+            // before the next request is looked at.
+            if let Poll::Ready(cmd) = self.commands.poll_recv(cx) {
+                match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    // Only `Engine::close` drops the registry's sender of a live session,
+                    // after its grace period: the session ends for the reason it was closing.
+                    None => self.finish(self.closing.unwrap_or(CloseReason::TransportClose)),
+                }
+                continue;
+            }
+
+            if self.upgrading.is_some() {
+                progress |= self.poll_upgrade(cx);
+            }
+
+            match &self.transport {
+                Transport::Polling { .. } => match self.answer_parked_get() {
+                    polling::Answer::Waiting => {}
+                    polling::Answer::Again => progress = true,
+                    polling::Answer::Closed => continue,
+                },
+                Transport::Websocket { .. } => match self.poll_websocket(cx) {
+                    WsStep::Idle => {}
+                    WsStep::Again => continue,
+                    WsStep::End(reason) => {
+                        self.finish(reason);
+                        continue;
+                    }
+                },
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        if self.linger.is_some() {
+            // The client already closed; only its last GET is answered.
+            match cmd {
+                Command::Poll(reply) => drop(reply.send(Ok(Bytes::from_static(b"6")))),
+                Command::Post(post) => drop(post.1.send(Err(EngineError::UnknownSid))),
+                Command::Upgrade(ws) => close_ws_later(ws),
+                Command::Fail(_) => {}
+            }
+            self.finish(CloseReason::TransportClose);
+            return;
+        }
+        match cmd {
+            Command::Poll(reply) => self.on_poll(reply),
+            Command::Post(post) => {
+                let (body, reply) = *post;
+                self.on_post(body, reply);
+            }
+            Command::Upgrade(ws) => self.on_upgrade_request(ws),
+            Command::Fail(reason) => self.finish(reason),
+        }
+    }
+
+    /// Handles one packet from the client, whatever transport carried it.
+    fn on_packet(&mut self, packet: Packet) {
+        if !matches!(packet, Packet::Pong(_)) && self.closing.is_none() && self.linger.is_none() {
+            // As engine.io 6.6, which only looks at packets while the session is open.
+            self.heartbeat.packet_received(Instant::now());
+        }
+        match packet {
+            Packet::Message(m) => self.inbox.push_back(m),
+            Packet::Pong(_) => self.heartbeat.pong_received(Instant::now()),
+            Packet::Close => {
+                // The client closes: its pending GET is released with a noop, as Node does.
+                if let Transport::Polling { parked } = &mut self.transport {
+                    if let Some(reply) = parked.take() {
+                        let _ = reply.send(Ok(Bytes::from_static(b"6")));
+                    } else {
+                        // The GET the client sent before its close may still be on its way
+                        // (another connection can overtake it); wait a moment for it rather
+                        // than answer it with an error. Sends already fail.
+                        self.shared.lock().closed = true;
+                        self.linger = Some(Instant::now() + CLIENT_CLOSE_LINGER);
+                        return;
+                    }
+                }
+                self.finish(CloseReason::TransportClose);
+            }
+            // A v4 client sends no ping except the upgrade probe, and nothing else here
+            // needs an answer.
+            Packet::Ping(_) | Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+        }
+    }
+
+    fn start_closing(&mut self, reason: CloseReason) {
+        self.closing = Some(reason);
+        // On WebSocket the close packet follows the queued frames on the stream; on
+        // long-polling it is sent on its own once they are gone (see `answer_parked_get`).
+        if matches!(self.transport, Transport::Websocket { .. }) {
+            self.push_control(volley_proto::engine::PacketType::Close);
+        }
+        // A long-polling client may never come back for the close packet.
+        self.closing_deadline = Some(Instant::now() + self.engine.config.ping_timeout);
+        if let Some(up) = self.upgrading.take() {
+            close_ws_later(up.ws);
+        }
+    }
+
+    /// Ends the session: no more sends, the sid is forgotten, a parked GET gets the close
+    /// packet.
+    fn finish(&mut self, reason: CloseReason) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.closed = Some(reason);
+        // Sends fail from now on; what is still queued will never be written, so its memory
+        // goes now, not when the last handle is dropped.
+        let dropped = {
+            let mut q = self.shared.lock();
+            q.closed = true;
+            std::mem::take(&mut q.frames)
+        };
+        drop(dropped);
+        self.outbox = VecDeque::new();
+        self.inbox.shrink_to_fit();
+        self.shared.clear_pending();
+        self.shared.write_blocked.store(false, Ordering::Release);
+        self.engine.registry.remove(&self.shared.sid);
+        match &mut self.transport {
+            Transport::Polling { parked } => {
+                if let Some(reply) = parked.take() {
+                    let _ = reply.send(Ok(Bytes::from_static(b"1")));
+                }
+            }
+            Transport::Websocket { .. } => {}
+        }
+        if let Some(up) = self.upgrading.take() {
+            close_ws_later(up.ws);
+        }
+        // Requests that raced with the end get the answer Node gives for an unknown sid.
+        self.commands.close();
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Poll(r) => drop(r.send(Err(EngineError::UnknownSid))),
+                Command::Post(post) => drop(post.1.send(Err(EngineError::UnknownSid))),
+                Command::Upgrade(ws) => close_ws_later(ws),
+                Command::Fail(_) => {}
+            }
+        }
+        tracing::debug!(sid = %self.shared.sid, %reason, "session closed");
+    }
+
+    /// Ends the session at once for a client that does not read: its WebSocket is dropped
+    /// rather than closed politely (a close frame would only wait behind what it did not
+    /// read), and nothing queued is kept.
+    fn abort(&mut self, reason: CloseReason) {
+        if self.closed.is_some() {
+            return;
+        }
+        if let Transport::Websocket { ws, .. } =
+            std::mem::replace(&mut self.transport, Transport::Polling { parked: None })
+        {
+            drop(ws);
+        }
+        self.finish(reason);
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.engine.counters.drivers.fetch_sub(1, Ordering::AcqRel);
+        self.finish(CloseReason::ForcedClose);
+        if let Transport::Websocket { ws, .. } =
+            std::mem::replace(&mut self.transport, Transport::Polling { parked: None })
+        {
+            close_ws_later(ws);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The outbound side of the driver: frames move from the handles' shared queue into the
+//! driver's own outbox, and from there to the transport; the backlog counts them until the
+//! transport took them.
+
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use volley_proto::engine::{PacketType, payload};
+
+use super::Incoming;
+use crate::error::CloseReason;
+use crate::socket::Frame;
+
+impl Incoming {
+    /// Moves the frames queued by the handles into the outbox. Returns the close the handles
+    /// asked for, and the abort a send past the backlog's bounds asked for, if any.
+    pub(super) fn take_queued(&mut self) -> (Option<CloseReason>, Option<CloseReason>) {
+        let mut q = self.shared.lock();
+        if self.outbox.is_empty() {
+            std::mem::swap(&mut self.outbox, &mut q.frames);
+        } else {
+            self.outbox.extend(q.frames.drain(..));
+        }
+        (q.close_requested, q.abort)
+    }
+
+    /// Queues a packet of the driver's own (ping, close), counted in the backlog like the
+    /// others.
+    pub(super) fn push_control(&mut self, ty: PacketType) {
+        let frame = Frame::control(ty);
+        self.shared.add_pending(1, frame.cost());
+        self.outbox.push_back(frame);
+    }
+}
+
+/// Encodes queued frames as one long-polling payload; also returns what the frames counted
+/// for in the backlog.
+pub(super) fn payload_of(frames: &VecDeque<Frame>) -> (Bytes, usize) {
+    let cost = frames.iter().map(Frame::cost).sum();
+    let mut out = BytesMut::with_capacity(frames.iter().map(|f| frame_len(f) + 1).sum());
+    for f in frames {
+        if !out.is_empty() {
+            out.put_u8(payload::SEPARATOR);
+        }
+        match f {
+            Frame::Text(t) => out.put_slice(t),
+            Frame::Binary(b) => {
+                out.put_u8(b'b');
+                payload::encode_base64(b, &mut out);
+            }
+        }
+    }
+    (out.freeze(), cost)
+}
+
+/// The length of a frame in a long-polling payload (binary frames as `b` + base64).
+fn frame_len(f: &Frame) -> usize {
+    match f {
+        Frame::Text(t) => t.len(),
+        Frame::Binary(b) => 1 + b.len().div_ceil(3) * 4,
+    }
+}

@@ -1,0 +1,102 @@
+//! The long-polling transport: GETs are parked until there is something to send, POSTs carry
+//! payloads of packets.
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use volley_proto::engine::payload;
+
+use super::outbox::payload_of;
+use super::{Incoming, Transport};
+use crate::error::{CloseReason, EngineError};
+
+/// What became of the parked GET when the driver looked at it.
+pub(super) enum Answer {
+    /// Nothing more to do until woken (answered, or still parked).
+    Waiting,
+    /// The GET went away before its answer: look at everything again.
+    Again,
+    /// It carried the close packet; the session is over.
+    Closed,
+}
+
+impl Incoming {
+    /// A long-polling GET arrived.
+    pub(super) fn on_poll(&mut self, reply: oneshot::Sender<Result<Bytes, EngineError>>) {
+        match &mut self.transport {
+            Transport::Websocket { .. } => {
+                let _ = reply.send(Err(EngineError::BadRequest));
+            }
+            Transport::Polling { parked } => {
+                if let Some(first) = parked.take() {
+                    // Two GETs at once: Node closes the session; the first request gets
+                    // the close packet and the second an error.
+                    let _ = first.send(Ok(Bytes::from_static(b"1")));
+                    let _ = reply.send(Err(EngineError::Overlap));
+                    self.finish(CloseReason::TransportError);
+                } else {
+                    *parked = Some(reply);
+                }
+            }
+        }
+    }
+
+    /// A long-polling POST arrived, its body read whole.
+    pub(super) fn on_post(&mut self, body: Bytes, reply: oneshot::Sender<Result<(), EngineError>>) {
+        if matches!(self.transport, Transport::Websocket { .. }) {
+            let _ = reply.send(Err(EngineError::BadRequest));
+            return;
+        }
+        let mut failed = false;
+        for packet in payload::decode(body) {
+            match packet {
+                Ok(p) => self.on_packet(p),
+                Err(e) => {
+                    tracing::debug!(sid = %self.shared.sid, error = %e, "bad polling payload");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            let _ = reply.send(Err(EngineError::BadRequest));
+            self.inbox.clear();
+            self.finish(CloseReason::ParseError);
+        } else {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// Answers the parked GET if there is something to answer: queued frames, the close
+    /// packet, or a noop that lets the client go on with an upgrade.
+    pub(super) fn answer_parked_get(&mut self) -> Answer {
+        let Transport::Polling { parked } = &mut self.transport else {
+            return Answer::Waiting;
+        };
+        let Some(reply) = parked.take() else {
+            return Answer::Waiting;
+        };
+        if !self.outbox.is_empty() {
+            let (body, bytes) = payload_of(&self.outbox);
+            match reply.send(Ok(body)) {
+                Ok(()) => {
+                    self.shared.sub_pending(self.outbox.len(), bytes);
+                    self.outbox.clear();
+                }
+                Err(_) => return Answer::Again,
+            }
+        } else if let Some(reason) = self.closing {
+            // What was queued went out in earlier answers; the close packet gets one of its
+            // own, as Node sends it. In the same payload the official client would act on
+            // the close before the packets before it (a DISCONNECT would read as "transport
+            // close").
+            let _ = reply.send(Ok(Bytes::from_static(b"1")));
+            self.finish(reason);
+            return Answer::Closed;
+        } else if self.upgrading.as_ref().is_some_and(|u| u.probed) {
+            let _ = reply.send(Ok(Bytes::from_static(b"6")));
+        } else if !reply.is_closed() {
+            *parked = Some(reply);
+        }
+        Answer::Waiting
+    }
+}

@@ -1,0 +1,78 @@
+//! Every deadline of a session (heartbeat, upgrade, closing, linger) is an instant checked
+//! against the clock each time the driver runs; one timer is armed for the earliest of them.
+
+use std::task::Context;
+
+use tokio::time::Instant;
+use volley_proto::engine::PacketType;
+
+use super::Incoming;
+use super::websocket::close_ws_later;
+use crate::error::CloseReason;
+
+impl Incoming {
+    /// Fires due timers and re-arms the timer. Returns whether anything fired.
+    pub(super) fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let now = Instant::now();
+        let mut fired = false;
+        if let Some(at) = self.linger
+            && at <= now
+        {
+            self.finish(CloseReason::TransportClose);
+            return true;
+        }
+        if let Some(at) = self.closing_deadline
+            && at <= now
+        {
+            let reason = self.closing.unwrap_or(CloseReason::ForcedClose);
+            self.finish(reason);
+            return true;
+        }
+        if let Some(at) = self.heartbeat.pong_deadline() {
+            if at <= now {
+                self.finish(CloseReason::PingTimeout);
+                return true;
+            }
+        } else if self.heartbeat.ping_due(now) && self.closing.is_none() && self.linger.is_none() {
+            self.push_control(PacketType::Ping);
+            self.heartbeat.ping_sent(now);
+            fired = true;
+        }
+        if let Some(up) = &self.upgrading
+            && up.deadline <= now
+        {
+            if let Some(up) = self.upgrading.take() {
+                close_ws_later(up.ws);
+            }
+            fired = true;
+        }
+        let mut next = match self.heartbeat.pong_deadline() {
+            Some(at) => at,
+            // A closing session sends no more pings: a `next_ping` already past must not
+            // arm the timer, or it fires again at once and the driver never yields.
+            None if self.closing.is_some() || self.linger.is_some() => self
+                .closing_deadline
+                .or(self.linger)
+                .unwrap_or(self.heartbeat.next_ping()),
+            None => self.heartbeat.next_ping(),
+        };
+        if let Some(up) = &self.upgrading {
+            next = next.min(up.deadline);
+        }
+        if let Some(at) = self.closing_deadline {
+            next = next.min(at);
+        }
+        if let Some(at) = self.linger {
+            next = next.min(at);
+        }
+        if next != self.timer_at {
+            self.timer.as_mut().reset(next);
+            self.timer_at = next;
+        }
+        if !fired && self.timer.as_mut().poll(cx).is_ready() {
+            // The deadline passed between reading the clock and polling: go round again.
+            fired = true;
+        }
+        fired
+    }
+}

@@ -1,0 +1,174 @@
+//! The WebSocket transport: frames are written as they come, read one at a time, and flushed
+//! once reading would wait, so the replies to every frame of one read leave together.
+
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
+use volley_proto::engine::Packet;
+
+use super::{Incoming, Transport};
+use crate::command::WsStream;
+use crate::error::CloseReason;
+use crate::socket::Frame;
+
+/// How long a WebSocket that is not going to be used is given to answer its close frame.
+const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
+
+/// What the WebSocket transport asks of the driver's loop.
+pub(super) enum WsStep {
+    /// Nothing more to do until woken.
+    Idle,
+    /// Something happened: look at everything again.
+    Again,
+    /// The session is over.
+    End(CloseReason),
+}
+
+impl Incoming {
+    /// Writes queued frames, reads one frame, and flushes when reading would wait.
+    pub(super) fn poll_websocket(&mut self, cx: &mut Context<'_>) -> WsStep {
+        let Transport::Websocket { ws, unflushed } = &mut self.transport else {
+            return WsStep::Idle;
+        };
+        // Write what is queued, without flushing yet. A frame leaves the backlog once
+        // tungstenite took it; `poll_ready` only lets the next one in once the socket took
+        // the previous one, so tungstenite never holds more than a frame.
+        let (mut sent, mut sent_bytes) = (0, 0);
+        while let Some(frame) = self.outbox.pop_front() {
+            match ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return WsStep::End(CloseReason::TransportError),
+                Poll::Pending => {
+                    self.outbox.push_front(frame);
+                    break;
+                }
+            }
+            let cost = frame.cost();
+            if ws.start_send_unpin(ws_message(frame)).is_err() {
+                return WsStep::End(CloseReason::TransportError);
+            }
+            sent += 1;
+            sent_bytes += cost;
+            *unflushed = true;
+        }
+        self.shared.sub_pending(sent, sent_bytes);
+        // Read; a message is handed up at once, and the replies it causes are written
+        // together with those of the next frames, before one flush.
+        if self.closing.is_none() {
+            match ws.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    // A ping frame may have queued a pong inside tungstenite.
+                    *unflushed = true;
+                    self.on_ws_message(msg);
+                    return WsStep::Again;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::debug!(sid = %self.shared.sid, error = %e, "websocket read error");
+                    // The peer went away without a closing handshake: nobody to tell, and
+                    // Node reports it as a transport close.
+                    if matches!(
+                        e,
+                        tungstenite::Error::Io(_)
+                            | tungstenite::Error::ConnectionClosed
+                            | tungstenite::Error::AlreadyClosed
+                            | tungstenite::Error::Protocol(
+                                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                            )
+                    ) {
+                        return WsStep::End(CloseReason::TransportClose);
+                    }
+                    // Tell the peer why, with the close code Node's `ws` sends.
+                    let code = match e {
+                        tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
+                        tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+                        tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
+                        _ => None,
+                    };
+                    if let Some(code) = code {
+                        let frame = CloseFrame {
+                            code,
+                            reason: Utf8Bytes::from_static(""),
+                        };
+                        let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
+                        let _ = ws.poll_flush_unpin(cx);
+                    }
+                    return WsStep::End(CloseReason::TransportError);
+                }
+                Poll::Ready(None) => return WsStep::End(CloseReason::TransportClose),
+                Poll::Pending => {}
+            }
+        }
+        if *unflushed {
+            match ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => {
+                    *unflushed = false;
+                    self.shared.write_blocked.store(false, Ordering::Release);
+                }
+                Poll::Ready(Err(_)) => return WsStep::End(CloseReason::TransportError),
+                Poll::Pending => {
+                    self.shared.write_blocked.store(true, Ordering::Release);
+                    return WsStep::Idle;
+                }
+            }
+        }
+        if let Some(reason) = self.closing
+            && self.outbox.is_empty()
+        {
+            // Everything, the close packet included, is flushed: a close frame, best
+            // effort, without waiting for the answer.
+            let _ = ws.start_send_unpin(tungstenite::Message::Close(None));
+            let _ = ws.poll_flush_unpin(cx);
+            return WsStep::End(reason);
+        }
+        WsStep::Idle
+    }
+
+    fn on_ws_message(&mut self, msg: tungstenite::Message) {
+        match msg {
+            tungstenite::Message::Text(text) => match Packet::decode_text(Bytes::from(text)) {
+                Ok(p) => self.on_packet(p),
+                Err(e) => {
+                    tracing::debug!(sid = %self.shared.sid, error = %e, "bad websocket packet");
+                    self.finish(CloseReason::ParseError);
+                }
+            },
+            tungstenite::Message::Binary(data) => self.on_packet(Packet::decode_binary(data)),
+            tungstenite::Message::Close(_) => self.finish(CloseReason::TransportClose),
+            tungstenite::Message::Ping(_)
+            | tungstenite::Message::Pong(_)
+            | tungstenite::Message::Frame(_) => {}
+        }
+    }
+}
+
+fn ws_message(frame: Frame) -> tungstenite::Message {
+    match frame {
+        Frame::Text(t) => match Utf8Bytes::try_from(t.clone()) {
+            Ok(t) => tungstenite::Message::Text(t),
+            // Frames are built from strings; a non-UTF-8 one is a bug of the layer above,
+            // and is sent as binary rather than dropped.
+            Err(_) => tungstenite::Message::Binary(t),
+        },
+        Frame::Binary(b) => tungstenite::Message::Binary(b),
+    }
+}
+
+/// Sends a close frame on a WebSocket that is not going to be used, off the driver.
+pub(super) fn close_ws_later(mut ws: Box<WsStream>) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let close = async {
+                let _ = ws.send(tungstenite::Message::Close(None)).await;
+                // Drain until the peer answers or goes away.
+                while let Some(Ok(_)) = ws.next().await {}
+            };
+            let _ = tokio::time::timeout(CLOSE_WS_WAIT, close).await;
+        });
+    }
+}
