@@ -118,7 +118,7 @@ pub enum AdapterError {
         /// How many came.
         received: usize,
     },
-    /// This adapter does not support the operation.
+    /// This adapter does not support the operation (the message says which).
     Unsupported(String),
     /// Arguments or a message could not be encoded.
     Encode(String),
@@ -128,17 +128,15 @@ pub enum AdapterError {
 
 impl fmt::Display for AdapterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("adapter error: ")?;
         match self {
-            Self::Config(m) => write!(f, "bad configuration: {m}"),
-            Self::Unavailable(m) => f.write_str(m),
+            Self::Config(m) | Self::Unavailable(m) | Self::Unsupported(m) | Self::Encode(m) => {
+                f.write_str(m)
+            }
             Self::QueueFull => f.write_str("the publish queue is full"),
             Self::Timeout { expected, received } => write!(
                 f,
                 "timeout reached: only {received} responses received out of {expected}"
             ),
-            Self::Unsupported(what) => write!(f, "{what} is not supported by this adapter"),
-            Self::Encode(m) => write!(f, "cannot encode: {m}"),
             Self::Closed => f.write_str("the adapter is gone"),
         }
     }
@@ -171,9 +169,9 @@ pub enum RoomEvent {
     /// A room lost its last member.
     Delete(Room),
     /// A socket joined a room.
-    Join(Room, String),
+    Join(Room, SocketId),
     /// A socket left a room.
-    Leave(Room, String),
+    Leave(Room, SocketId),
 }
 
 /// What connection state recovery keeps of a disconnected socket, to restore it when its
@@ -260,10 +258,12 @@ pub trait Adapter: Send + Sync + 'static {
         offset: &str,
     ) -> BoxFuture<Result<Option<Session>, AdapterError>> {
         let _ = (pid, offset);
-        Box::pin(std::future::ready(Err(AdapterError::Unsupported(
-            "connection state recovery".into(),
-        ))))
+        Box::pin(std::future::ready(Err(unsupported_recovery())))
     }
+}
+
+fn unsupported_recovery() -> AdapterError {
+    AdapterError::Unsupported("connection state recovery is not supported by this adapter".into())
 }
 
 /// Makes the adapter of each namespace.
@@ -603,7 +603,7 @@ impl Adapter for LocalAdapter {
                     events.push(RoomEvent::Create(room.clone()));
                 }
                 if members.insert(id.clone()) {
-                    events.push(RoomEvent::Join(room.clone(), id.to_string()));
+                    events.push(RoomEvent::Join(room.clone(), SocketId::from(id.clone())));
                 }
                 index
                     .sids
@@ -624,7 +624,7 @@ impl Adapter for LocalAdapter {
             }
             if let Some(members) = index.rooms.get_mut(room) {
                 if members.remove(id) {
-                    events.push(RoomEvent::Leave(Arc::from(room), id.to_owned()));
+                    events.push(RoomEvent::Leave(Arc::from(room), SocketId::from(id)));
                 }
                 if members.is_empty() {
                     index.rooms.remove(room);
@@ -645,7 +645,7 @@ impl Adapter for LocalAdapter {
             for room in rooms {
                 if let Some(members) = index.rooms.get_mut(&room) {
                     if members.remove(id) {
-                        events.push(RoomEvent::Leave(room.clone(), id.to_owned()));
+                        events.push(RoomEvent::Leave(room.clone(), SocketId::from(id)));
                     }
                     if members.is_empty() {
                         index.rooms.remove(&room);

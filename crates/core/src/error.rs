@@ -63,7 +63,7 @@ pub enum AckError {
     /// No answer within the timeout (`"operation has timed out"` in JavaScript).
     Timeout,
     /// The socket disconnected after the event was sent and before the answer came
-    /// (`"socket has been disconnected"`).
+    /// (JavaScript's `"socket has been disconnected"`).
     Disconnected,
     /// The event was dropped from a full send buffer (client side, with
     /// `Overflow::DropOldest`).
@@ -78,7 +78,7 @@ impl fmt::Display for AckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Timeout => f.write_str("operation has timed out"),
-            Self::Disconnected => f.write_str("socket has been disconnected"),
+            Self::Disconnected => f.write_str("the socket disconnected before acknowledging"),
             Self::Dropped => f.write_str("the event was dropped from a full send buffer"),
             Self::Decode(e) => write!(f, "cannot decode the acknowledgement: {e}"),
             Self::Emit(e) => write!(f, "cannot emit: {e}"),

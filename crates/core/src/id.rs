@@ -125,6 +125,18 @@ impl PartialEq<SocketId> for String {
     }
 }
 
+impl PartialEq<String> for &SocketId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<&SocketId> for String {
+    fn eq(&self, other: &&SocketId) -> bool {
+        **self == *other.0
+    }
+}
+
 impl serde::Serialize for SocketId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)

@@ -107,7 +107,7 @@
 //! - Requests time out after `requests_timeout` (5 s) with
 //!   `timeout reached: only X responses received out of Y`, as in Node.
 //!
-//! [`LocalAdapter`]: volley::adapter::LocalAdapter
+//! [`LocalAdapter`]: volley_core::adapter::LocalAdapter
 
 mod cluster;
 mod link;

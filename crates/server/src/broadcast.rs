@@ -15,12 +15,13 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::FromArgs;
 use crate::adapter::{AckSink, AdapterError, BroadcastOptions, BroadcastPacket, Room, SocketInfo};
-use crate::encode::{self, Args, ArgsDyn, One, RawArgs};
 use crate::error::{AckError, EmitError};
-use crate::handler::FromArgs;
 use crate::namespace::NsInner;
-use crate::socket::check_event_name;
+use crate::{Args, ArgsDyn, One, RawArgs, SocketId};
+use volley_core::DEFAULT_ACK_TIMEOUT;
+use volley_core::args::check_event_name;
 
 /// One room or several, for `to`, `except`, `join`, ...
 pub trait IntoRooms {
@@ -49,6 +50,18 @@ impl IntoRooms for &String {
 impl IntoRooms for Room {
     fn into_rooms(self) -> Vec<Room> {
         vec![self]
+    }
+}
+
+impl IntoRooms for SocketId {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.into()]
+    }
+}
+
+impl IntoRooms for &SocketId {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.as_arc().clone()]
     }
 }
 
@@ -179,11 +192,10 @@ impl BroadcastOperator {
             return children.iter().try_for_each(|c| c.emit_dyn(event, args));
         }
         check_event_name(event)?;
-        let encoded =
-            encode::event(&self.ns.name, event, args, None).map_err(EmitError::Serialize)?;
+        let encoded = self.ns.parser.event(&self.ns.name, event, args, None)?;
         self.ns
             .adapter
-            .broadcast(&BroadcastPacket { encoded }, &self.opts);
+            .broadcast(&BroadcastPacket::new(encoded), &self.opts);
         Ok(())
     }
 
@@ -207,14 +219,14 @@ impl BroadcastOperator {
         let timeout = self
             .timeout
             .or_else(|| self.ns.io().map(|io| io.config.ack_timeout))
-            .unwrap_or(Duration::from_secs(5));
+            .unwrap_or(DEFAULT_ACK_TIMEOUT);
         let state = Arc::new(Collector::default());
         if let Err(e) = check_event_name(event) {
             state.fail(AckError::Emit(e));
             return AckStream::new(state, timeout, None);
         }
         let id = self.ns.next_ack_id();
-        let encoded = match encode::event(&self.ns.name, event, args, Some(id)) {
+        let encoded = match self.ns.parser.event(&self.ns.name, event, args, Some(id)) {
             Ok(e) => e,
             Err(e) => {
                 state.fail(AckError::Emit(EmitError::Serialize(e)));
@@ -226,7 +238,7 @@ impl BroadcastOperator {
         opts.flags.timeout = Some(timeout);
         self.ns
             .adapter
-            .broadcast_with_ack(&BroadcastPacket { encoded }, id, &opts, sink);
+            .broadcast_with_ack(&BroadcastPacket::new(encoded), id, &opts, sink);
         let servers = if self.opts.flags.local {
             None
         } else {
@@ -303,7 +315,7 @@ pub(crate) fn server_side_emit<T: FromArgs>(
 {
     // The arguments are encoded before the future starts, so it holds no borrow of them
     // and stays `Send` whatever they are.
-    let raw = encode::to_raw_args(args).map_err(|e| AdapterError(e.to_string()));
+    let raw = RawArgs::from_args(ns.parser, args).map_err(AdapterError::from);
     let ns = ns.clone();
     let event = event.to_owned();
     async move {
@@ -338,7 +350,7 @@ impl fmt::Debug for RemoteSocket {
 
 impl RemoteSocket {
     /// The socket id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &SocketId {
         &self.info.id
     }
 
