@@ -337,9 +337,7 @@ impl ManagerBuilder {
     /// Application state that handlers receive with a [`State<T>`](crate::State) argument
     /// (one value per type; a later one of the same type replaces it).
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        let mut map = self.state.as_deref().cloned().unwrap_or_default();
-        map.insert(value);
-        self.state = Some(Arc::new(map));
+        StateMap::insert_into(&mut self.state, value);
         self
     }
 

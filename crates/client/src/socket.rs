@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use volley_core::AckReply;
 use volley_core::args::check_event_name;
 use volley_core::handler::erase;
 use volley_core::parser::EventBody;
@@ -594,9 +595,7 @@ pub struct SocketBuilder {
 
 impl fmt::Debug for SocketBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SocketBuilder")
-            .field("namespace", &self.nsp)
-            .finish_non_exhaustive()
+        write!(f, "SocketBuilder {{ namespace: {:?}, .. }}", self.nsp)
     }
 }
 
@@ -743,19 +742,12 @@ impl SocketBuilder {
 }
 
 impl SocketHandle for Socket {
-    fn emit_with_ack_dyn<T: FromArgs>(
-        &self,
-        event: &str,
-        args: &dyn ArgsDyn,
-        timeout: Option<Duration>,
-    ) -> AckFuture<T> {
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply {
         let timeout = timeout.or(read(&self.inner.opts).ack_timeout);
-        if let Err(e) = check_event_name(event) {
-            return AckFuture::ready(Err(e.into()));
-        }
+        let fail = |e: EmitError| -> AckReply { Box::pin(std::future::ready(Err(e.into()))) };
         let body = match self.inner.parser.event_body(event, args) {
             Ok(b) => b,
-            Err(e) => return AckFuture::ready(Err(EmitError::from(e).into())),
+            Err(e) => return fail(e.into()),
         };
         let (tx, rx) = oneshot::channel();
         if read(&self.inner.opts).retries > 0 {
@@ -764,10 +756,7 @@ impl SocketHandle for Socket {
                 reply: Some(tx),
             };
             let _ = self.inner.retry_queue().send(queued);
-            return AckFuture::new(async move {
-                let reply = rx.await.unwrap_or(Err(AckError::Disconnected))?;
-                T::from_args(reply).map_err(AckError::Decode)
-            });
+            return Box::pin(async move { rx.await.unwrap_or(Err(AckError::Disconnected)) });
         }
         let id = self.inner.next_id();
         let packet = self
@@ -775,24 +764,15 @@ impl SocketHandle for Socket {
             .parser
             .event_packet(&self.inner.nsp, &body, Some(id));
         if let Err(e) = self.inner.push(packet, Some(id), Some(tx), false) {
-            return AckFuture::ready(Err(e.into()));
+            return fail(e);
         }
         let socket = Arc::downgrade(&self.inner);
-        AckFuture::new(async move {
-            let reply = match timeout {
-                Some(d) => match tokio::time::timeout(d, rx).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        if let Some(s) = socket.upgrade() {
-                            s.forget_ack(id);
-                        }
-                        return Err(AckError::Timeout);
-                    }
-                },
-                None => rx.await,
-            };
-            let reply = reply.unwrap_or(Err(AckError::Disconnected))?;
-            T::from_args(reply).map_err(AckError::Decode)
+        Box::pin(async move {
+            let reply = volley_core::ack::await_reply(rx, timeout).await;
+            if let (Err(AckError::Timeout), Some(s)) = (&reply, socket.upgrade()) {
+                s.forget_ack(id);
+            }
+            reply?
         })
     }
 

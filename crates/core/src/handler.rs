@@ -29,12 +29,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ack::AckFuture;
-use crate::args::{Args, ArgsDyn, Data, FromArgs, One, RawArgs};
-use crate::error::EmitError;
+use crate::args::{Args, ArgsDyn, Data, FromArgs, One, RawArgs, check_event_name};
+use crate::error::{AckError, EmitError};
 use crate::state::{State, StateMap};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The reply to an event sent with an acknowledgement request, as received.
+pub type AckReply = BoxFuture<Result<RawArgs, AckError>>;
 
 /// What the shared handler and acknowledgement code needs from a socket type (the server's
 /// and the client's `Socket` implement it).
@@ -42,14 +45,23 @@ pub trait SocketHandle: Clone + fmt::Debug + Send + Sync + 'static {
     /// Sends the acknowledgement `id` with `args`.
     fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError>;
 
-    /// Emits an event asking for an acknowledgement, waiting at most `timeout` (the
-    /// socket's default when `None`).
+    /// Sends an event asking for an acknowledgement; the reply, waiting at most `timeout`
+    /// (the socket's default when `None`). The event name is already checked.
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply;
+
+    /// Emits an event asking for an acknowledgement and decodes the reply into `T`.
     fn emit_with_ack_dyn<T: FromArgs>(
         &self,
         event: &str,
         args: &dyn ArgsDyn,
         timeout: Option<Duration>,
-    ) -> AckFuture<T>;
+    ) -> AckFuture<T> {
+        if let Err(e) = check_event_name(event) {
+            return AckFuture::ready(Err(e.into()));
+        }
+        let reply = self.request_ack(event, args, timeout);
+        AckFuture::new(async move { T::from_args(reply.await?).map_err(AckError::Decode) })
+    }
 
     /// The application state handlers may extract with [`State<T>`].
     fn state(&self) -> Option<&StateMap> {
@@ -216,7 +228,6 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::error::AckError;
 
     /// A socket that records what is sent.
     #[derive(Clone, Debug, Default)]
@@ -240,13 +251,8 @@ mod tests {
             Ok(())
         }
 
-        fn emit_with_ack_dyn<T: FromArgs>(
-            &self,
-            _: &str,
-            _: &dyn ArgsDyn,
-            _: Option<Duration>,
-        ) -> AckFuture<T> {
-            AckFuture::ready(Err(AckError::Timeout))
+        fn request_ack(&self, _: &str, _: &dyn ArgsDyn, _: Option<Duration>) -> AckReply {
+            Box::pin(std::future::ready(Err(AckError::Timeout)))
         }
 
         fn state(&self) -> Option<&StateMap> {

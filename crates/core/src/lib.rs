@@ -24,7 +24,9 @@ mod state;
 pub use ack::{AckFuture, DEFAULT_ACK_TIMEOUT, TimeoutEmitter};
 pub use args::{Args, ArgsDyn, ArgsWriter, Data, FromArgs, One, RESERVED_EVENTS, RawArgs};
 pub use error::{AckError, ConnectError, EmitError};
-pub use handler::{AckSender, BoxFuture, EventHandler, FromEvent, SocketHandle, run_now_or_spawn};
+pub use handler::{
+    AckReply, AckSender, BoxFuture, EventHandler, FromEvent, SocketHandle, run_now_or_spawn,
+};
 pub use id::SocketId;
 pub use parser::{CodecError, Encoded, EncodedFrame, Parser};
 pub use state::{State, StateMap};

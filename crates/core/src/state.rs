@@ -31,6 +31,11 @@ impl StateMap {
         self.values.insert(TypeId::of::<T>(), Arc::new(value));
     }
 
+    /// Adds a value to a shared map (what builders hold), copying it if it is shared.
+    pub fn insert_into<T: Clone + Send + Sync + 'static>(slot: &mut Option<Arc<Self>>, value: T) {
+        Arc::make_mut(slot.get_or_insert_with(Default::default)).insert(value);
+    }
+
     /// A clone of the value of type `T`, if one was given.
     pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.values

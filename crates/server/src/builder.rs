@@ -172,6 +172,13 @@ impl SocketIoBuilder {
         self
     }
 
+    /// The wire format of Socket.IO packets (default [`Parser::Json`], the official
+    /// default parser); clients must use the same.
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.config.parser = parser;
+        self
+    }
+
     /// Most binary attachments in one packet (default 10, as Node's parser).
     pub fn max_attachments(mut self, n: usize) -> Self {
         self.config.max_attachments = n;
@@ -212,20 +219,11 @@ impl SocketIoBuilder {
         self
     }
 
-    /// The wire format of Socket.IO packets (default [`Parser::Json`], the official
-    /// default parser); clients must use the same.
-    pub fn parser(mut self, parser: Parser) -> Self {
-        self.config.parser = parser;
-        self
-    }
-
     /// Application state that handlers receive with a [`State<T>`](crate::State) argument
     /// (one value per type; a later one of the same type replaces it). Handlers asking for a
     /// type that was not given are not run.
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
-        let mut map = self.config.state.as_deref().cloned().unwrap_or_default();
-        map.insert(value);
-        self.config.state = Some(Arc::new(map));
+        StateMap::insert_into(&mut self.config.state, value);
         self
     }
 

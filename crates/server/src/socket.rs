@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use volley_core::args::check_event_name;
-use volley_core::{DEFAULT_ACK_TIMEOUT, Encoded, EncodedFrame, SocketHandle};
+use volley_core::{AckReply, DEFAULT_ACK_TIMEOUT, Encoded, EncodedFrame, SocketHandle};
 use volley_engine::Frame;
 
 use crate::adapter::{AckSink, Room};
@@ -443,18 +443,11 @@ impl SocketHandle for Socket {
         self.send_encoded(&enc)
     }
 
-    fn emit_with_ack_dyn<T: FromArgs>(
-        &self,
-        event: &str,
-        args: &dyn ArgsDyn,
-        timeout: Option<Duration>,
-    ) -> AckFuture<T> {
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply {
         let timeout = timeout.unwrap_or_else(|| self.default_ack_timeout());
-        if let Err(e) = check_event_name(event) {
-            return AckFuture::ready(Err(e.into()));
-        }
+        let fail = |e: EmitError| -> AckReply { Box::pin(std::future::ready(Err(e.into()))) };
         if self.inner.disconnected.load(Ordering::Acquire) {
-            return AckFuture::ready(Err(AckError::Emit(EmitError::Disconnected)));
+            return fail(EmitError::Disconnected);
         }
         self.observe_outgoing(event, args);
         let (tx, rx) = oneshot::channel();
@@ -469,19 +462,15 @@ impl SocketHandle for Socket {
             .and_then(|enc| self.send_encoded(&enc));
         if let Err(e) = sent {
             lock(&self.inner.acks).pending.remove(&id);
-            return AckFuture::ready(Err(e.into()));
+            return fail(e);
         }
         let socket = self.clone();
-        AckFuture::new(async move {
-            match volley_core::ack::await_reply(rx, Some(timeout)).await {
-                Ok(reply) => T::from_args(reply).map_err(AckError::Decode),
-                Err(e) => {
-                    if matches!(e, AckError::Timeout) {
-                        lock(&socket.inner.acks).pending.remove(&id);
-                    }
-                    Err(e)
-                }
+        Box::pin(async move {
+            let reply = volley_core::ack::await_reply(rx, Some(timeout)).await;
+            if matches!(reply, Err(AckError::Timeout)) {
+                lock(&socket.inner.acks).pending.remove(&id);
             }
+            reply
         })
     }
 
