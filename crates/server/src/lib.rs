@@ -47,8 +47,8 @@ mod server;
 mod service;
 mod socket;
 
-pub use adapter::ServerAck;
-pub use broadcast::{AckResponse, AckStream, BroadcastOperator, IntoRooms, RemoteSocket};
+pub use adapter::{AckResponse, AckStream, ServerAck};
+pub use broadcast::{BroadcastOperator, IntoRooms, RemoteSocket};
 pub use builder::SocketIoBuilder;
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handler::AckSender;

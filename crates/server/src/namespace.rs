@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use volley_core::Parser;
 
+use crate::adapter::AckStream;
 use crate::adapter::{
     AckSink, Adapter, AdapterError, AdapterFactory, BroadcastPacket, LocalSockets,
     NamespaceSockets, Room, RoomEvent, ServerAck, SocketInfo,
 };
-use crate::broadcast::{AckStream, BroadcastOperator};
+use crate::broadcast::BroadcastOperator;
 use crate::error::{ConnectError, EmitError};
 use crate::handler::{BoxFuture, ConnectHandler, Middleware};
 use crate::server::IoInner;
