@@ -56,7 +56,10 @@ pub use error::{
     TransportErrorKind,
 };
 pub use handler::AckSender;
-pub use manager::{Manager, ManagerBuilder, ManagerEvent};
+pub use manager::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECTION_DELAY, DEFAULT_RECONNECTION_DELAY_MAX, Manager,
+    ManagerBuilder, ManagerEvent,
+};
 pub use socket::{Overflow, Socket, SocketBuilder, SocketEvent, VolatileEmitter};
 pub use volley_core::{
     AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,

@@ -206,6 +206,13 @@ impl Manager {
     }
 }
 
+/// How long one connection attempt may take (the official client's `timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The first reconnection delay (`reconnectionDelay`).
+pub const DEFAULT_RECONNECTION_DELAY: Duration = Duration::from_secs(1);
+/// The longest reconnection delay (`reconnectionDelayMax`).
+pub const DEFAULT_RECONNECTION_DELAY_MAX: Duration = Duration::from_secs(5);
+
 /// Configures a [`Manager`]. Defaults are the official client's.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build`"]
@@ -235,13 +242,13 @@ impl ManagerBuilder {
             reconnection: Reconnection {
                 enabled: true,
                 attempts: None,
-                delay: Duration::from_secs(1),
-                delay_max: Duration::from_secs(5),
+                delay: DEFAULT_RECONNECTION_DELAY,
+                delay_max: DEFAULT_RECONNECTION_DELAY_MAX,
                 randomization: 0.5,
                 jitter_after_cap: false,
                 seed: None,
             },
-            timeout: Some(Duration::from_secs(20)),
+            timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             tls: Tls::default_roots(),
             parser: Parser::default(),
             state: None,

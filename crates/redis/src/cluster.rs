@@ -73,12 +73,16 @@ pub struct RedisAdapterConfig {
     pub max_backoff: Duration,
 }
 
+/// How long a cluster request waits for the other servers' answers (Node's
+/// `requestsTimeout`).
+pub const DEFAULT_REQUESTS_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for RedisAdapterConfig {
     fn default() -> Self {
         Self {
             key: "socket.io".into(),
             mode: Mode::Classic,
-            requests_timeout: Duration::from_secs(5),
+            requests_timeout: DEFAULT_REQUESTS_TIMEOUT,
             publish_on_specific_response_channel: false,
             incoming_capacity: 8192,
             outgoing_capacity: 8192,

@@ -115,4 +115,7 @@ pub mod message;
 pub mod packet;
 pub mod value;
 
-pub use cluster::{Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats, SubscriptionMode};
+pub use cluster::{
+    DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats,
+    SubscriptionMode,
+};

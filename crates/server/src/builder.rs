@@ -59,17 +59,26 @@ impl fmt::Debug for SocketIoBuilder {
     }
 }
 
+/// How long a connection may stay without joining a namespace (Node's `connectTimeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+/// Most binary attachments in one packet (Node's parser).
+pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
+/// How long a binary packet may wait for its attachments.
+pub const DEFAULT_ATTACHMENTS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest message or POST body in bytes (Node's `maxHttpBufferSize`).
+pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
+
 impl Default for SocketIoBuilder {
     fn default() -> Self {
         Self {
             adapter: local_adapter_factory(),
             engine: EngineConfig::builder().path("/socket.io/"),
             config: Config {
-                connect_timeout: Duration::from_secs(45),
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
                 ack_timeout: DEFAULT_ACK_TIMEOUT,
-                max_attachments: 10,
-                attachments_timeout: Duration::from_secs(10),
-                max_payload: 1_000_000,
+                max_attachments: DEFAULT_MAX_ATTACHMENTS,
+                attachments_timeout: DEFAULT_ATTACHMENTS_TIMEOUT,
+                max_payload: DEFAULT_MAX_PAYLOAD,
                 max_namespaces_per_connection: usize::MAX,
                 cleanup_empty_child_namespaces: true,
                 parser: Parser::default(),

@@ -49,7 +49,10 @@ mod socket;
 
 pub use adapter::{AckResponse, AckStream, ServerAck};
 pub use broadcast::{BroadcastOperator, IntoRooms, RemoteSocket};
-pub use builder::SocketIoBuilder;
+pub use builder::{
+    DEFAULT_ATTACHMENTS_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTACHMENTS,
+    DEFAULT_MAX_PAYLOAD, SocketIoBuilder,
+};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handler::AckSender;
 pub use handshake::Handshake;
