@@ -133,7 +133,7 @@ impl SocketIoBuilder {
     }
 
     /// How many packets may wait to be written to one client (default 10,000). An emit that
-    /// would go past it fails with [`EmitError::QueueFull`] and closes that client's
+    /// would go past it fails with [`EmitError::QueueFull`](crate::EmitError::QueueFull) and closes that client's
     /// connection (reason "transport error"): it does not read fast enough. A binary packet
     /// counts for 1 + its attachments.
     pub fn max_buffered_packets(mut self, n: usize) -> Self {
@@ -143,7 +143,7 @@ impl SocketIoBuilder {
 
     /// How many bytes may wait to be written to one client (default 16 MiB); same policy as
     /// [`max_buffered_packets`](Self::max_buffered_packets). A single packet larger than this
-    /// is refused with [`EmitError::QueueFull`] and the connection stays open.
+    /// is refused with [`EmitError::QueueFull`](crate::EmitError::QueueFull) and the connection stays open.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.engine = self.engine.max_buffered_bytes(bytes);
         self
