@@ -109,16 +109,24 @@ pub struct EventContext<'a, S> {
     socket: &'a S,
     args: RawArgs,
     ack: Option<AckSender<S>>,
+    /// Whether an extractor after the current one reads the arguments too (then they are
+    /// cloned rather than moved out).
+    args_read_later: bool,
 }
 
 /// A handler argument taken from the incoming event (after the socket): [`Data<T>`],
 /// [`RawArgs`], [`AckSender`], [`State<T>`].
 pub trait FromEvent<S>: Sized + Send + 'static {
+    /// Whether it reads the event's arguments.
+    const READS_ARGS: bool = false;
+
     /// Extracts the value; `None` skips the handler.
     fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self>;
 }
 
 impl<S, T: DeserializeOwned + Send + 'static> FromEvent<S> for Data<T> {
+    const READS_ARGS: bool = true;
+
     fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
         match cx.args.parse() {
             Ok(v) => Some(Data(v)),
@@ -131,8 +139,14 @@ impl<S, T: DeserializeOwned + Send + 'static> FromEvent<S> for Data<T> {
 }
 
 impl<S> FromEvent<S> for RawArgs {
+    const READS_ARGS: bool = true;
+
     fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
-        Some(cx.args.clone())
+        if cx.args_read_later {
+            Some(cx.args.clone())
+        } else {
+            Some(std::mem::take(&mut cx.args))
+        }
     }
 }
 
@@ -177,8 +191,17 @@ macro_rules! event_handler {
         {
             #[allow(unused_mut, unused_variables)]
             fn call(&self, socket: S, args: RawArgs, ack: AckSender<S>) -> BoxFuture<()> {
-                let mut cx = EventContext { socket: &socket, args, ack: Some(ack) };
+                let mut cx = EventContext {
+                    socket: &socket,
+                    args,
+                    ack: Some(ack),
+                    args_read_later: false,
+                };
+                // How many extractors read the arguments: all but the last get a copy.
+                let mut readers = 0usize $(+ usize::from($e::READS_ARGS))*;
                 $(
+                    readers -= usize::from($e::READS_ARGS);
+                    cx.args_read_later = readers > 0;
                     let Some($v) = $e::from_event(&mut cx) else {
                         return Box::pin(std::future::ready(()));
                     };
@@ -310,6 +333,22 @@ mod tests {
         });
         run(&h, &s, &[], Some(2));
         assert_eq!(sent(&s), ["2:"]);
+
+        // Both forms of the arguments at once, in either order.
+        let h = on(
+            |_: Fake, raw: RawArgs, Data(x): Data<u8>, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&(raw.len(), x));
+            },
+        );
+        run(&h, &s, &["4"], Some(5));
+        assert_eq!(sent(&s), ["5:[1,4]"]);
+        let h = on(
+            |_: Fake, Data(x): Data<u8>, raw: RawArgs, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&(raw.len(), x));
+            },
+        );
+        run(&h, &s, &["6"], Some(6));
+        assert_eq!(sent(&s), ["6:[1,6]"]);
 
         // Any order, and the socket alone.
         let h = on(
