@@ -40,7 +40,6 @@
 //! # Ok(()) }
 //! ```
 
-mod args;
 pub mod backoff;
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -50,7 +49,6 @@ pub mod handler;
 mod manager;
 mod socket;
 
-pub use args::{Args, Data, FromArgs, RawArgs};
 pub use backoff::Backoff;
 pub use engine::TransportKind;
 pub use error::{
@@ -58,7 +56,15 @@ pub use error::{
     TransportErrorKind,
 };
 pub use handler::AckSender;
-pub use manager::{Manager, ManagerBuilder, ManagerEvent};
-pub use socket::{
-    AckFuture, Overflow, Socket, SocketBuilder, SocketEvent, TimeoutEmitter, VolatileEmitter,
+pub use manager::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECTION_DELAY, DEFAULT_RECONNECTION_DELAY_MAX, Manager,
+    ManagerBuilder, ManagerEvent,
 };
+pub use socket::{Overflow, Socket, SocketBuilder, SocketEvent, VolatileEmitter};
+pub use volley_core::{
+    AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,
+    RawArgs, SocketHandle, SocketId, State,
+};
+
+/// `socket.timeout(d)`: the next acknowledged emit waits at most `d`.
+pub type TimeoutEmitter<'a> = volley_core::TimeoutEmitter<'a, Socket>;

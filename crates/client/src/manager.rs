@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
+use volley_core::parser::Decoder;
+use volley_core::{Encoded, EncodedFrame, Parser, StateMap};
 use volley_proto::engine::{Message, Packet as EnginePacket};
-use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType, Reassembler};
+use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType};
 
-use crate::args::{self, Encoded, RawArgs};
 use crate::backoff::{Backoff, Rng};
 use crate::engine::net::{Target, Tls};
 use crate::engine::{EngineConfig, Session, SessionEvent, TransportKind};
@@ -26,6 +27,7 @@ use crate::handler::{AckSender, run_now_or_spawn};
 use crate::socket::{
     Auth, Buffered, Socket, SocketBuilder, SocketEvent, SocketInner, Status, lock, read,
 };
+use crate::{RawArgs, SocketId};
 
 /// What the driver is asked to do. One channel, so that the order of emits, connects and
 /// disconnects is kept.
@@ -109,6 +111,8 @@ pub(crate) struct ManagerInner {
     guard: Weak<Guard>,
     /// The current session id and transport, when connected.
     current: Mutex<Option<(String, TransportKind)>>,
+    parser: Parser,
+    state: Option<Arc<StateMap>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -182,12 +186,18 @@ impl Manager {
         let _ = self.inner.cmd.send(Cmd::Close);
     }
 
+    /// The application state handlers extract.
+    pub(crate) fn state(&self) -> Option<&StateMap> {
+        self.inner.state.as_deref()
+    }
+
     pub(crate) fn register(&self, nsp: &str) -> Arc<SocketInner> {
         lock(&self.inner.sockets)
             .entry(nsp.to_owned())
             .or_insert_with(|| {
                 Arc::new(SocketInner::new(
                     nsp.to_owned(),
+                    self.inner.parser,
                     self.inner.cmd.clone(),
                     self.inner.runtime.clone(),
                 ))
@@ -195,6 +205,13 @@ impl Manager {
             .clone()
     }
 }
+
+/// How long one connection attempt may take (the official client's `timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The first reconnection delay (`reconnectionDelay`).
+pub const DEFAULT_RECONNECTION_DELAY: Duration = Duration::from_secs(1);
+/// The longest reconnection delay (`reconnectionDelayMax`).
+pub const DEFAULT_RECONNECTION_DELAY_MAX: Duration = Duration::from_secs(5);
 
 /// Configures a [`Manager`]. Defaults are the official client's.
 #[derive(Debug, Clone)]
@@ -209,6 +226,8 @@ pub struct ManagerBuilder {
     reconnection: Reconnection,
     timeout: Option<Duration>,
     tls: Tls,
+    parser: Parser,
+    state: Option<Arc<StateMap>>,
 }
 
 impl ManagerBuilder {
@@ -223,14 +242,16 @@ impl ManagerBuilder {
             reconnection: Reconnection {
                 enabled: true,
                 attempts: None,
-                delay: Duration::from_secs(1),
-                delay_max: Duration::from_secs(5),
+                delay: DEFAULT_RECONNECTION_DELAY,
+                delay_max: DEFAULT_RECONNECTION_DELAY_MAX,
                 randomization: 0.5,
                 jitter_after_cap: false,
                 seed: None,
             },
-            timeout: Some(Duration::from_secs(20)),
+            timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             tls: Tls::default_roots(),
+            parser: Parser::default(),
+            state: None,
         }
     }
 
@@ -313,6 +334,20 @@ impl ManagerBuilder {
         self
     }
 
+    /// The wire format of Socket.IO packets (default [`Parser::Json`], the official default
+    /// parser); the server must use the same.
+    pub fn parser(mut self, parser: Parser) -> Self {
+        self.parser = parser;
+        self
+    }
+
+    /// Application state that handlers receive with a [`State<T>`](crate::State) argument
+    /// (one value per type; a later one of the same type replaces it).
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        StateMap::insert_into(&mut self.state, value);
+        self
+    }
+
     /// How long one connection attempt may take (default 20 s; `None`: no limit).
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
@@ -381,6 +416,8 @@ impl ManagerBuilder {
             guard: Arc::downgrade(&guard),
             current: Mutex::new(None),
             runtime: handle.clone(),
+            parser: self.parser,
+            state: self.state.clone(),
         });
         let r = &self.reconnection;
         let rng = r.seed.map(Rng::seeded).unwrap_or_else(Rng::from_entropy);
@@ -392,7 +429,7 @@ impl ManagerBuilder {
             deferred: VecDeque::new(),
             backoff,
             generation: 0,
-            reassembler: reassembler(),
+            decoder: decoder(self.parser),
             unsent: Vec::new(),
         };
         handle.spawn(driver.run());
@@ -419,7 +456,7 @@ struct Driver {
     backoff: Backoff,
     /// Counts sessions, so that a CONNECT prepared for an old one is not sent on a new one.
     generation: u64,
-    reassembler: Reassembler,
+    decoder: Decoder,
     /// Events taken from the channel but not written when the session ended.
     unsent: Vec<(String, Buffered)>,
 }
@@ -428,28 +465,27 @@ struct Driver {
 /// the application chose; the official client sets no limit at all.
 const MAX_ATTACHMENTS: usize = 1024;
 
-fn reassembler() -> Reassembler {
-    Reassembler::new(DecodeLimits {
+fn decoder(parser: Parser) -> Decoder {
+    parser.decoder(DecodeLimits {
         max_attachments: MAX_ATTACHMENTS,
     })
 }
 
 /// The Engine.IO packets of a Socket.IO packet: its text, then its attachments.
 fn frames(packet: Encoded) -> Vec<EnginePacket> {
-    let mut out = Vec::with_capacity(1 + packet.attachments.len());
-    out.push(EnginePacket::Message(Message::Text(packet.text)));
-    out.extend(
-        packet
-            .attachments
-            .into_iter()
-            .map(|a| EnginePacket::Message(Message::Binary(a))),
-    );
-    out
+    packet
+        .frames()
+        .map(|f| match f {
+            // The engine writes the message type itself.
+            EncodedFrame::Text(t) => EnginePacket::Message(Message::Text(t.slice(1..))),
+            EncodedFrame::Binary(b) => EnginePacket::Message(Message::Binary(b)),
+        })
+        .collect()
 }
 
 /// Whether a packet is an acknowledgement (meaningless on another connection).
 fn is_ack(packet: &Encoded) -> bool {
-    matches!(packet.text.first(), Some(b'3' | b'6'))
+    matches!(packet.kind(), Some(PacketType::Ack | PacketType::BinaryAck))
 }
 
 impl Driver {
@@ -515,7 +551,9 @@ impl Driver {
                 std::mem::take(&mut st.acks)
             };
             s.status
-                .send_replace(Status::Failed(ConnectError::local("the manager is closed")));
+                .send_replace(Status::Failed(ConnectError::connection_failed(
+                    "the manager is closed",
+                )));
             for (_, tx) in acks {
                 let _ = tx.send(Err(crate::AckError::Disconnected));
             }
@@ -630,7 +668,7 @@ impl Driver {
     fn open_failed(&mut self, attempt: u32, e: TransportError) -> Phase {
         tracing::debug!(attempt, error = %e, "connection failed");
         self.emit(ManagerEvent::Error(e.clone()));
-        let err = ConnectError::local(e.message().to_owned());
+        let err = ConnectError::connection_failed(e.message().to_owned());
         for s in self.sockets() {
             let waiting = {
                 let st = lock(&s.state);
@@ -656,7 +694,7 @@ impl Driver {
         {
             self.backoff.reset();
             self.emit(ManagerEvent::ReconnectFailed);
-            let err = ConnectError::local("reconnection failed");
+            let err = ConnectError::connection_failed("reconnection failed");
             for s in self.sockets() {
                 if lock(&s.state).active {
                     s.status.send_replace(Status::Failed(err.clone()));
@@ -684,15 +722,16 @@ impl Driver {
     fn send_connect(&self, session: &mut Session, socket: &Arc<SocketInner>) {
         let auth = read(&socket.opts).auth.clone();
         match auth {
-            Auth::None => session.send(frames(args::connect(&socket.nsp, None))),
-            Auth::Static(v) => session.send(frames(args::connect(&socket.nsp, Some(&v)))),
+            Auth::None => session.send(frames(socket.parser.connect(&socket.nsp, None))),
+            Auth::Static(v) => session.send(frames(socket.parser.connect(&socket.nsp, Some(&v)))),
             Auth::Dynamic(f) => {
                 let cmd = self.inner.cmd.clone();
                 let nsp = socket.nsp.clone();
                 let generation = self.generation;
+                let parser = socket.parser;
                 tokio::spawn(async move {
                     let auth = f().await;
-                    let packet = args::connect(&nsp, auth.as_ref());
+                    let packet = parser.connect(&nsp, auth.as_ref());
                     let _ = cmd.send(Cmd::ConnectPacket {
                         nsp,
                         generation,
@@ -705,7 +744,7 @@ impl Driver {
 
     async fn open(&mut self, mut session: Session) -> Phase {
         self.generation += 1;
-        self.reassembler = reassembler();
+        self.decoder = decoder(self.inner.parser);
         let transport = session.transport();
         *lock(&self.inner.current) = Some((session.handshake().sid.clone(), transport));
         self.emit(ManagerEvent::Open(transport));
@@ -760,7 +799,7 @@ impl Driver {
                     }
                     Cmd::Deactivate { nsp, was_connected } => {
                         if was_connected {
-                            session.send(frames(args::disconnect(&nsp)));
+                            session.send(frames(self.inner.parser.disconnect(&nsp)));
                             if let Some(s) = self.socket(&nsp) {
                                 self.fire_disconnect(&s, DisconnectReason::IoClientDisconnect);
                             }
@@ -808,7 +847,7 @@ impl Driver {
             for s in self.sockets() {
                 if lock(&s.state).active {
                     s.status
-                        .send_replace(Status::Failed(ConnectError::local(format!(
+                        .send_replace(Status::Failed(ConnectError::connection_failed(format!(
                             "disconnected ({reason}) and reconnection is disabled"
                         ))));
                 }
@@ -821,7 +860,7 @@ impl Driver {
     fn close_sockets(&mut self, session: &mut Session) {
         for s in self.sockets() {
             if lock(&s.state).connected {
-                session.send(frames(args::disconnect(&s.nsp)));
+                session.send(frames(self.inner.parser.disconnect(&s.nsp)));
             }
         }
         self.deactivate_all();
@@ -853,9 +892,7 @@ impl Driver {
                     ack,
                     volatile,
                 } => {
-                    let is_ack =
-                        packet.text.first() == Some(&b'3') || packet.text.first() == Some(&b'6');
-                    if !volatile && !is_ack {
+                    if !volatile && !is_ack(&packet) {
                         requeue
                             .entry(nsp)
                             .or_default()
@@ -894,8 +931,8 @@ impl Driver {
         m: Message,
     ) -> Option<(DisconnectReason, bool)> {
         let r = match m {
-            Message::Text(t) => self.reassembler.push_text(t),
-            Message::Binary(b) => self.reassembler.push_binary(b),
+            Message::Text(t) => self.decoder.text(t),
+            Message::Binary(b) => self.decoder.binary(b),
         };
         match r {
             Ok(Some(packet)) => self.route(session, packet),
@@ -917,14 +954,14 @@ impl Driver {
                 let sid = match &p.data {
                     PacketData::Json(json) => serde_json::from_slice::<Value>(json)
                         .ok()
-                        .and_then(|v| v.get("sid").and_then(Value::as_str).map(str::to_owned)),
+                        .and_then(|v| v.get("sid").and_then(Value::as_str).map(SocketId::from)),
                     _ => None,
                 };
                 {
                     let mut st = lock(&socket.state);
                     if !st.active {
                         // Disconnected by the application meanwhile: leave again.
-                        session.send(frames(args::disconnect(&socket.nsp)));
+                        session.send(frames(self.inner.parser.disconnect(&socket.nsp)));
                         return None;
                     }
                     if st.connected {
@@ -961,7 +998,11 @@ impl Driver {
                     st.active = false;
                     st.connected = false;
                 }
-                self.fire_connect_error(&socket, ConnectError::server(message, data), true);
+                let err = match data {
+                    Some(d) => ConnectError::new(message).with_data(d),
+                    None => ConnectError::new(message),
+                };
+                self.fire_connect_error(&socket, err, true);
                 (!self.any_active()).then_some((DisconnectReason::IoClientDisconnect, true))
             }
             PacketType::Disconnect => {
@@ -988,7 +1029,7 @@ impl Driver {
                 let PacketData::Event { name, args } = p.data else {
                     return None;
                 };
-                let args = RawArgs::new(args, p.attachments);
+                let args = self.decoder.raw_args(args, p.attachments);
                 self.dispatch(&socket, name, args, p.id);
                 None
             }
@@ -998,7 +1039,7 @@ impl Driver {
                 };
                 let tx = p.id.and_then(|id| lock(&socket.state).acks.remove(&id));
                 if let Some(tx) = tx {
-                    let _ = tx.send(Ok(RawArgs::new(args, p.attachments)));
+                    let _ = tx.send(Ok(self.decoder.raw_args(args, p.attachments)));
                 }
                 None
             }

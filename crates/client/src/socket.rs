@@ -3,24 +3,26 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use volley_core::AckReply;
+use volley_core::args::check_event_name;
+use volley_core::handler::erase;
+use volley_core::parser::EventBody;
+use volley_core::{Encoded, Parser, StateMap};
 
-use crate::args::{self, Args, ArgsDyn, Encoded, FromArgs, One, RawArgs};
 use crate::error::{AckError, ConnectError, DisconnectReason, EmitError};
 use crate::handler::{
     AnyHandler, BoxFuture, ConnectErrorHandler, ConnectHandler, DisconnectHandler, ErasedHandler,
-    EventHandler, erase,
+    EventHandler, SocketHandle,
 };
 use crate::manager::{Cmd, Manager};
+use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, RawArgs, SocketId, TimeoutEmitter};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -112,7 +114,7 @@ pub(crate) struct SocketState {
     /// Wants to be connected (the official client's `socket.active`).
     pub(crate) active: bool,
     pub(crate) connected: bool,
-    pub(crate) sid: Option<String>,
+    pub(crate) sid: Option<SocketId>,
     pub(crate) buffer: VecDeque<Buffered>,
     pub(crate) acks: HashMap<u64, AckTx>,
 }
@@ -146,13 +148,13 @@ pub(crate) struct Handlers {
 
 /// An item of the retry queue.
 struct Queued {
-    body: Vec<u8>,
-    attachments: Vec<Bytes>,
+    body: EventBody,
     reply: Option<AckTx>,
 }
 
 pub(crate) struct SocketInner {
     pub(crate) nsp: String,
+    pub(crate) parser: Parser,
     pub(crate) cmd: mpsc::UnboundedSender<Cmd>,
     pub(crate) state: Mutex<SocketState>,
     pub(crate) handlers: RwLock<Handlers>,
@@ -168,11 +170,13 @@ pub(crate) struct SocketInner {
 impl SocketInner {
     pub(crate) fn new(
         nsp: String,
+        parser: Parser,
         cmd: mpsc::UnboundedSender<Cmd>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
         Self {
             nsp,
+            parser,
             cmd,
             state: Mutex::default(),
             handlers: RwLock::default(),
@@ -301,8 +305,7 @@ async fn retry_loop(
             tries = tries.saturating_add(1);
             let (tx, reply) = oneshot::channel();
             let id = inner.next_id();
-            let packet =
-                args::event_packet(&inner.nsp, &item.body, item.attachments.clone(), Some(id));
+            let packet = inner.parser.event_packet(&inner.nsp, &item.body, Some(id));
             if let Err(e) = inner.push(packet, Some(id), Some(tx), false) {
                 break Err(AckError::Emit(e));
             }
@@ -351,22 +354,6 @@ impl fmt::Debug for Socket {
     }
 }
 
-const RESERVED: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
-
-fn check_event_name(event: &str) -> Result<(), EmitError> {
-    if RESERVED.contains(&event) {
-        return Err(EmitError::ReservedEvent(event.to_owned()));
-    }
-    Ok(())
-}
-
 impl Socket {
     /// The namespace, e.g. `"/"` or `"/admin"`.
     pub fn namespace(&self) -> &str {
@@ -374,7 +361,7 @@ impl Socket {
     }
 
     /// The socket id the server gave on the last namespace connection.
-    pub fn id(&self) -> Option<String> {
+    pub fn id(&self) -> Option<SocketId> {
         lock(&self.inner.state).sid.clone()
     }
 
@@ -400,15 +387,16 @@ impl Socket {
     }
 
     /// Registers the handler of an event (replacing any previous one); see
-    /// [`handler`](crate::handler) for the shapes.
-    pub fn on<H, M>(&self, event: impl Into<String>, handler: H)
+    /// [`handler`](crate::handler) for the shapes. Chainable.
+    pub fn on<H, M>(&self, event: impl Into<String>, handler: H) -> &Self
     where
-        H: EventHandler<M>,
+        H: EventHandler<Socket, M>,
         M: 'static,
     {
         write(&self.inner.handlers)
             .events
             .insert(event.into(), erase(handler));
+        self
     }
 
     /// Removes the handler of an event.
@@ -482,26 +470,19 @@ impl Socket {
 
     fn emit_dyn(&self, event: &str, args: &dyn ArgsDyn, volatile: bool) -> Result<(), EmitError> {
         check_event_name(event)?;
-        let (body, attachments) = args::event_body(event, args).map_err(EmitError::Serialize)?;
+        let body = self.inner.parser.event_body(event, args)?;
         if !volatile && read(&self.inner.opts).retries > 0 {
-            let queued = Queued {
-                body,
-                attachments,
-                reply: None,
-            };
+            let queued = Queued { body, reply: None };
             let _ = self.inner.retry_queue().send(queued);
             return Ok(());
         }
-        let packet = args::event_packet(&self.inner.nsp, &body, attachments, None);
+        let packet = self.inner.parser.event_packet(&self.inner.nsp, &body, None);
         self.inner.push(packet, None, None, volatile)
     }
 
     /// Sets the timeout of the next acknowledged emit.
     pub fn timeout(&self, timeout: Duration) -> TimeoutEmitter<'_> {
-        TimeoutEmitter {
-            socket: self,
-            timeout,
-        }
+        TimeoutEmitter::new(self, timeout)
     }
 
     /// Emits an event with one argument and waits for the server's acknowledgement, at most
@@ -515,80 +496,12 @@ impl Socket {
         T: FromArgs,
         D: Serialize + ?Sized,
     {
-        let timeout = read(&self.inner.opts).ack_timeout;
-        self.emit_with_ack_dyn(event, &One(data), timeout)
+        self.emit_with_ack_dyn(event, &One(data), None)
     }
 
     /// Like [`emit_with_ack`](Self::emit_with_ack) with several arguments.
     pub fn emit_args_with_ack<T: FromArgs>(&self, event: &str, args: impl Args) -> AckFuture<T> {
-        let timeout = read(&self.inner.opts).ack_timeout;
-        self.emit_with_ack_dyn(event, &args, timeout)
-    }
-
-    fn emit_with_ack_dyn<T: FromArgs>(
-        &self,
-        event: &str,
-        args: &dyn ArgsDyn,
-        timeout: Option<Duration>,
-    ) -> AckFuture<T> {
-        if let Err(e) = check_event_name(event) {
-            return AckFuture::ready(Err(e.into()));
-        }
-        let (body, attachments) = match args::event_body(event, args) {
-            Ok(b) => b,
-            Err(e) => return AckFuture::ready(Err(EmitError::Serialize(e).into())),
-        };
-        let (tx, rx) = oneshot::channel();
-        if read(&self.inner.opts).retries > 0 {
-            let queued = Queued {
-                body,
-                attachments,
-                reply: Some(tx),
-            };
-            let _ = self.inner.retry_queue().send(queued);
-            return AckFuture::new(async move {
-                let reply = rx.await.unwrap_or(Err(AckError::Disconnected))?;
-                T::from_args(reply).map_err(AckError::Decode)
-            });
-        }
-        let id = self.inner.next_id();
-        let packet = args::event_packet(&self.inner.nsp, &body, attachments, Some(id));
-        if let Err(e) = self.inner.push(packet, Some(id), Some(tx), false) {
-            return AckFuture::ready(Err(e.into()));
-        }
-        let socket = Arc::downgrade(&self.inner);
-        AckFuture::new(async move {
-            let reply = match timeout {
-                Some(d) => match tokio::time::timeout(d, rx).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        if let Some(s) = socket.upgrade() {
-                            s.forget_ack(id);
-                        }
-                        return Err(AckError::Timeout);
-                    }
-                },
-                None => rx.await,
-            };
-            let reply = reply.unwrap_or(Err(AckError::Disconnected))?;
-            T::from_args(reply).map_err(AckError::Decode)
-        })
-    }
-
-    pub(crate) fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError> {
-        let packet = args::ack(&self.inner.nsp, id, args).map_err(EmitError::Serialize)?;
-        let st = lock(&self.inner.state);
-        if !st.connected {
-            // The id belongs to the connection that asked; a new one would not know it.
-            return Err(EmitError::Closed);
-        }
-        let cmd = Cmd::Send {
-            nsp: self.inner.nsp.clone(),
-            packet,
-            ack: None,
-            volatile: false,
-        };
-        self.inner.cmd.send(cmd).map_err(|_| EmitError::Closed)
+        self.emit_with_ack_dyn(event, &args, None)
     }
 
     /// (Re)connects the socket to its namespace without waiting: opens the manager's
@@ -618,9 +531,9 @@ impl Socket {
         match status {
             Status::Connected => Ok(()),
             Status::Failed(e) => Err(e),
-            Status::Idle | Status::Connecting => {
-                Err(ConnectError::local("the socket is not connecting"))
-            }
+            Status::Idle | Status::Connecting => Err(ConnectError::connection_failed(
+                "the socket is not connecting",
+            )),
         }
     }
 
@@ -668,61 +581,6 @@ impl VolatileEmitter<'_> {
     }
 }
 
-/// `socket.timeout(d)`: the next acknowledged emit waits at most `d`.
-#[derive(Debug)]
-pub struct TimeoutEmitter<'a> {
-    socket: &'a Socket,
-    timeout: Duration,
-}
-
-impl TimeoutEmitter<'_> {
-    /// Emits with one argument and waits for the acknowledgement.
-    pub fn emit_with_ack<T, D>(self, event: &str, data: &D) -> AckFuture<T>
-    where
-        T: FromArgs,
-        D: Serialize + ?Sized,
-    {
-        self.socket
-            .emit_with_ack_dyn(event, &One(data), Some(self.timeout))
-    }
-
-    /// Emits with several arguments and waits for the acknowledgement.
-    pub fn emit_args_with_ack<T: FromArgs>(self, event: &str, args: impl Args) -> AckFuture<T> {
-        self.socket
-            .emit_with_ack_dyn(event, &args, Some(self.timeout))
-    }
-}
-
-/// The acknowledgement of an emit: resolves with the server's reply, or an [`AckError`].
-#[must_use = "the acknowledgement is only received when this future is awaited"]
-pub struct AckFuture<T> {
-    inner: Pin<Box<dyn Future<Output = Result<T, AckError>> + Send>>,
-}
-
-impl<T> fmt::Debug for AckFuture<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AckFuture")
-    }
-}
-
-impl<T: Send + 'static> AckFuture<T> {
-    fn new(f: impl Future<Output = Result<T, AckError>> + Send + 'static) -> Self {
-        Self { inner: Box::pin(f) }
-    }
-
-    fn ready(r: Result<T, AckError>) -> Self {
-        Self::new(std::future::ready(r))
-    }
-}
-
-impl<T> Future for AckFuture<T> {
-    type Output = Result<T, AckError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
 /// A deferred registration of a [`SocketBuilder`].
 type Setup = Box<dyn FnOnce(&Socket) + Send>;
 
@@ -737,9 +595,7 @@ pub struct SocketBuilder {
 
 impl fmt::Debug for SocketBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SocketBuilder")
-            .field("namespace", &self.nsp)
-            .finish_non_exhaustive()
+        write!(f, "SocketBuilder {{ namespace: {:?}, .. }}", self.nsp)
     }
 }
 
@@ -805,11 +661,13 @@ impl SocketBuilder {
     /// Registers an event handler; see [`Socket::on`].
     pub fn on<H, M>(mut self, event: impl Into<String>, handler: H) -> Self
     where
-        H: EventHandler<M>,
+        H: EventHandler<Socket, M>,
         M: 'static,
     {
         let event = event.into();
-        self.setup.push(Box::new(move |s| s.on(event, handler)));
+        self.setup.push(Box::new(move |s| {
+            s.on(event, handler);
+        }));
         self
     }
 
@@ -880,5 +738,61 @@ impl SocketBuilder {
         socket.connect();
         socket.wait_connected().await?;
         Ok(socket)
+    }
+}
+
+impl SocketHandle for Socket {
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply {
+        let timeout = timeout.or(read(&self.inner.opts).ack_timeout);
+        let fail = |e: EmitError| -> AckReply { Box::pin(std::future::ready(Err(e.into()))) };
+        let body = match self.inner.parser.event_body(event, args) {
+            Ok(b) => b,
+            Err(e) => return fail(e.into()),
+        };
+        let (tx, rx) = oneshot::channel();
+        if read(&self.inner.opts).retries > 0 {
+            let queued = Queued {
+                body,
+                reply: Some(tx),
+            };
+            let _ = self.inner.retry_queue().send(queued);
+            return Box::pin(async move { rx.await.unwrap_or(Err(AckError::Disconnected)) });
+        }
+        let id = self.inner.next_id();
+        let packet = self
+            .inner
+            .parser
+            .event_packet(&self.inner.nsp, &body, Some(id));
+        if let Err(e) = self.inner.push(packet, Some(id), Some(tx), false) {
+            return fail(e);
+        }
+        let socket = Arc::downgrade(&self.inner);
+        Box::pin(async move {
+            let reply = volley_core::ack::await_reply(rx, timeout).await;
+            if let (Err(AckError::Timeout), Some(s)) = (&reply, socket.upgrade()) {
+                s.forget_ack(id);
+            }
+            reply?
+        })
+    }
+
+    fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError> {
+        let packet = self.inner.parser.ack(&self.inner.nsp, id, args)?;
+        let st = lock(&self.inner.state);
+        if !st.connected {
+            // The id belongs to the connection that asked; a new one would not know it.
+            return Err(EmitError::Closed);
+        }
+        let cmd = Cmd::Send {
+            nsp: self.inner.nsp.clone(),
+            packet,
+            ack: None,
+            volatile: false,
+        };
+        self.inner.cmd.send(cmd).map_err(|_| EmitError::Closed)
+    }
+
+    fn state(&self) -> Option<&StateMap> {
+        self.manager.state()
     }
 }

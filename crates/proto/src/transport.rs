@@ -29,6 +29,13 @@ impl TransportKind {
     }
 }
 
+/// Compares with the wire name (`"polling"`, `"websocket"`).
+impl PartialEq<&str> for TransportKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl fmt::Display for TransportKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use volley::adapter::{
+use volley_core::adapter::{
     AckSink, Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions,
-    BroadcastPacket, LocalAdapter, LocalSockets, Room, RoomEvent, SocketInfo,
+    BroadcastPacket, LocalAdapter, LocalSockets, Room, RoomEvent, ServerAck, SocketInfo,
 };
-use volley::handler::BoxFuture;
-use volley::{RawArgs, ServerAck};
+use volley_core::{BoxFuture, RawArgs};
 
 use crate::link::{Incoming, Link, LinkConfig, PubCmd};
 use crate::message::{
@@ -74,12 +73,16 @@ pub struct RedisAdapterConfig {
     pub max_backoff: Duration,
 }
 
+/// How long a cluster request waits for the other servers' answers (Node's
+/// `requestsTimeout`).
+pub const DEFAULT_REQUESTS_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for RedisAdapterConfig {
     fn default() -> Self {
         Self {
             key: "socket.io".into(),
             mode: Mode::Classic,
-            requests_timeout: Duration::from_secs(5),
+            requests_timeout: DEFAULT_REQUESTS_TIMEOUT,
             publish_on_specific_response_channel: false,
             incoming_capacity: 8192,
             outgoing_capacity: 8192,
@@ -160,13 +163,13 @@ impl RedisCluster {
         use redis::IntoConnectionInfo;
         let info = url
             .into_connection_info()
-            .map_err(|e| AdapterError(format!("bad redis url: {e}")))?;
+            .map_err(|e| AdapterError::Config(format!("bad redis url: {e}")))?;
         let settings = info
             .redis_settings()
             .clone()
             .set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| AdapterError(format!("redis: {e}")))?;
+            .map_err(|e| AdapterError::Config(format!("redis: {e}")))?;
         let uid = match config.mode {
             Mode::Classic => random_token(6, ALNUM),
             Mode::Sharded(_) => random_token(16, HEX),
@@ -306,14 +309,14 @@ impl Shared {
                 }
                 _ => {
                     let body = encode_classic(Some(&self.uid), message)
-                        .ok_or_else(|| AdapterError("not a classic message".into()))?;
+                        .ok_or_else(|| AdapterError::Encode("not a classic message".into()))?;
                     (self.request_channel(nsp), body)
                 }
             };
             self.publish(channel, body)
         } else {
             let body = encode_cluster(&self.uid, nsp, message)
-                .ok_or_else(|| AdapterError("not a cluster message".into()))?;
+                .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
             let channel = match (self.config.mode, message) {
                 (
                     Mode::Sharded(mode),
@@ -576,7 +579,7 @@ fn request_opts(opts: &BroadcastOptions, classic: bool) -> Opts {
 
 fn info_to_value(s: &SocketInfo) -> Value {
     Value::map([
-        ("id", Value::Str(s.id.clone())),
+        ("id", Value::Str(s.id.to_string())),
         ("handshake", Value::from_json_value(&s.handshake)),
         ("rooms", Value::strings(s.rooms.iter().map(|r| &**r))),
         ("data", Value::from_json_value(&s.data)),
@@ -585,7 +588,7 @@ fn info_to_value(s: &SocketInfo) -> Value {
 
 fn value_to_info(v: &Value) -> Option<SocketInfo> {
     Some(SocketInfo {
-        id: v.get("id")?.js_string(),
+        id: v.get("id")?.js_string().into(),
         handshake: v
             .get("handshake")
             .map(Value::to_json_value)
@@ -851,15 +854,15 @@ impl RedisAdapter {
                 room,
                 close,
             } => {
-                let Some(socket) = self.local.local_sockets().get(&sid) else {
+                let sockets = self.local.local_sockets();
+                if !sockets.contains(&sid) {
                     return;
-                };
+                }
                 use crate::message::classic_code as c;
                 match (code, room) {
-                    (c::REMOTE_JOIN, Some(room)) => socket.join(room),
-                    (c::REMOTE_LEAVE, Some(room)) => socket.leave(&room),
-                    (c::REMOTE_DISCONNECT, _) if close => socket.disconnect_all(),
-                    (c::REMOTE_DISCONNECT, _) => socket.disconnect(),
+                    (c::REMOTE_JOIN, Some(room)) => self.local.add_all(&sid, &[Room::from(room)]),
+                    (c::REMOTE_LEAVE, Some(room)) => self.local.del(&sid, &room),
+                    (c::REMOTE_DISCONNECT, _) => sockets.disconnect(&sid, close),
                     _ => return,
                 }
                 let reply = Message::LegacyAck { request_id };
@@ -957,10 +960,10 @@ impl RedisAdapter {
                         .counters
                         .request_timeouts
                         .fetch_add(1, Ordering::Relaxed);
-                    return Err(AdapterError(format!(
-                        "timeout reached: only {} responses received out of {expected}",
-                        out.len()
-                    )));
+                    return Err(AdapterError::Timeout {
+                        expected,
+                        received: out.len(),
+                    });
                 }
             }
         }
@@ -1075,7 +1078,7 @@ impl Adapter for RedisAdapter {
 
     fn sockets(&self, opts: &BroadcastOptions) -> BoxFuture<Result<Vec<String>, AdapterError>> {
         let fetch = self.fetch_sockets(opts);
-        Box::pin(async move { Ok(fetch.await?.into_iter().map(|s| s.id).collect()) })
+        Box::pin(async move { Ok(fetch.await?.into_iter().map(|s| s.id.into()).collect()) })
     }
 
     fn fetch_sockets(
@@ -1139,7 +1142,7 @@ impl Adapter for RedisAdapter {
         let local = self.local.local_rooms();
         if !self.shared.classic() {
             // As Node's sharded adapter, which has no allRooms().
-            return Box::pin(std::future::ready(Err(AdapterError(
+            return Box::pin(std::future::ready(Err(AdapterError::Unsupported(
                 "allRooms() is not supported by the sharded adapter".into(),
             ))));
         }
@@ -1182,9 +1185,7 @@ impl Adapter for RedisAdapter {
         packet.extend(args_to_values(args));
         let request_id = match sink {
             Some(sink) => {
-                let me = self
-                    .arc()
-                    .ok_or_else(|| AdapterError("adapter is gone".into()))?;
+                let me = self.arc().ok_or(AdapterError::Closed)?;
                 let rid = self.shared.next_request_id();
                 me.register_acks(&rid, sink, self.shared.config.requests_timeout);
                 Some(rid)

@@ -107,7 +107,7 @@
 //! - Requests time out after `requests_timeout` (5 s) with
 //!   `timeout reached: only X responses received out of Y`, as in Node.
 //!
-//! [`LocalAdapter`]: volley::adapter::LocalAdapter
+//! [`LocalAdapter`]: volley_core::adapter::LocalAdapter
 
 mod cluster;
 mod link;
@@ -115,4 +115,7 @@ pub mod message;
 pub mod packet;
 pub mod value;
 
-pub use cluster::{Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats, SubscriptionMode};
+pub use cluster::{
+    DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats,
+    SubscriptionMode,
+};

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind};
 use tokio::sync::{mpsc, watch};
-use volley::adapter::AdapterError;
+use volley_core::adapter::AdapterError;
 
 /// A message received on a subscribed channel.
 #[derive(Debug)]
@@ -138,7 +138,7 @@ impl Link {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        AdapterError(format!("redis unavailable ({why})"))
+        AdapterError::Unavailable(format!("redis unavailable ({why})"))
     }
 
     /// Changes the desired subscriptions; the supervisor applies them.
@@ -191,7 +191,7 @@ impl Link {
                 self.counters
                     .dropped_outgoing
                     .fetch_add(1, Ordering::Relaxed);
-                AdapterError("redis publish queue is full".into())
+                AdapterError::QueueFull
             })
     }
 
@@ -210,9 +210,9 @@ impl Link {
                 if e.is_io_error() || e.is_connection_dropped() {
                     let _ = self.ctl.send(Ctl::Lost(generation));
                 }
-                Err(AdapterError(format!("redis: {e}")))
+                Err(AdapterError::Unavailable(format!("redis: {e}")))
             }
-            Err(_) => Err(AdapterError("redis command timed out".into())),
+            Err(_) => Err(AdapterError::Unavailable("redis command timed out".into())),
         }
     }
 

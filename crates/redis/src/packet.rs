@@ -2,8 +2,8 @@
 //! binary.
 
 use bytes::{Bytes, BytesMut};
-use volley::RawArgs;
-use volley::adapter::BroadcastPacket;
+use volley_core::RawArgs;
+use volley_core::adapter::BroadcastPacket;
 use volley_proto::socket::{PacketType, encode_header};
 
 use crate::value::{Value, from_socketio_json, write_json};

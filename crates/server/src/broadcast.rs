@@ -2,25 +2,23 @@
 //! utility method, all through the namespace's adapter so they go cluster-wide with a
 //! cluster adapter.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::Stream;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::Notify;
 
-use crate::adapter::{AckSink, AdapterError, BroadcastOptions, BroadcastPacket, Room, SocketInfo};
-use crate::encode::{self, Args, ArgsDyn, One, RawArgs};
+use crate::FromArgs;
+use crate::adapter::{
+    AckCollector, AckSink, AckStream, AdapterError, BroadcastOptions, BroadcastPacket, Room,
+    SocketInfo,
+};
 use crate::error::{AckError, EmitError};
-use crate::handler::FromArgs;
 use crate::namespace::NsInner;
-use crate::socket::check_event_name;
+use crate::{Args, ArgsDyn, One, RawArgs, SocketId};
+use volley_core::DEFAULT_ACK_TIMEOUT;
+use volley_core::args::check_event_name;
 
 /// One room or several, for `to`, `except`, `join`, ...
 pub trait IntoRooms {
@@ -49,6 +47,18 @@ impl IntoRooms for &String {
 impl IntoRooms for Room {
     fn into_rooms(self) -> Vec<Room> {
         vec![self]
+    }
+}
+
+impl IntoRooms for SocketId {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.into()]
+    }
+}
+
+impl IntoRooms for &SocketId {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self.as_arc().clone()]
     }
 }
 
@@ -179,11 +189,10 @@ impl BroadcastOperator {
             return children.iter().try_for_each(|c| c.emit_dyn(event, args));
         }
         check_event_name(event)?;
-        let encoded =
-            encode::event(&self.ns.name, event, args, None).map_err(EmitError::Serialize)?;
+        let encoded = self.ns.parser.event(&self.ns.name, event, args, None)?;
         self.ns
             .adapter
-            .broadcast(&BroadcastPacket { encoded }, &self.opts);
+            .broadcast(&BroadcastPacket::new(encoded), &self.opts);
         Ok(())
     }
 
@@ -207,14 +216,14 @@ impl BroadcastOperator {
         let timeout = self
             .timeout
             .or_else(|| self.ns.io().map(|io| io.config.ack_timeout))
-            .unwrap_or(Duration::from_secs(5));
-        let state = Arc::new(Collector::default());
+            .unwrap_or(DEFAULT_ACK_TIMEOUT);
+        let state = AckCollector::new();
         if let Err(e) = check_event_name(event) {
             state.fail(AckError::Emit(e));
             return AckStream::new(state, timeout, None);
         }
         let id = self.ns.next_ack_id();
-        let encoded = match encode::event(&self.ns.name, event, args, Some(id)) {
+        let encoded = match self.ns.parser.event(&self.ns.name, event, args, Some(id)) {
             Ok(e) => e,
             Err(e) => {
                 state.fail(AckError::Emit(EmitError::Serialize(e)));
@@ -226,7 +235,7 @@ impl BroadcastOperator {
         opts.flags.timeout = Some(timeout);
         self.ns
             .adapter
-            .broadcast_with_ack(&BroadcastPacket { encoded }, id, &opts, sink);
+            .broadcast_with_ack(&BroadcastPacket::new(encoded), id, &opts, sink);
         let servers = if self.opts.flags.local {
             None
         } else {
@@ -303,7 +312,7 @@ pub(crate) fn server_side_emit<T: FromArgs>(
 {
     // The arguments are encoded before the future starts, so it holds no borrow of them
     // and stays `Send` whatever they are.
-    let raw = encode::to_raw_args(args).map_err(|e| AdapterError(e.to_string()));
+    let raw = RawArgs::from_args(ns.parser, args).map_err(AdapterError::from);
     let ns = ns.clone();
     let event = event.to_owned();
     async move {
@@ -313,7 +322,7 @@ pub(crate) fn server_side_emit<T: FromArgs>(
             return Ok(None);
         };
         let others = ns.adapter.server_count().await?.saturating_sub(1);
-        let state = Arc::new(Collector::default());
+        let state = AckCollector::new();
         state.client_count(others);
         let sink: Arc<dyn AckSink> = state.clone();
         ns.adapter.server_side_emit(&event, &raw, Some(sink))?;
@@ -338,7 +347,7 @@ impl fmt::Debug for RemoteSocket {
 
 impl RemoteSocket {
     /// The socket id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &SocketId {
         &self.info.id
     }
 
@@ -379,203 +388,5 @@ impl RemoteSocket {
     /// Disconnects this socket; with `close`, its whole connection.
     pub fn disconnect(&self, close: bool) {
         self.only_me().disconnect_sockets(close);
-    }
-}
-
-/// One socket's answer to a broadcast with acknowledgements.
-#[derive(Debug)]
-pub struct AckResponse<T> {
-    /// The socket that answered; `None` for a missing answer (timeout).
-    pub socket_id: Option<String>,
-    /// The answer, or why there is none.
-    pub result: Result<T, AckError>,
-}
-
-#[derive(Default)]
-struct CollectorState {
-    responses: VecDeque<(String, RawArgs)>,
-    expected_clients: usize,
-    reported_servers: usize,
-    received: usize,
-    failed: Option<AckError>,
-}
-
-/// Gathers answers from every server for one broadcast.
-#[derive(Default)]
-struct Collector {
-    state: Mutex<CollectorState>,
-    notify: Notify,
-    closed: AtomicBool,
-}
-
-impl Collector {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CollectorState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn fail(&self, e: AckError) {
-        self.lock().failed = Some(e);
-        self.notify.notify_one();
-    }
-}
-
-impl AckSink for Collector {
-    fn client_count(&self, n: usize) {
-        let mut s = self.lock();
-        s.expected_clients += n;
-        s.reported_servers += 1;
-        drop(s);
-        self.notify.notify_one();
-    }
-
-    fn response(&self, socket_id: &str, args: RawArgs) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        self.lock()
-            .responses
-            .push_back((socket_id.to_owned(), args));
-        self.notify.notify_one();
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-}
-
-/// The answers to a broadcast with acknowledgements, as they arrive; ends once every
-/// selected socket on every server answered, or at the timeout with one `Timeout` item per
-/// missing answer. [`AckStream::collect_all`] waits for the whole set.
-pub struct AckStream<T> {
-    inner: Pin<Box<dyn Stream<Item = AckResponse<T>> + Send>>,
-}
-
-impl<T> fmt::Debug for AckStream<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AckStream")
-    }
-}
-
-enum Step<T> {
-    Item(AckResponse<T>),
-    Done,
-}
-
-impl<T: FromArgs> AckStream<T> {
-    fn new(
-        state: Arc<Collector>,
-        timeout: Duration,
-        servers: Option<crate::handler::BoxFuture<Result<usize, AdapterError>>>,
-    ) -> Self {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let stream = async_stream(state, deadline, servers);
-        Self {
-            inner: Box::pin(stream),
-        }
-    }
-
-    /// Waits for every answer (or the timeout) and returns them all.
-    pub async fn collect_all(self) -> Vec<AckResponse<T>> {
-        use futures_util::StreamExt as _;
-        self.collect().await
-    }
-}
-
-fn async_stream<T: FromArgs>(
-    state: Arc<Collector>,
-    deadline: tokio::time::Instant,
-    servers: Option<crate::handler::BoxFuture<Result<usize, AdapterError>>>,
-) -> impl Stream<Item = AckResponse<T>> + Send {
-    struct Ctx {
-        state: Arc<Collector>,
-        deadline: tokio::time::Instant,
-        servers: Option<crate::handler::BoxFuture<Result<usize, AdapterError>>>,
-        expected_servers: Option<usize>,
-        missing: usize,
-        done: bool,
-    }
-    let ctx = Ctx {
-        state,
-        deadline,
-        expected_servers: if servers.is_some() { None } else { Some(1) },
-        servers,
-        missing: 0,
-        done: false,
-    };
-    futures_util::stream::unfold(ctx, |mut ctx| async move {
-        loop {
-            if ctx.missing > 0 {
-                ctx.missing -= 1;
-                let item = AckResponse {
-                    socket_id: None,
-                    result: Err(AckError::Timeout),
-                };
-                return Some((item, ctx));
-            }
-            if ctx.done {
-                ctx.state.closed.store(true, Ordering::Release);
-                return None;
-            }
-            let step: Option<Step<T>> = {
-                let mut s = ctx.state.lock();
-                if let Some(e) = s.failed.take() {
-                    ctx.done = true;
-                    Some(Step::Item(AckResponse {
-                        socket_id: None,
-                        result: Err(e),
-                    }))
-                } else if let Some((id, args)) = s.responses.pop_front() {
-                    s.received += 1;
-                    Some(Step::Item(AckResponse {
-                        socket_id: Some(id),
-                        result: T::from_args(args).map_err(AckError::Decode),
-                    }))
-                } else if ctx.expected_servers == Some(s.reported_servers)
-                    && s.received >= s.expected_clients
-                {
-                    Some(Step::Done)
-                } else {
-                    None
-                }
-            };
-            match step {
-                Some(Step::Item(item)) => return Some((item, ctx)),
-                Some(Step::Done) => {
-                    ctx.done = true;
-                    continue;
-                }
-                None => {}
-            }
-            let notified = ctx.state.notify.notified();
-            tokio::pin!(notified);
-            tokio::select! {
-                () = &mut notified => {}
-                n = async {
-                    match ctx.servers.as_mut() {
-                        Some(count) => count.await,
-                        None => std::future::pending().await,
-                    }
-                }, if ctx.servers.is_some() => {
-                    ctx.servers = None;
-                    // A server count we cannot get means we cannot know when we are done:
-                    // wait for the timeout.
-                    ctx.expected_servers = n.ok().or(Some(usize::MAX));
-                }
-                () = tokio::time::sleep_until(ctx.deadline) => {
-                    let s = ctx.state.lock();
-                    ctx.missing = s.expected_clients.saturating_sub(s.received);
-                    drop(s);
-                    ctx.done = true;
-                }
-            }
-        }
-    })
-}
-
-impl<T> Stream for AckStream<T> {
-    type Item = AckResponse<T>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
     }
 }

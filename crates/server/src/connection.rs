@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::time::Instant;
 use volley_engine::{EngineSocket, Incoming, Message};
-use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType, Reassembler};
+use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType};
 
-use crate::encode;
 use crate::error::{ConnectError, DisconnectReason};
-use crate::handler::{raw_args, run_now_or_spawn};
+use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
 use crate::server::IoInner;
 use crate::socket::Socket;
+use volley_core::parser::Decoder;
 
 /// What the sockets of one connection share.
 pub(crate) struct ConnInner {
@@ -42,6 +42,12 @@ impl Drop for Connecting {
 impl ConnInner {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Socket>> {
         self.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends a packet outside any namespace's socket (a refusal).
+    fn send(&self, packet: &volley_core::Encoded) -> Result<(), volley_engine::SendError> {
+        self.engine
+            .send_many(packet.frames().map(crate::socket::frame))
     }
 
     fn get(&self, nsp: &str) -> Option<Socket> {
@@ -84,7 +90,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
         connecting: AtomicUsize::new(0),
     });
     let config = &io.config;
-    let mut reassembler = Reassembler::new(DecodeLimits {
+    let mut decoder = config.parser.decoder(DecodeLimits {
         max_attachments: config.max_attachments,
     });
     let connect_deadline = tokio::time::sleep(config.connect_timeout);
@@ -113,10 +119,10 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
             }
         };
         let decoded = match msg {
-            Ok(Message::Text(text)) => reassembler.push_text(text),
+            Ok(Message::Text(text)) => decoder.text(text),
             Ok(Message::Binary(data)) => {
-                let r = reassembler.push_binary(data);
-                if reassembler.buffered_bytes() > config.max_payload {
+                let r = decoder.binary(data);
+                if decoder.buffered_bytes() > config.max_payload {
                     tracing::debug!("binary attachments exceed maxPayload");
                     conn.close_all(DisconnectReason::ParseError);
                     engine.close();
@@ -129,7 +135,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
         match decoded {
             Ok(Some(packet)) => {
                 attachments_deadline = None;
-                handle_packet(&io, &conn, packet);
+                handle_packet(&io, &conn, &decoder, packet);
             }
             Ok(None) => {
                 if attachments_deadline.is_none() {
@@ -146,7 +152,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
     conn.close_all(reason);
 }
 
-fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
+fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, packet: Packet) {
     let Packet {
         kind,
         namespace,
@@ -163,9 +169,8 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
             let joined = conn.lock().len() + conn.connecting.load(Ordering::Acquire);
             if joined >= io.config.max_namespaces_per_connection {
                 let err = ConnectError::new("Too many namespaces");
-                let _ = conn
-                    .engine
-                    .send(encode::connect_error(&namespace, &err.to_json()));
+                let packet = io.config.parser.connect_error(&namespace, &err.to_json());
+                let _ = conn.send(&packet);
                 return;
             }
             conn.connecting.fetch_add(1, Ordering::AcqRel);
@@ -187,7 +192,7 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
                 return;
             };
             if socket.connected() {
-                socket.dispatch_event(&name, raw_args(args, attachments), id);
+                socket.dispatch_event(&name, decoder.raw_args(args, attachments), id);
             }
         }
         PacketType::Ack | PacketType::BinaryAck => {
@@ -196,7 +201,7 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
             else {
                 return;
             };
-            socket.receive_ack(id, raw_args(args, attachments));
+            socket.receive_ack(id, decoder.raw_args(args, attachments));
         }
         // A client has no business sending CONNECT_ERROR; Node ignores it too.
         PacketType::ConnectError => {}
@@ -207,9 +212,7 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, packet: Packet) {
 /// connection handler.
 async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Value) {
     let send_error = |err: &ConnectError| {
-        let _ = conn
-            .engine
-            .send(encode::connect_error(&name, &err.to_json()));
+        let _ = conn.send(&io.config.parser.connect_error(&name, &err.to_json()));
     };
     if conn.get(&name).is_some() {
         // Already connected to this namespace on this connection.
@@ -263,11 +266,12 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         // An empty child may have been dropped while middleware ran.
         io.keep_child(&ns);
     }
-    ns.adapter.add_all(socket.id(), &[socket.id_arc()]);
+    ns.adapter
+        .add_all(socket.id(), &[socket.id().as_arc().clone()]);
     socket.set_connected();
-    if conn
-        .engine
-        .send(encode::connect(&name, socket.id()))
+    let sid = serde_json::json!({ "sid": socket.id() });
+    if socket
+        .send_encoded(&ns.parser.connect(&name, Some(&sid)))
         .is_err()
     {
         socket.close(DisconnectReason::TransportClose);

@@ -37,8 +37,8 @@
 
 pub mod adapter;
 mod broadcast;
+mod builder;
 mod connection;
-mod encode;
 mod error;
 pub mod handler;
 mod handshake;
@@ -47,15 +47,26 @@ mod server;
 mod service;
 mod socket;
 
-pub use broadcast::{AckResponse, AckStream, BroadcastOperator, IntoRooms, RemoteSocket};
-pub use encode::{Args, RawArgs};
+pub use adapter::{AckResponse, AckStream, ServerAck};
+pub use broadcast::{BroadcastOperator, IntoRooms, RemoteSocket};
+pub use builder::{
+    DEFAULT_ATTACHMENTS_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTACHMENTS,
+    DEFAULT_MAX_PAYLOAD, SocketIoBuilder,
+};
 pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
-pub use handler::{AckSender, Data, FromArgs};
+pub use handler::AckSender;
 pub use handshake::Handshake;
-pub use namespace::{Namespace, ServerAck};
-pub use server::{SocketIo, SocketIoBuilder};
+pub use namespace::Namespace;
+pub use server::SocketIo;
 pub use service::{SocketIoLayer, SocketIoService};
-pub use socket::{AckFuture, PacketError, Socket, TimeoutEmitter};
+pub use socket::{PacketError, Socket};
+pub use volley_core::{
+    AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,
+    RawArgs, SocketHandle, SocketId, State,
+};
+
+/// `socket.timeout(d)`: the next acknowledged emit waits at most `d`.
+pub type TimeoutEmitter<'a> = volley_core::TimeoutEmitter<'a, Socket>;
 pub use volley_engine::{
     AllowOrigin, Cookie, Cors, EngineMetrics, HandshakeRateLimit, TransportKind, serve,
 };

@@ -9,14 +9,19 @@ use serde_json::Value;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::adapter::{Adapter, AdapterError, AdapterFactory, LocalSockets, Room, RoomEvent};
-use crate::broadcast::{AckStream, BroadcastOperator};
-use crate::encode::{Args, RawArgs};
+use volley_core::Parser;
+
+use crate::adapter::AckStream;
+use crate::adapter::{
+    AckSink, Adapter, AdapterError, AdapterFactory, BroadcastPacket, LocalSockets,
+    NamespaceSockets, Room, RoomEvent, ServerAck, SocketInfo,
+};
+use crate::broadcast::BroadcastOperator;
 use crate::error::{ConnectError, EmitError};
-use crate::handler::FromArgs;
 use crate::handler::{BoxFuture, ConnectHandler, Middleware};
 use crate::server::IoInner;
 use crate::socket::Socket;
+use crate::{Args, FromArgs, RawArgs, SocketId};
 
 /// What runs when a client joins a namespace: middleware, then the connection handler.
 /// Dynamic namespaces share one set between the parent and every child it creates.
@@ -36,44 +41,16 @@ type RoomEventHandler = Arc<dyn Fn(&RoomEvent) + Send + Sync>;
 pub(crate) type ServerEventHandler =
     Arc<dyn Fn(RawArgs, Option<ServerAck>) -> BoxFuture<()> + Send + Sync>;
 
-/// Answers another server's `server_side_emit` with acknowledgement; at most once.
-pub struct ServerAck {
-    reply: Box<dyn FnOnce(RawArgs) + Send>,
-}
-
-impl fmt::Debug for ServerAck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ServerAck")
-    }
-}
-
-impl ServerAck {
-    /// Wraps the adapter's way of sending the answer back.
-    pub fn new(reply: impl FnOnce(RawArgs) + Send + 'static) -> Self {
-        Self {
-            reply: Box::new(reply),
-        }
-    }
-
-    /// Answers with one argument.
-    pub fn send<T: serde::Serialize + ?Sized>(self, data: &T) -> Result<(), serde_json::Error> {
-        self.send_args(crate::encode::One(data))
-    }
-
-    /// Answers with several arguments.
-    pub fn send_args(self, args: impl Args) -> Result<(), serde_json::Error> {
-        let raw = crate::encode::to_raw_args(&args)?;
-        (self.reply)(raw);
-        Ok(())
-    }
-}
-
 pub(crate) struct NsInner {
     pub(crate) name: String,
     pub(crate) io: Weak<IoInner>,
     pub(crate) handlers: Arc<NsHandlers>,
-    pub(crate) sockets: RwLock<HashMap<Arc<str>, Socket>>,
+    pub(crate) sockets: RwLock<HashMap<SocketId, Socket>>,
     pub(crate) adapter: Arc<dyn Adapter>,
+    /// The server's wire format.
+    pub(crate) parser: Parser,
+    /// The application state handlers extract.
+    pub(crate) state: Option<Arc<volley_core::StateMap>>,
     /// Ack ids for this namespace's emits, shared by single and broadcast emits so they
     /// never collide in one socket's table.
     next_ack_id: AtomicU64,
@@ -104,15 +81,18 @@ impl NsInner {
         is_child: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
+        let (parser, state) = io
+            .upgrade()
+            .map(|io| (io.config.parser, io.config.state.clone()))
+            .unwrap_or_default();
         Arc::new_cyclic(|me: &Weak<NsInner>| Self {
             name,
             io,
             handlers,
             sockets: RwLock::new(HashMap::new()),
-            adapter: factory(LocalSockets {
-                ns: me.clone(),
-                name: label,
-            }),
+            adapter: factory(LocalSockets::new(label, me.clone())),
+            parser,
+            state,
             next_ack_id: AtomicU64::new(0),
             is_parent,
             is_child,
@@ -185,7 +165,7 @@ impl NsInner {
 
     pub(crate) fn add_socket(&self, socket: &Socket) {
         let mut s = self.sockets.write().unwrap_or_else(|p| p.into_inner());
-        s.insert(socket.id_arc(), socket.clone());
+        s.insert(socket.id().clone(), socket.clone());
     }
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {
@@ -202,9 +182,84 @@ impl NsInner {
         }
     }
 
+    pub(crate) fn get(&self, id: &str) -> Option<Socket> {
+        let s = self.sockets.read().unwrap_or_else(|p| p.into_inner());
+        s.get(id).cloned()
+    }
+
     pub(crate) fn sockets(&self) -> Vec<Socket> {
         let s = self.sockets.read().unwrap_or_else(|p| p.into_inner());
         s.values().cloned().collect()
+    }
+}
+
+/// What adapters see of a namespace: its sockets on this server, by id.
+impl NamespaceSockets for NsInner {
+    fn send(&self, id: &str, packet: &BroadcastPacket, volatile: bool) -> bool {
+        self.get(id)
+            .is_some_and(|s| s.send_broadcast(packet.encoded(), volatile))
+    }
+
+    fn send_with_ack(
+        &self,
+        id: &str,
+        packet: &BroadcastPacket,
+        ack_id: u64,
+        volatile: bool,
+        sink: &Arc<dyn AckSink>,
+    ) -> bool {
+        let Some(s) = self.get(id) else {
+            return false;
+        };
+        if !s.connected() || (volatile && !s.is_writable()) {
+            return false;
+        }
+        s.register_broadcast_ack(ack_id, sink.clone());
+        let sent = s.send_encoded(packet.encoded()).is_ok();
+        if !sent {
+            s.forget_ack(ack_id);
+        }
+        sent
+    }
+
+    fn info(&self, id: &str, rooms: Vec<Room>) -> Option<SocketInfo> {
+        let s = self.get(id)?;
+        Some(SocketInfo {
+            id: s.id().clone(),
+            handshake: serde_json::to_value(s.handshake()).unwrap_or(Value::Null),
+            rooms,
+            data: s.data_value(),
+        })
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    fn disconnect(&self, id: &str, close: bool) {
+        if let Some(s) = self.get(id) {
+            if close {
+                s.disconnect_all();
+            } else {
+                s.disconnect();
+            }
+        }
+    }
+
+    fn next_ack_id(&self) -> u64 {
+        NsInner::next_ack_id(self)
+    }
+
+    fn server_event(&self, event: &str, args: RawArgs, ack: Option<ServerAck>) {
+        NsInner::server_event(self, event, args, ack);
+    }
+
+    fn room_event(&self, event: RoomEvent) {
+        NsInner::room_event(self, event);
+    }
+
+    fn parser(&self) -> Parser {
+        self.parser
     }
 }
 
@@ -272,8 +327,7 @@ impl Namespace {
 
     /// A connected socket by id (on this server).
     pub fn get_socket(&self, id: &str) -> Option<Socket> {
-        let s = self.inner.sockets.read().unwrap_or_else(|p| p.into_inner());
-        s.get(id).cloned()
+        self.inner.get(id)
     }
 
     /// Observes room lifecycle events (create, delete, join, leave), as Node's adapter
@@ -398,7 +452,7 @@ impl Namespace {
     ) -> Result<AckStream<T>, AdapterError> {
         crate::broadcast::server_side_emit::<T>(&self.inner, event, &args, Some(timeout))
             .await?
-            .ok_or_else(|| AdapterError("no acknowledgement stream".into()))
+            .ok_or(AdapterError::Closed)
     }
 
     /// How many servers share this namespace (1 without a cluster adapter).
@@ -407,7 +461,7 @@ impl Namespace {
     }
 
     /// Every room with a member (cluster-wide with a cluster adapter).
-    pub async fn all_rooms(&self) -> Result<Vec<Room>, crate::adapter::AdapterError> {
+    pub async fn all_rooms(&self) -> Result<Vec<Room>, AdapterError> {
         self.inner.adapter.all_rooms().await
     }
 }

@@ -6,42 +6,41 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::Value;
-use volley_engine::{Cors, Engine, EngineConfig, TransportKind};
+use volley_engine::Engine;
 
 use crate::service::{SocketIoLayer, SocketIoService};
 
-use crate::adapter::{AdapterFactory, Room, local_adapter_factory};
+use crate::Args;
+use crate::adapter::{AdapterFactory, Room};
 use crate::broadcast::{BroadcastOperator, IntoRooms};
-use crate::encode::Args;
+use crate::builder::{Config, SocketIoBuilder};
 use crate::error::{ConnectError, EmitError};
 use crate::handler::Middleware;
 use crate::namespace::{DynamicNs, Matcher, Namespace, NsHandlers, NsInner, NsPredicate};
 use crate::socket::Socket;
 
-/// Server settings beyond the engine's.
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) connect_timeout: Duration,
-    pub(crate) ack_timeout: Duration,
-    pub(crate) max_attachments: usize,
-    pub(crate) attachments_timeout: Duration,
-    pub(crate) max_payload: usize,
-    pub(crate) max_namespaces_per_connection: usize,
-    pub(crate) cleanup_empty_child_namespaces: bool,
-}
-
 pub(crate) struct IoInner {
     pub(crate) config: Config,
     adapter: AdapterFactory,
-    engine: std::sync::OnceLock<Engine>,
+    pub(crate) engine: std::sync::OnceLock<Engine>,
     namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
     dynamic: RwLock<Vec<DynamicNs>>,
     pub(crate) middleware: RwLock<Vec<Middleware>>,
 }
 
 impl IoInner {
+    pub(crate) fn new(config: Config, adapter: AdapterFactory) -> Self {
+        Self {
+            config,
+            adapter,
+            engine: std::sync::OnceLock::new(),
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+            middleware: RwLock::new(Vec::new()),
+        }
+    }
+
     pub(crate) fn engine(&self) -> Option<&Engine> {
         self.engine.get()
     }
@@ -153,7 +152,7 @@ impl IoInner {
 /// ```
 #[derive(Clone)]
 pub struct SocketIo {
-    inner: Arc<IoInner>,
+    pub(crate) inner: Arc<IoInner>,
 }
 
 impl fmt::Debug for SocketIo {
@@ -399,225 +398,5 @@ fn normalize(name: &str) -> String {
         name.to_owned()
     } else {
         format!("/{name}")
-    }
-}
-
-/// A public socket id: 120 random bits, base64url (20 characters), like Node's.
-pub(crate) fn random_id() -> Arc<str> {
-    let mut bytes = [0u8; 15];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The ids are public, so uniqueness is what matters; fall back to a counter mixed
-        // with the clock rather than fail the connection.
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        bytes[..8].copy_from_slice(&n.to_le_bytes());
-        bytes[8..15].copy_from_slice(&t.to_le_bytes()[..7]);
-    }
-    Arc::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-/// Builds a [`SocketIo`].
-pub struct SocketIoBuilder {
-    engine: volley_engine::EngineConfigBuilder,
-    config: Config,
-    adapter: AdapterFactory,
-}
-
-impl fmt::Debug for SocketIoBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SocketIoBuilder")
-            .field("engine", &self.engine)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for SocketIoBuilder {
-    fn default() -> Self {
-        Self {
-            adapter: local_adapter_factory(),
-            engine: EngineConfig::builder().path("/socket.io/"),
-            config: Config {
-                connect_timeout: Duration::from_secs(45),
-                ack_timeout: Duration::from_secs(5),
-                max_attachments: 10,
-                attachments_timeout: Duration::from_secs(10),
-                max_payload: 1_000_000,
-                max_namespaces_per_connection: usize::MAX,
-                cleanup_empty_child_namespaces: true,
-            },
-        }
-    }
-}
-
-impl SocketIoBuilder {
-    /// The path to serve (default `/socket.io/`).
-    pub fn path(mut self, path: &str) -> Self {
-        self.engine = self.engine.path(path);
-        self
-    }
-
-    /// Interval between heartbeats (default 25 s).
-    pub fn ping_interval(mut self, d: Duration) -> Self {
-        self.engine = self.engine.ping_interval(d);
-        self
-    }
-
-    /// Time a client has to answer a heartbeat (default 20 s).
-    pub fn ping_timeout(mut self, d: Duration) -> Self {
-        self.engine = self.engine.ping_timeout(d);
-        self
-    }
-
-    /// Time an upgrade to WebSocket may take (default 10 s).
-    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
-        self.engine = self.engine.upgrade_timeout(d);
-        self
-    }
-
-    /// Largest message or POST body in bytes (default 1,000,000, Node's `maxHttpBufferSize`).
-    pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.engine = self.engine.max_payload(bytes);
-        self.config.max_payload = bytes;
-        self
-    }
-
-    /// Accepted transports (default both).
-    pub fn transports(mut self, t: &[TransportKind]) -> Self {
-        self.engine = self.engine.transports(t);
-        self
-    }
-
-    /// Whether polling connections may upgrade to WebSocket (default true).
-    pub fn allow_upgrades(mut self, yes: bool) -> Self {
-        self.engine = self.engine.allow_upgrades(yes);
-        self
-    }
-
-    /// How many packets may wait to be written to one client (default 10,000). An emit that
-    /// would go past it fails with [`EmitError::QueueFull`] and closes that client's
-    /// connection (reason "transport error"): it does not read fast enough. A binary packet
-    /// counts for 1 + its attachments.
-    pub fn max_buffered_packets(mut self, n: usize) -> Self {
-        self.engine = self.engine.max_buffered_packets(n);
-        self
-    }
-
-    /// How many bytes may wait to be written to one client (default 16 MiB); same policy as
-    /// [`max_buffered_packets`](Self::max_buffered_packets). A single packet larger than this
-    /// is refused with [`EmitError::QueueFull`] and the connection stays open.
-    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
-        self.engine = self.engine.max_buffered_bytes(bytes);
-        self
-    }
-
-    /// How many connections may be open at once; handshakes beyond it get HTTP 503 (default
-    /// unlimited, as Node).
-    pub fn max_connections(mut self, n: usize) -> Self {
-        self.engine = self.engine.max_connections(n);
-        self
-    }
-
-    /// Limits how often one client address may open connections (default: no limit, as
-    /// Node); handshakes over it get HTTP 429 with `Retry-After`.
-    pub fn handshake_rate_limit(mut self, limit: volley_engine::HandshakeRateLimit) -> Self {
-        self.engine = self.engine.handshake_rate_limit(limit);
-        self
-    }
-
-    /// CORS (default none, as Node).
-    pub fn cors(mut self, cors: Cors) -> Self {
-        self.engine = self.engine.cors(cors);
-        self
-    }
-
-    /// How long a connection may stay without joining any namespace (default 45 s).
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.config.connect_timeout = d;
-        self
-    }
-
-    /// Default timeout of `emit_with_ack` (default 5 s).
-    pub fn ack_timeout(mut self, d: Duration) -> Self {
-        self.config.ack_timeout = d;
-        self
-    }
-
-    /// Most binary attachments in one packet (default 10, as Node's parser).
-    pub fn max_attachments(mut self, n: usize) -> Self {
-        self.config.max_attachments = n;
-        self
-    }
-
-    /// How many namespaces one connection may join at once (default unlimited, as Node);
-    /// a CONNECT beyond it gets `CONNECT_ERROR {"message":"Too many namespaces"}`.
-    pub fn max_namespaces_per_connection(mut self, n: usize) -> Self {
-        self.config.max_namespaces_per_connection = n;
-        self
-    }
-
-    /// Whether a namespace that a dynamic namespace created is forgotten once its last
-    /// socket leaves (default true: otherwise every name a client tries stays in memory;
-    /// Node's `cleanupEmptyChildNamespaces`, which defaults to false there). Handlers live on
-    /// the dynamic namespace, so a namespace created again behaves the same.
-    pub fn cleanup_empty_child_namespaces(mut self, yes: bool) -> Self {
-        self.config.cleanup_empty_child_namespaces = yes;
-        self
-    }
-
-    /// Sets the session cookie on handshakes (Node's `cookie` option; default none).
-    pub fn cookie(mut self, cookie: volley_engine::Cookie) -> Self {
-        self.engine = self.engine.cookie(cookie);
-        self
-    }
-
-    /// How long a binary packet may wait for its attachments (default 10 s).
-    pub fn attachments_timeout(mut self, d: Duration) -> Self {
-        self.config.attachments_timeout = d;
-        self
-    }
-
-    /// The adapter of every namespace (default: [`LocalAdapter`](crate::adapter::LocalAdapter)).
-    pub fn adapter(mut self, factory: AdapterFactory) -> Self {
-        self.adapter = factory;
-        self
-    }
-
-    /// Changes engine settings not covered above.
-    pub fn engine(
-        mut self,
-        f: impl FnOnce(volley_engine::EngineConfigBuilder) -> volley_engine::EngineConfigBuilder,
-    ) -> Self {
-        self.engine = f(self.engine);
-        self
-    }
-
-    /// Builds the server. The main namespace `/` exists from the start.
-    pub fn build(self) -> SocketIo {
-        let inner = Arc::new(IoInner {
-            config: self.config,
-            adapter: self.adapter,
-            engine: std::sync::OnceLock::new(),
-            namespaces: RwLock::new(HashMap::new()),
-            dynamic: RwLock::new(Vec::new()),
-            middleware: RwLock::new(Vec::new()),
-        });
-        let weak = Arc::downgrade(&inner);
-        let engine = Engine::new(self.engine.build(), move |socket, incoming| {
-            let io = weak.upgrade();
-            async move {
-                if let Some(io) = io {
-                    crate::connection::run(io, socket, incoming).await;
-                }
-            }
-        });
-        let _ = inner.engine.set(engine);
-        let io = SocketIo { inner };
-        io.of("/");
-        io
     }
 }

@@ -3,45 +3,32 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use volley_core::args::check_event_name;
+use volley_core::{AckReply, DEFAULT_ACK_TIMEOUT, Encoded, EncodedFrame, SocketHandle};
+use volley_engine::Frame;
 
 use crate::adapter::{AckSink, Room};
 use crate::broadcast::{BroadcastOperator, IntoRooms};
 use crate::connection::ConnInner;
-use crate::encode::{self, Args, ArgsDyn, Encoded, One, RawArgs};
-use crate::error::{AckError, DisconnectReason, EmitError};
-use crate::handler::{
-    AckSender, BoxFuture, DisconnectHandler, ErasedHandler, EventHandler, FromArgs, erase,
-    run_now_or_spawn,
-};
+use crate::error::{AckError, DisconnectReason, EmitError, send_error};
+use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, RawArgs, SocketId, TimeoutEmitter};
+
+mod hooks;
+
+use crate::handler::{AckSender, DisconnectHandler, ErasedHandler, EventHandler, run_now_or_spawn};
 use crate::handshake::Handshake;
 use crate::namespace::NsInner;
-
-/// Event names Socket.IO reserves; emitting them is refused, as Node does.
-const RESERVED_EVENTS: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
-
-pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
-    if RESERVED_EVENTS.contains(&event) {
-        return Err(EmitError::ReservedEvent(event.to_owned()));
-    }
-    Ok(())
-}
+use hooks::Hooks;
+pub use hooks::PacketError;
+use volley_core::handler::erase;
 
 /// Who waits for an acknowledgement from this socket.
 enum AckTarget {
@@ -76,38 +63,11 @@ impl Acks {
     }
 }
 
-type AnyHandler = Arc<dyn Fn(Socket, String, RawArgs) -> BoxFuture<()> + Send + Sync>;
-type OutgoingObserver = Arc<dyn Fn(&Socket, &str, &RawArgs) + Send + Sync>;
-type PacketMiddleware =
-    Arc<dyn Fn(&Socket, &str, &mut RawArgs) -> Result<(), PacketError> + Send + Sync>;
-type ErrorHandler = Arc<dyn Fn(&Socket, &PacketError) + Send + Sync>;
-
-/// Why a packet middleware refused an incoming event; handed to the socket's
-/// [`on_error`](Socket::on_error) handlers (as Node emits `error` on the socket).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PacketError(pub String);
-
-impl fmt::Display for PacketError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for PacketError {}
-
-#[derive(Default)]
-struct Hooks {
-    any: Vec<AnyHandler>,
-    any_outgoing: Vec<OutgoingObserver>,
-    packet_middleware: Vec<PacketMiddleware>,
-    on_error: Vec<ErrorHandler>,
-}
-
 pub(crate) struct SocketInner {
     /// Set once any hook is registered, so sockets without hooks never take their lock.
     has_hooks: AtomicBool,
     hooks: RwLock<Hooks>,
-    id: Arc<str>,
+    id: SocketId,
     pub(crate) ns: Arc<NsInner>,
     pub(crate) conn: Arc<ConnInner>,
     handshake: Handshake,
@@ -150,7 +110,7 @@ impl Socket {
             inner: Arc::new(SocketInner {
                 has_hooks: AtomicBool::new(false),
                 hooks: RwLock::new(Hooks::default()),
-                id: crate::server::random_id(),
+                id: SocketId::from(crate::builder::random_id()),
                 ns,
                 conn,
                 handshake,
@@ -167,12 +127,8 @@ impl Socket {
     }
 
     /// The socket id: random, public, unique on this server.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &SocketId {
         &self.inner.id
-    }
-
-    pub(crate) fn id_arc(&self) -> Arc<str> {
-        self.inner.id.clone()
     }
 
     /// The namespace name, e.g. `/` or `/chat`.
@@ -193,9 +149,14 @@ impl Socket {
         &self.inner.handshake
     }
 
-    /// The transport the connection uses now (`polling` or `websocket`).
-    pub fn transport(&self) -> &'static str {
-        self.inner.conn.engine.transport().as_str()
+    /// The transport the connection uses now (polling or WebSocket).
+    pub fn transport(&self) -> volley_proto::TransportKind {
+        self.inner.conn.engine.transport()
+    }
+
+    /// Whether the connection can take a packet now (a volatile emit is dropped otherwise).
+    pub(crate) fn is_writable(&self) -> bool {
+        self.inner.conn.engine.is_writable()
     }
 
     /// Whether the socket is connected (false while middleware runs and after disconnect).
@@ -209,55 +170,14 @@ impl Socket {
     }
 
     /// Registers the handler of an event; a later registration for the same name replaces it.
-    pub fn on<H, M>(&self, event: impl Into<String>, handler: H)
+    /// See [`handler`](crate::handler) for the shapes. Chainable.
+    pub fn on<H, M>(&self, event: impl Into<String>, handler: H) -> &Self
     where
-        H: EventHandler<M>,
+        H: EventHandler<Socket, M>,
     {
         let mut events = self.inner.events.write().unwrap_or_else(|p| p.into_inner());
         events.insert(event.into(), erase(handler));
-    }
-
-    fn add_hook(&self, f: impl FnOnce(&mut Hooks)) {
-        f(&mut self.inner.hooks.write().unwrap_or_else(|p| p.into_inner()));
-        self.inner.has_hooks.store(true, Ordering::Release);
-    }
-
-    /// Registers a catch-all handler, run for every incoming event (before the event's own
-    /// handler) with the event name and its arguments, as Node's `socket.onAny`.
-    pub fn on_any<F, Fut>(&self, handler: F)
-    where
-        F: Fn(Socket, String, RawArgs) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let h: AnyHandler = Arc::new(move |s, e, a| Box::pin(handler(s, e, a)));
-        self.add_hook(|hooks| hooks.any.push(h));
-    }
-
-    /// Registers an observer of every event this socket emits (not broadcasts), as Node's
-    /// `socket.onAnyOutgoing`. It runs synchronously before the packet is queued.
-    pub fn on_any_outgoing<F>(&self, observer: F)
-    where
-        F: Fn(&Socket, &str, &RawArgs) + Send + Sync + 'static,
-    {
-        self.add_hook(|hooks| hooks.any_outgoing.push(Arc::new(observer)));
-    }
-
-    /// Adds a packet middleware, run in order for every incoming event before any handler,
-    /// as Node's `socket.use`. It may change the arguments; an `Err` drops the event and goes
-    /// to the [`on_error`](Self::on_error) handlers.
-    pub fn use_packet<F>(&self, middleware: F)
-    where
-        F: Fn(&Socket, &str, &mut RawArgs) -> Result<(), PacketError> + Send + Sync + 'static,
-    {
-        self.add_hook(|hooks| hooks.packet_middleware.push(Arc::new(middleware)));
-    }
-
-    /// Registers a handler for errors of packet middleware.
-    pub fn on_error<F>(&self, handler: F)
-    where
-        F: Fn(&Socket, &PacketError) + Send + Sync + 'static,
-    {
-        self.add_hook(|hooks| hooks.on_error.push(Arc::new(handler)));
+        self
     }
 
     /// Removes the handler of an event.
@@ -301,57 +221,44 @@ impl Socket {
             return Err(EmitError::Disconnected);
         }
         self.observe_outgoing(event, args);
-        let enc =
-            encode::event(self.namespace(), event, args, None).map_err(EmitError::Serialize)?;
-        self.send_encoded(&enc)
-    }
-
-    /// Shows an outgoing event to the `on_any_outgoing` observers, if there are any.
-    fn observe_outgoing(&self, event: &str, args: &dyn ArgsDyn) {
-        if !self.inner.has_hooks.load(Ordering::Acquire) {
-            return;
-        }
-        let observers = self
+        let enc = self
             .inner
-            .hooks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .any_outgoing
-            .clone();
-        if observers.is_empty() {
-            return;
-        }
-        if let Ok(raw) = encode::to_raw_args(args) {
-            for o in observers {
-                o(self, event, &raw);
-            }
-        }
+            .ns
+            .parser
+            .event(self.namespace(), event, args, None)?;
+        self.send_encoded(&enc)
     }
 
     pub(crate) fn send_encoded(&self, enc: &Encoded) -> Result<(), EmitError> {
         let engine = &self.inner.conn.engine;
-        if enc.attachments.is_empty() {
-            engine.send(enc.text.clone())?;
+        if enc.frame_count() == 1 {
+            engine.send(frame(enc.first_frame()))
         } else {
-            engine.send_many(enc.frames())?;
+            engine.send_many(enc.frames().map(frame))
         }
-        Ok(())
+        .map_err(send_error)
     }
 
-    pub(crate) fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError> {
-        if self.inner.disconnected.load(Ordering::Acquire) {
-            return Err(EmitError::Disconnected);
+    /// Sends a broadcast packet if the socket is connected (and, for a volatile one,
+    /// writable now); whether it was queued.
+    pub(crate) fn send_broadcast(&self, enc: &Encoded, volatile: bool) -> bool {
+        if volatile && !self.is_writable() {
+            return false;
         }
-        let enc = encode::ack(self.namespace(), id, args).map_err(EmitError::Serialize)?;
-        self.send_encoded(&enc)
+        self.connected() && self.send_encoded(enc).is_ok()
     }
 
     /// Sets the timeout of the next `emit_with_ack`.
     pub fn timeout(&self, timeout: Duration) -> TimeoutEmitter<'_> {
-        TimeoutEmitter {
-            socket: self,
-            timeout,
-        }
+        TimeoutEmitter::new(self, timeout)
+    }
+
+    fn default_ack_timeout(&self) -> Duration {
+        self.inner
+            .ns
+            .io()
+            .map(|io| io.config.ack_timeout)
+            .unwrap_or(DEFAULT_ACK_TIMEOUT)
     }
 
     /// Emits an event with one argument and waits for the client's acknowledgement, at most
@@ -364,13 +271,7 @@ impl Socket {
         T: FromArgs,
         D: Serialize + ?Sized,
     {
-        let timeout = self
-            .inner
-            .ns
-            .io()
-            .map(|io| io.config.ack_timeout)
-            .unwrap_or(Duration::from_secs(5));
-        self.emit_with_ack_dyn(event, &One(data), timeout)
+        self.emit_with_ack_dyn(event, &One(data), None)
     }
 
     /// Like [`emit_with_ack`](Self::emit_with_ack) with several arguments.
@@ -378,63 +279,14 @@ impl Socket {
     where
         T: FromArgs,
     {
-        let timeout = self
-            .inner
-            .ns
-            .io()
-            .map(|io| io.config.ack_timeout)
-            .unwrap_or(Duration::from_secs(5));
-        self.emit_with_ack_dyn(event, &args, timeout)
-    }
-
-    pub(crate) fn emit_with_ack_dyn<T>(
-        &self,
-        event: &str,
-        args: &dyn ArgsDyn,
-        timeout: Duration,
-    ) -> AckFuture<T>
-    where
-        T: FromArgs,
-    {
-        if let Err(e) = check_event_name(event) {
-            return AckFuture::ready(Err(e.into()));
-        }
-        if self.inner.disconnected.load(Ordering::Acquire) {
-            return AckFuture::ready(Err(AckError::Emit(EmitError::Disconnected)));
-        }
-        self.observe_outgoing(event, args);
-        let (tx, rx) = oneshot::channel();
-        let id = self.inner.ns.next_ack_id();
-        lock(&self.inner.acks).insert(id, AckTarget::Single(tx));
-        let sent = encode::event(self.namespace(), event, args, Some(id))
-            .map_err(EmitError::Serialize)
-            .and_then(|enc| self.send_encoded(&enc));
-        if let Err(e) = sent {
-            lock(&self.inner.acks).pending.remove(&id);
-            return AckFuture::ready(Err(e.into()));
-        }
-        let socket = self.clone();
-        AckFuture::new(async move {
-            match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(reply)) => T::from_args(reply).map_err(AckError::Decode),
-                Ok(Err(_)) => Err(AckError::Disconnected),
-                Err(_) => {
-                    lock(&socket.inner.acks).pending.remove(&id);
-                    Err(AckError::Timeout)
-                }
-            }
-        })
+        self.emit_with_ack_dyn(event, &args, None)
     }
 
     /// Disconnects the socket from its namespace (the client sees "io server disconnect").
     /// The connection stays open for the client's other namespaces.
     pub fn disconnect(&self) {
         if self.connected() {
-            let _ = self
-                .inner
-                .conn
-                .engine
-                .send(encode::disconnect(self.namespace()));
+            let _ = self.send_encoded(&self.inner.ns.parser.disconnect(self.namespace()));
         }
         self.close(DisconnectReason::ServerNamespaceDisconnect);
     }
@@ -468,26 +320,8 @@ impl Socket {
 
     /// Delivers an incoming event to its handler.
     pub(crate) fn dispatch_event(&self, name: &str, mut args: RawArgs, ack_id: Option<u64>) {
-        if self.inner.has_hooks.load(Ordering::Acquire) {
-            let (middleware, any, on_error) = {
-                let hooks = self.inner.hooks.read().unwrap_or_else(|p| p.into_inner());
-                (
-                    hooks.packet_middleware.clone(),
-                    hooks.any.clone(),
-                    hooks.on_error.clone(),
-                )
-            };
-            for m in middleware {
-                if let Err(e) = m(self, name, &mut args) {
-                    for h in &on_error {
-                        h(self, &e);
-                    }
-                    return;
-                }
-            }
-            for h in any {
-                run_now_or_spawn(h(self.clone(), name.to_owned(), args.clone()));
-            }
+        if !self.run_hooks(name, &mut args) {
+            return;
         }
         let handler = {
             let events = self.inner.events.read().unwrap_or_else(|p| p.into_inner());
@@ -497,7 +331,7 @@ impl Socket {
             Some(h) => {
                 run_now_or_spawn(h(self.clone(), args, AckSender::new(self.clone(), ack_id)))
             }
-            None => tracing::trace!(socket = self.id(), event = name, "no handler"),
+            None => tracing::trace!(socket = self.id().as_str(), event = name, "no handler"),
         }
     }
 
@@ -548,7 +382,7 @@ impl Socket {
 
     /// A broadcast to other sockets of the namespace: every one but this socket.
     pub fn broadcast(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.inner.ns.clone()).except(self.id_arc())
+        BroadcastOperator::new(self.inner.ns.clone()).except(self.id())
     }
 
     /// A broadcast to the sockets in `rooms`, this socket excluded (as Node's
@@ -592,59 +426,55 @@ impl Socket {
     }
 }
 
-/// `socket.timeout(d)`: the next acknowledged emit waits at most `d`.
-#[derive(Debug)]
-pub struct TimeoutEmitter<'a> {
-    socket: &'a Socket,
-    timeout: Duration,
-}
-
-impl TimeoutEmitter<'_> {
-    /// Emits with one argument and waits for the acknowledgement.
-    pub fn emit_with_ack<T, D>(self, event: &str, data: &D) -> AckFuture<T>
-    where
-        T: FromArgs,
-        D: Serialize + ?Sized,
-    {
-        self.socket
-            .emit_with_ack_dyn(event, &One(data), self.timeout)
-    }
-
-    /// Emits with several arguments and waits for the acknowledgement.
-    pub fn emit_args_with_ack<T>(self, event: &str, args: impl Args) -> AckFuture<T>
-    where
-        T: FromArgs,
-    {
-        self.socket.emit_with_ack_dyn(event, &args, self.timeout)
+/// The Engine.IO frame of an encoded frame.
+pub(crate) fn frame(f: EncodedFrame) -> Frame {
+    match f {
+        EncodedFrame::Text(t) => Frame::Text(t),
+        EncodedFrame::Binary(b) => Frame::Binary(b),
     }
 }
 
-/// The acknowledgement of an emit: resolves with the client's reply, or an [`AckError`].
-#[must_use = "the acknowledgement is only received when this future is awaited"]
-pub struct AckFuture<T> {
-    inner: Pin<Box<dyn Future<Output = Result<T, AckError>> + Send>>,
-}
-
-impl<T> fmt::Debug for AckFuture<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AckFuture")
-    }
-}
-
-impl<T: Send + 'static> AckFuture<T> {
-    pub(crate) fn new(f: impl Future<Output = Result<T, AckError>> + Send + 'static) -> Self {
-        Self { inner: Box::pin(f) }
+impl SocketHandle for Socket {
+    fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError> {
+        if self.inner.disconnected.load(Ordering::Acquire) {
+            return Err(EmitError::Disconnected);
+        }
+        let enc = self.inner.ns.parser.ack(self.namespace(), id, args)?;
+        self.send_encoded(&enc)
     }
 
-    pub(crate) fn ready(r: Result<T, AckError>) -> Self {
-        Self::new(std::future::ready(r))
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply {
+        let timeout = timeout.unwrap_or_else(|| self.default_ack_timeout());
+        let fail = |e: EmitError| -> AckReply { Box::pin(std::future::ready(Err(e.into()))) };
+        if self.inner.disconnected.load(Ordering::Acquire) {
+            return fail(EmitError::Disconnected);
+        }
+        self.observe_outgoing(event, args);
+        let (tx, rx) = oneshot::channel();
+        let id = self.inner.ns.next_ack_id();
+        lock(&self.inner.acks).insert(id, AckTarget::Single(tx));
+        let sent = self
+            .inner
+            .ns
+            .parser
+            .event(self.namespace(), event, args, Some(id))
+            .map_err(EmitError::from)
+            .and_then(|enc| self.send_encoded(&enc));
+        if let Err(e) = sent {
+            lock(&self.inner.acks).pending.remove(&id);
+            return fail(e);
+        }
+        let socket = self.clone();
+        Box::pin(async move {
+            let reply = volley_core::ack::await_reply(rx, Some(timeout)).await;
+            if matches!(reply, Err(AckError::Timeout)) {
+                lock(&socket.inner.acks).pending.remove(&id);
+            }
+            reply
+        })
     }
-}
 
-impl<T> Future for AckFuture<T> {
-    type Output = Result<T, AckError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn state(&self) -> Option<&volley_core::StateMap> {
+        self.inner.ns.state.as_deref()
     }
 }

@@ -49,7 +49,7 @@ async fn broadcast_ack_collects_every_sockets_answer() {
         .collect();
     let want: BTreeMap<String, String> = [(&sa, "a"), (&sb, "b"), (&sc, "c")]
         .into_iter()
-        .map(|(s, n)| (s.id().to_owned(), n.to_owned()))
+        .map(|(s, n)| (s.id().to_string(), n.to_owned()))
         .collect();
     assert_eq!(got, want);
 }
@@ -88,7 +88,7 @@ async fn broadcast_ack_slow_socket_times_out_and_the_others_answer() {
         })
         .collect();
     ok.sort_by_key(|(_, v)| *v);
-    assert_eq!(ok, vec![(sa.id().to_owned(), 1), (sb.id().to_owned(), 2)]);
+    assert_eq!(ok, vec![(sa.id().to_string(), 1), (sb.id().to_string(), 2)]);
     assert!(
         matches!(items[2].result, Err(AckError::Timeout)),
         "{:?}",
@@ -128,8 +128,8 @@ async fn broadcast_ack_collect_all_with_a_slow_socket() {
     assert_eq!(
         ok,
         BTreeMap::from([
-            (sa.id().to_owned(), "pong-a".to_owned()),
-            (sb.id().to_owned(), "pong-b".to_owned())
+            (sa.id().to_string(), "pong-a".to_owned()),
+            (sb.id().to_string(), "pong-b".to_owned())
         ])
     );
     let timeouts: Vec<_> = all
@@ -166,8 +166,8 @@ async fn broadcast_ack_streams_fast_answers_while_a_slow_one_is_pending() {
     }
     first.sort();
     let mut want = vec![
-        (sa.id().to_owned(), "a".to_owned()),
-        (sb.id().to_owned(), "b".to_owned()),
+        (sa.id().to_string(), "a".to_owned()),
+        (sb.id().to_string(), "b".to_owned()),
     ];
     want.sort();
     assert_eq!(first, want);
@@ -177,7 +177,7 @@ async fn broadcast_ack_streams_fast_answers_while_a_slow_one_is_pending() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(last.socket_id.as_deref(), Some(sslow.id()));
+    assert_eq!(last.socket_id.as_deref(), Some(sslow.id().as_str()));
     assert_eq!(last.result.unwrap(), "late");
     assert!(
         tokio::time::timeout(WAIT, stream.next())
@@ -208,7 +208,7 @@ async fn broadcast_ack_respects_the_selection() {
         .await
         .unwrap();
     assert_eq!(all.len(), 1, "{all:?}");
-    assert_eq!(all[0].socket_id.as_deref(), Some(sb.id()));
+    assert_eq!(all[0].socket_id.as_deref(), Some(sb.id().as_str()));
     assert_eq!(*all[0].result.as_ref().unwrap(), 7);
     srv.io.emit("barrier", &0).unwrap();
     a.expect_next_event("/", "barrier").await;
@@ -257,7 +257,7 @@ async fn broadcast_ack_answer_that_does_not_decode() {
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].socket_id.as_deref(), Some(sa.id()));
+    assert_eq!(all[0].socket_id.as_deref(), Some(sa.id().as_str()));
     assert!(matches!(all[0].result, Err(AckError::Decode(_))), "{all:?}");
 }
 
@@ -467,6 +467,6 @@ async fn acks_in_a_custom_namespace() {
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].socket_id.as_deref(), Some(sa.id()));
+    assert_eq!(all[0].socket_id.as_deref(), Some(sa.id().as_str()));
     assert_eq!(all[0].result.as_ref().unwrap(), "b-answer");
 }

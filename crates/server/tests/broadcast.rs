@@ -455,7 +455,7 @@ async fn fetch_sockets_reports_ids_rooms_data_and_handshake() {
     sa.set_data(&json!({"name": "alice"})).unwrap();
 
     let all = srv.io.fetch_sockets().await.unwrap();
-    let ids: BTreeSet<String> = all.iter().map(|s| s.id().to_owned()).collect();
+    let ids: BTreeSet<String> = all.iter().map(|s| s.id().to_string()).collect();
     assert_eq!(ids, names([sa.id(), sb.id()]));
 
     let ra = all.iter().find(|s| s.id() == sa.id()).unwrap();
@@ -562,7 +562,7 @@ async fn remote_socket_disconnect_keeps_or_closes_the_connection() {
     for s in [&sa, &sb, &a_chat] {
         let tx = reasons_tx.clone();
         s.on_disconnect(move |s: Socket, r| async move {
-            let _ = tx.send((s.id().to_owned(), r.as_str()));
+            let _ = tx.send((s.id().to_string(), r.as_str()));
         });
     }
 
@@ -575,7 +575,7 @@ async fn remote_socket_disconnect_keeps_or_closes_the_connection() {
     a.expect_disconnect("/").await;
     assert_eq!(
         recv(&mut reasons).await,
-        (sa.id().to_owned(), "server namespace disconnect")
+        (sa.id().to_string(), "server namespace disconnect")
     );
     assert!(!sa.connected());
     srv.io.of("/chat").emit("still-here", &1).unwrap();
@@ -592,7 +592,7 @@ async fn remote_socket_disconnect_keeps_or_closes_the_connection() {
     b.expect_closed().await;
     assert_eq!(
         recv(&mut reasons).await,
-        (sb.id().to_owned(), "server namespace disconnect")
+        (sb.id().to_string(), "server namespace disconnect")
     );
     assert!(!sb.connected());
 }
@@ -631,7 +631,7 @@ async fn sockets_join_and_sockets_leave() {
             !rooms.contains("everyone") && !rooms.contains("plain"),
             "{rooms:?}"
         );
-        assert!(rooms.contains(s.id()), "own room kept");
+        assert!(rooms.contains(s.id().as_str()), "own room kept");
     }
     let all = set(srv.io.all_rooms().await.unwrap());
     assert!(!all.contains("everyone") && !all.contains("plain"));

@@ -348,7 +348,7 @@ async fn room_events_follow_join_leave_and_disconnect() {
 
     let mut socks = capture_sockets(&ns);
     let (a, sa) = join_captured(&srv, "/", &mut socks).await;
-    let id_a = sa.id().to_owned();
+    let id_a = sa.id().clone();
     assert_eq!(
         take(),
         vec![
@@ -369,7 +369,7 @@ async fn room_events_follow_join_leave_and_disconnect() {
     assert_eq!(take(), vec![], "joining twice changes nothing");
 
     let (_b, sb) = join_captured(&srv, "/", &mut socks).await;
-    let id_b = sb.id().to_owned();
+    let id_b = sb.id().clone();
     take();
     sb.join("r");
     assert_eq!(take(), vec![RoomEvent::Join(room("r"), id_b.clone())]);
@@ -638,7 +638,7 @@ async fn dynamic_namespaces_by_function_with_auth() {
         .await
         .unwrap();
     let sa = recv(&mut socks).await;
-    assert_eq!((sa.id(), sa.namespace()), (sid.as_str(), "/dyn-a"));
+    assert_eq!((sa.id().as_str(), sa.namespace()), (sid.as_str(), "/dyn-a"));
     assert_eq!(sa.handshake().auth(), &json!({"token": "x"}));
 
     let mut b = srv.client().await;
@@ -1026,7 +1026,7 @@ async fn on_server_event_receives_and_answers_through_the_adapter() {
         .await
         .unwrap();
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].socket_id.as_deref(), Some(sa.id()));
+    assert_eq!(all[0].socket_id.as_deref(), Some(sa.id().as_str()));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                             let _ = ack.send(&out);
                         }
                         Err(e) => {
-                            let _ = ack.send(&json!({"error": e.0}));
+                            let _ = ack.send(&json!({"error": e.to_string()}));
                         }
                     }
                 }
@@ -307,7 +307,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                                 Value::Array(js_sorted(ok))
                             }
                         }
-                        Err(e) => json!({"error": e.0}),
+                        Err(e) => json!({"error": e.to_string()}),
                     };
                     let _ = ack.send(&reply);
                 }
@@ -390,7 +390,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                             r.sort();
                             json!(r)
                         }
-                        Err(e) => json!({"error": e.0}),
+                        Err(e) => json!({"error": e.to_string()}),
                     };
                     let _ = ack.send(&reply);
                 }
@@ -404,7 +404,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
             async move {
                 let reply = match ns.server_count().await {
                     Ok(n) => json!(n),
-                    Err(e) => json!({"error": e.0}),
+                    Err(e) => json!({"error": e.to_string()}),
                 };
                 let _ = ack.send(&reply);
             }

@@ -1,0 +1,399 @@
+//! Handler shapes, shared by the server and the client.
+//!
+//! An event handler is an async closure taking the socket first, then up to three
+//! *extractors*, in any order: the event's arguments as [`Data<T>`] (deserialized) or
+//! [`RawArgs`] (as sent), an [`AckSender`] to answer the peer's acknowledgement callback, and
+//! [`State<T>`] (application state given to the builder):
+//!
+//! ```ignore
+//! socket.on("echo", |socket: Socket, Data(text): Data<String>| async move { /* ... */ });
+//! socket.on("add", |_: Socket, Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
+//!     let _ = ack.send(&(a + b));
+//! });
+//! socket.on("count", |_: Socket, State(db): State<Db>, ack: AckSender| async move { /* ... */ });
+//! ```
+//!
+//! Handlers run where the packet is read up to their first `.await` that waits, then on a
+//! task of their own ([`run_now_or_spawn`]). When arguments do not fit `Data<T>`, or a
+//! `State<T>` was not given, the handler is not run (logged at debug level).
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ack::AckFuture;
+use crate::args::{Args, ArgsDyn, Data, FromArgs, One, RawArgs, check_event_name};
+use crate::error::{AckError, EmitError};
+use crate::state::{State, StateMap};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The reply to an event sent with an acknowledgement request, as received.
+pub type AckReply = BoxFuture<Result<RawArgs, AckError>>;
+
+/// What the shared handler and acknowledgement code needs from a socket type (the server's
+/// and the client's `Socket` implement it).
+pub trait SocketHandle: Clone + fmt::Debug + Send + Sync + 'static {
+    /// Sends the acknowledgement `id` with `args`.
+    fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError>;
+
+    /// Sends an event asking for an acknowledgement; the reply, waiting at most `timeout`
+    /// (the socket's default when `None`). The event name is already checked.
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply;
+
+    /// Emits an event asking for an acknowledgement and decodes the reply into `T`.
+    fn emit_with_ack_dyn<T: FromArgs>(
+        &self,
+        event: &str,
+        args: &dyn ArgsDyn,
+        timeout: Option<Duration>,
+    ) -> AckFuture<T> {
+        if let Err(e) = check_event_name(event) {
+            return AckFuture::ready(Err(e.into()));
+        }
+        let reply = self.request_ack(event, args, timeout);
+        AckFuture::new(async move { T::from_args(reply.await?).map_err(AckError::Decode) })
+    }
+
+    /// The application state handlers may extract with [`State<T>`].
+    fn state(&self) -> Option<&StateMap> {
+        None
+    }
+}
+
+/// Answers an event the peer sent with an acknowledgement callback. Answering is optional
+/// and happens at most once (`send` takes `self`). When the peer asked for no
+/// acknowledgement, sending is a no-op.
+#[derive(Debug)]
+pub struct AckSender<S> {
+    socket: S,
+    id: Option<u64>,
+}
+
+impl<S: SocketHandle> AckSender<S> {
+    /// The acknowledgement `id` of `socket` (`None`: none was asked for).
+    pub fn new(socket: S, id: Option<u64>) -> Self {
+        Self { socket, id }
+    }
+
+    /// Whether the peer asked for an acknowledgement.
+    pub fn is_requested(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Acknowledges with one argument.
+    pub fn send<T: Serialize + ?Sized>(self, data: &T) -> Result<(), EmitError> {
+        self.send_args(One(data))
+    }
+
+    /// Acknowledges with several arguments (a tuple, `()`, or [`RawArgs`]).
+    pub fn send_args(self, args: impl Args) -> Result<(), EmitError> {
+        match self.id {
+            Some(id) => self.socket.send_ack(id, &args),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What an extractor reads from: one incoming event.
+#[derive(Debug)]
+pub struct EventContext<'a, S> {
+    socket: &'a S,
+    args: RawArgs,
+    ack: Option<AckSender<S>>,
+    /// Whether an extractor after the current one reads the arguments too (then they are
+    /// cloned rather than moved out).
+    args_read_later: bool,
+}
+
+/// A handler argument taken from the incoming event (after the socket): [`Data<T>`],
+/// [`RawArgs`], [`AckSender`], [`State<T>`].
+pub trait FromEvent<S>: Sized + Send + 'static {
+    /// Whether it reads the event's arguments.
+    const READS_ARGS: bool = false;
+
+    /// Extracts the value; `None` skips the handler.
+    fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self>;
+}
+
+impl<S, T: DeserializeOwned + Send + 'static> FromEvent<S> for Data<T> {
+    const READS_ARGS: bool = true;
+
+    fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
+        match cx.args.parse() {
+            Ok(v) => Some(Data(v)),
+            Err(e) => {
+                tracing::debug!(error = %e, "event arguments do not fit the handler");
+                None
+            }
+        }
+    }
+}
+
+impl<S> FromEvent<S> for RawArgs {
+    const READS_ARGS: bool = true;
+
+    fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
+        if cx.args_read_later {
+            Some(cx.args.clone())
+        } else {
+            Some(std::mem::take(&mut cx.args))
+        }
+    }
+}
+
+impl<S: SocketHandle> FromEvent<S> for AckSender<S> {
+    fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
+        Some(
+            cx.ack
+                .take()
+                .unwrap_or_else(|| AckSender::new(cx.socket.clone(), None)),
+        )
+    }
+}
+
+impl<S: SocketHandle, T: Clone + Send + Sync + 'static> FromEvent<S> for State<T> {
+    fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
+        let state = cx.socket.state().and_then(StateMap::get::<T>);
+        if state.is_none() {
+            tracing::debug!(
+                state = std::any::type_name::<T>(),
+                "a handler asks for state that was not given"
+            );
+        }
+        state.map(State)
+    }
+}
+
+/// Something that can handle an event: the closures of the [module docs](self). `M` only
+/// tells the shapes apart.
+pub trait EventHandler<S, M>: Send + Sync + 'static {
+    /// Runs the handler.
+    fn call(&self, socket: S, args: RawArgs, ack: AckSender<S>) -> BoxFuture<()>;
+}
+
+macro_rules! event_handler {
+    ($($e:ident $v:ident),*) => {
+        impl<S, F, Fut, $($e),*> EventHandler<S, ($($e,)*)> for F
+        where
+            S: SocketHandle,
+            F: Fn(S, $($e),*) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = ()> + Send + 'static,
+            $($e: FromEvent<S>,)*
+        {
+            #[allow(unused_mut, unused_variables)]
+            fn call(&self, socket: S, args: RawArgs, ack: AckSender<S>) -> BoxFuture<()> {
+                let mut cx = EventContext {
+                    socket: &socket,
+                    args,
+                    ack: Some(ack),
+                    args_read_later: false,
+                };
+                // How many extractors read the arguments: all but the last get a copy.
+                let mut readers = 0usize $(+ usize::from($e::READS_ARGS))*;
+                $(
+                    readers -= usize::from($e::READS_ARGS);
+                    cx.args_read_later = readers > 0;
+                    let Some($v) = $e::from_event(&mut cx) else {
+                        return Box::pin(std::future::ready(()));
+                    };
+                )*
+                drop(cx);
+                Box::pin(self(socket, $($v),*))
+            }
+        }
+    };
+}
+
+event_handler!();
+event_handler!(A a);
+event_handler!(A a, B b);
+event_handler!(A a, B b, C c);
+
+/// The erased form of an event handler, stored per event name.
+pub type ErasedHandler<S> = Arc<dyn Fn(S, RawArgs, AckSender<S>) -> BoxFuture<()> + Send + Sync>;
+
+/// Erases a handler's shape.
+pub fn erase<S, M, H: EventHandler<S, M>>(h: H) -> ErasedHandler<S> {
+    Arc::new(move |s, a, ack| h.call(s, a, ack))
+}
+
+/// Runs a future up to its first pending point right here, and on a new task from there.
+///
+/// Handlers that do not wait (the common case: emit and return) cost no task and no wake-up,
+/// and the synchronous part of every handler runs in the order the packets arrived, as in
+/// Node. A panicking handler is contained: it is logged and the connection goes on.
+pub fn run_now_or_spawn(mut fut: BoxFuture<()>) {
+    let mut cx = Context::from_waker(Waker::noop());
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
+        Ok(Poll::Ready(())) => {}
+        Ok(Poll::Pending) => {
+            // The first poll registered a no-op waker; the new task polls again at once and
+            // registers its own, so no wake-up is lost.
+            tokio::spawn(fut);
+        }
+        Err(_) => tracing::error!("a handler panicked; the connection goes on"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// A socket that records what is sent.
+    #[derive(Clone, Debug, Default)]
+    struct Fake {
+        sent: Arc<Mutex<Vec<String>>>,
+        state: Option<Arc<StateMap>>,
+    }
+
+    impl SocketHandle for Fake {
+        fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError> {
+            let raw = RawArgs::from_args(crate::Parser::Json, args)?;
+            let text: Vec<_> = raw
+                .args()
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            self.sent
+                .lock()
+                .unwrap()
+                .push(format!("{id}:{}", text.join(",")));
+            Ok(())
+        }
+
+        fn request_ack(&self, _: &str, _: &dyn ArgsDyn, _: Option<Duration>) -> AckReply {
+            Box::pin(std::future::ready(Err(AckError::Timeout)))
+        }
+
+        fn state(&self) -> Option<&StateMap> {
+            self.state.as_deref()
+        }
+    }
+
+    fn on<M, H: EventHandler<Fake, M>>(h: H) -> ErasedHandler<Fake> {
+        erase(h)
+    }
+
+    fn run(h: &ErasedHandler<Fake>, s: &Fake, args: &[&'static str], id: Option<u64>) {
+        let args = args
+            .iter()
+            .map(|a| Bytes::from_static(a.as_bytes()))
+            .collect();
+        run_now_or_spawn(h(
+            s.clone(),
+            RawArgs::new(args, vec![]),
+            AckSender::new(s.clone(), id),
+        ));
+    }
+
+    fn sent(s: &Fake) -> Vec<String> {
+        std::mem::take(&mut s.sent.lock().unwrap())
+    }
+
+    #[test]
+    fn shapes() {
+        let s = Fake::default();
+        let h = on(
+            |s: Fake, Data((a, b)): Data<(i64, i64)>, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&(a + b));
+                drop(s);
+            },
+        );
+        run(&h, &s, &["1", "2"], Some(7));
+        assert_eq!(sent(&s), ["7:3"]);
+        // Arguments that do not fit: the handler does not run.
+        run(&h, &s, &["\"x\""], Some(8));
+        assert!(sent(&s).is_empty());
+        // No acknowledgement asked: sending is a no-op.
+        run(&h, &s, &["1", "1"], None);
+        assert!(sent(&s).is_empty());
+
+        let h = on(|_: Fake, raw: RawArgs, ack: AckSender<Fake>| async move {
+            let _ = ack.send_args(raw);
+        });
+        run(&h, &s, &["1", "{\"a\":2}"], Some(1));
+        assert_eq!(sent(&s), ["1:1,{\"a\":2}"]);
+
+        let h = on(|_: Fake, ack: AckSender<Fake>| async move {
+            assert!(ack.is_requested());
+            let _ = ack.send_args(());
+        });
+        run(&h, &s, &[], Some(2));
+        assert_eq!(sent(&s), ["2:"]);
+
+        // Both forms of the arguments at once, in either order.
+        let h = on(
+            |_: Fake, raw: RawArgs, Data(x): Data<u8>, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&(raw.len(), x));
+            },
+        );
+        run(&h, &s, &["4"], Some(5));
+        assert_eq!(sent(&s), ["5:[1,4]"]);
+        let h = on(
+            |_: Fake, Data(x): Data<u8>, raw: RawArgs, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&(raw.len(), x));
+            },
+        );
+        run(&h, &s, &["6"], Some(6));
+        assert_eq!(sent(&s), ["6:[1,6]"]);
+
+        // Any order, and the socket alone.
+        let h = on(
+            |_: Fake, ack: AckSender<Fake>, Data(x): Data<u8>| async move {
+                let _ = ack.send(&x);
+            },
+        );
+        run(&h, &s, &["9"], Some(3));
+        assert_eq!(sent(&s), ["3:9"]);
+        let h = on(|s: Fake| async move {
+            let _ = s.send_ack(4, &());
+        });
+        run(&h, &s, &["ignored"], None);
+        assert_eq!(sent(&s), ["4:"]);
+    }
+
+    #[test]
+    fn state() {
+        let mut map = StateMap::default();
+        map.insert(Arc::new(String::from("db")));
+        let s = Fake {
+            state: Some(Arc::new(map)),
+            ..Fake::default()
+        };
+        let h = on(
+            |_: Fake, State(db): State<Arc<String>>, ack: AckSender<Fake>| async move {
+                let _ = ack.send(db.as_str());
+            },
+        );
+        run(&h, &s, &[], Some(1));
+        assert_eq!(sent(&s), ["1:\"db\""]);
+        // Missing state: the handler does not run.
+        let h = on(
+            |_: Fake, State(_): State<u32>, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&1);
+            },
+        );
+        run(&h, &s, &[], Some(2));
+        assert!(sent(&s).is_empty());
+    }
+
+    #[test]
+    fn panics_are_contained() {
+        let s = Fake::default();
+        let h = on(|_: Fake| async move { panic!("boom") });
+        run(&h, &s, &[], None);
+    }
+}

@@ -1,0 +1,51 @@
+//! Application state for handlers: [`State<T>`], read from a [`StateMap`] the builder fills.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// A handler argument: a clone of the application state of type `T` given to the builder
+/// (`.state(value)`), as axum's `State`. Use an `Arc` (or a type that is one inside) for
+/// anything bigger than a handle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct State<T>(pub T);
+
+/// Values by type, one per type; what [`State<T>`] reads.
+#[derive(Default, Clone)]
+pub struct StateMap {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for StateMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateMap")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
+impl StateMap {
+    /// Adds a value, replacing the previous one of the same type.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&mut self, value: T) {
+        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// Adds a value to a shared map (what builders hold), copying it if it is shared.
+    pub fn insert_into<T: Clone + Send + Sync + 'static>(slot: &mut Option<Arc<Self>>, value: T) {
+        Arc::make_mut(slot.get_or_insert_with(Default::default)).insert(value);
+    }
+
+    /// A clone of the value of type `T`, if one was given.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.values
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
