@@ -18,8 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use volley::{AckSender, ConnectError, RawArgs, Socket, SocketIo};
 
-/// The longest any single expected thing may take.
-pub const WAIT: Duration = Duration::from_secs(5);
+/// The longest any single expected thing may take: a bound on a hang, never reached unless
+/// something is broken (however busy the machine).
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Which server implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +112,21 @@ impl Server {
         }
     }
 
-    /// Stops the server: every connection is dropped, the port stops listening.
+    /// Stops the server: every connection is dropped, the port stops listening. Returns once
+    /// the Node process has exited, or the Volley runtime has dropped every task (its listener
+    /// included), so that the port is free again.
     pub async fn stop(&mut self) {
-        if let Running::Node(child) = &mut self.running {
-            let _ = child.kill().await;
+        match std::mem::replace(&mut self.running, Running::Stopped) {
+            Running::Node(mut child) => {
+                let _ = child.kill().await;
+            }
+            Running::Volley(rt) => {
+                tokio::task::spawn_blocking(move || rt.shutdown_timeout(WAIT))
+                    .await
+                    .expect("server runtime shutdown");
+            }
+            Running::Stopped => {}
         }
-        self.halt();
     }
 
     /// Starts it again on the same port, with a fresh state.
@@ -144,7 +154,7 @@ async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
         .expect("start node (is Node.js installed?)");
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+    let line = tokio::time::timeout(WAIT, lines.next_line())
         .await
         .expect("node server did not start in time")
         .expect("read node stdout")
@@ -176,10 +186,7 @@ fn behave(s: Socket, state: Arc<State>) {
         },
     );
     s.on("ask", |s: Socket, args: RawArgs| async move {
-        let reply: Result<RawArgs, _> = s
-            .timeout(Duration::from_secs(5))
-            .emit_args_with_ack("question", args)
-            .await;
+        let reply: Result<RawArgs, _> = s.timeout(WAIT).emit_args_with_ack("question", args).await;
         let _ = match reply {
             Ok(r) => {
                 let first = RawArgs::new(
@@ -288,18 +295,9 @@ fn volley_io(ping: Ping) -> SocketIo {
 }
 
 async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
-    // The port may still be held for a moment by the previous server's listener.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let listener = loop {
-        match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => break l,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
-        }
-    };
+    // `Server::stop` returned once the previous listener was closed: the port is free.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
     let rt = tokio::runtime::Builder::new_multi_thread()
