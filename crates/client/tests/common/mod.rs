@@ -314,10 +314,13 @@ async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
 }
 
 /// A TCP proxy to `127.0.0.1:upstream` that can be frozen: while frozen, nothing is forwarded
-/// either way, but no connection is closed (a network that went silent).
+/// either way, but no connection is closed (a network that went silent). It counts its open
+/// connections and the reads it forwarded from clients to the server, and tests wait on those
+/// counts (not on time).
 pub struct Proxy {
     pub port: u16,
-    live: Arc<std::sync::atomic::AtomicUsize>,
+    live: watch::Sender<usize>,
+    upstream: watch::Sender<u64>,
     frozen: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -333,9 +336,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (frozen, _) = watch::channel(false);
-        let tx = frozen.clone();
-        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = live.clone();
+        let (live, _) = watch::channel(0usize);
+        let (sent, _) = watch::channel(0u64);
+        let (tx, count, up) = (frozen.clone(), live.clone(), sent.clone());
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
@@ -344,18 +347,20 @@ impl Proxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                let (up, down) = (pipe(cr, sw, tx.subscribe()), pipe(sr, cw, tx.subscribe()));
+                let up = pipe(cr, sw, tx.subscribe(), Some(up.clone()));
+                let down = pipe(sr, cw, tx.subscribe(), None);
                 let count = count.clone();
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                count.send_modify(|n| *n += 1);
                 conns.spawn(async move {
                     tokio::join!(up, down);
-                    count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    count.send_modify(|n| *n -= 1);
                 });
             }
         });
         Proxy {
             port,
             live,
+            upstream: sent,
             frozen,
             task,
         }
@@ -367,7 +372,31 @@ impl Proxy {
 
     /// How many proxied connections are open.
     pub fn live(&self) -> usize {
-        self.live.load(std::sync::atomic::Ordering::SeqCst)
+        *self.live.borrow()
+    }
+
+    /// Waits until exactly `n` proxied connections are open, failing after [`WAIT`].
+    pub async fn wait_live(&self, n: usize) {
+        let mut rx = self.live.subscribe();
+        tokio::time::timeout(WAIT, rx.wait_for(|live| *live == n))
+            .await
+            .unwrap_or_else(|_| panic!("{} proxied connections, not {n}", self.live()))
+            .expect("proxy gone");
+    }
+
+    /// How many reads the proxy has forwarded from clients to the server so far.
+    pub fn upstream(&self) -> u64 {
+        *self.upstream.borrow()
+    }
+
+    /// Waits until the proxy has forwarded at least `n` reads from clients to the server,
+    /// failing after [`WAIT`].
+    pub async fn wait_upstream(&self, n: u64) {
+        let mut rx = self.upstream.subscribe();
+        tokio::time::timeout(WAIT, rx.wait_for(|sent| *sent >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{} reads forwarded upstream, not {n}", self.upstream()))
+            .expect("proxy gone");
     }
 
     pub fn freeze(&self, yes: bool) {
@@ -379,26 +408,48 @@ async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut frozen: watch::Receiver<bool>,
+    forwarded: Option<watch::Sender<u64>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if frozen.wait_for(|f| !*f).await.is_err() {
             return;
         }
-        let n = match from.read(&mut buf).await {
+        let read = from.read(&mut buf).await;
+        // Frozen, the network forwards nothing, not even the end of a connection.
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let n = match read {
             Ok(0) | Err(_) => {
                 let _ = to.shutdown().await;
                 return;
             }
             Ok(n) => n,
         };
-        if frozen.wait_for(|f| !*f).await.is_err() {
-            return;
-        }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+        if let Some(count) = &forwarded {
+            count.send_modify(|c| *c += 1);
+        }
     }
+}
+
+/// Waits until `manager` uses `want`, from the events of `events` (subscribed before the
+/// connection opened, so that no upgrade can be missed), failing after [`WAIT`].
+pub async fn settled(
+    manager: &volley_client::Manager,
+    events: &mut broadcast::Receiver<volley_client::ManagerEvent>,
+    want: volley_client::TransportKind,
+) {
+    if manager.transport() != Some(want) {
+        wait_for(events, "upgrade", |e| {
+            (*e == volley_client::ManagerEvent::Upgrade(want)).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(manager.transport(), Some(want));
 }
 
 /// Waits for the first event `f` accepts, failing after [`WAIT`].
