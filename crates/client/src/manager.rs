@@ -867,8 +867,10 @@ impl Driver {
     }
 
     /// The connection is gone: sockets are disconnected, events emitted on the old connection
-    /// but not yet written go back to the front of their send buffers, and acknowledgements of
-    /// events that went out fail.
+    /// but not yet written go back to the front of their send buffers, unless they wait for an
+    /// acknowledgement, and acknowledgements of events emitted while connected fail, after the
+    /// disconnect event (as in socket.io-client, whose engine drops its write buffer at close):
+    /// whether the driver had written such an event yet must not decide the outcome.
     fn connection_lost(&mut self, reason: DisconnectReason) {
         let sockets = self.sockets();
         let mut was_connected = Vec::new();
@@ -881,6 +883,8 @@ impl Driver {
         }
         // No emit can reach the channel any more: take what is in it.
         let mut requeue: HashMap<String, Vec<Buffered>> = HashMap::new();
+        // Emitted once the heartbeat had expired: buffered with their acks, as socket.io-client
+        // buffers an emit made after `_hasPingExpired()`.
         for (nsp, b) in self.unsent.drain(..) {
             requeue.entry(nsp).or_default().push(b);
         }
@@ -892,7 +896,7 @@ impl Driver {
                     ack,
                     volatile,
                 } => {
-                    if !volatile && !is_ack(&packet) {
+                    if !volatile && !is_ack(&packet) && ack.is_none() {
                         requeue
                             .entry(nsp)
                             .or_default()
@@ -902,25 +906,27 @@ impl Driver {
                 other => self.deferred.push_back(other),
             }
         }
+        let mut failed = Vec::new();
         for s in &sockets {
-            let (acks, active) = {
+            let active = {
                 let mut st = lock(&s.state);
                 if let Some(list) = requeue.remove(&s.nsp) {
                     for b in list.into_iter().rev() {
                         st.buffer.push_front(b);
                     }
                 }
-                (st.take_sent_acks(), st.active)
+                failed.extend(st.take_sent_acks());
+                st.active
             };
-            for tx in acks {
-                let _ = tx.send(Err(crate::AckError::Disconnected));
-            }
             if active && self.inner.reconnection.enabled {
                 s.status.send_replace(Status::Connecting);
             }
         }
         for s in &was_connected {
             self.fire_disconnect(s, reason);
+        }
+        for tx in failed {
+            let _ = tx.send(Err(crate::AckError::Disconnected));
         }
     }
 

@@ -39,9 +39,12 @@ async fn quiet(rx: &mut tokio::sync::broadcast::Receiver<ManagerEvent>, for_: Du
 async fn retries(kind: Kind) {
     let server = Server::start(kind, Ping::default()).await;
     let m = manager(&server.url());
+    // A short ack timeout, so that the test does not wait long for the retries it needs; an
+    // answer that a busy machine delays past it only costs one more try (at-least-once), so
+    // the counts below are lower bounds and there are tries to spare.
     let socket = m
         .socket("/")
-        .retries(3)
+        .retries(20)
         .ack_timeout(Duration::from_millis(300))
         .connect()
         .await
@@ -51,14 +54,24 @@ async fn retries(kind: Kind) {
     let a = socket.emit_with_ack::<u32, _>("flaky", "a");
     let b = socket.emit_with_ack::<u32, _>("flaky", "b");
     socket.emit("flaky", "c").unwrap();
-    assert_eq!(tokio::time::timeout(WAIT, a).await.unwrap().unwrap(), 2);
-    assert_eq!(tokio::time::timeout(WAIT, b).await.unwrap().unwrap(), 2);
+    assert!(tokio::time::timeout(WAIT, a).await.unwrap().unwrap() >= 2);
+    assert!(tokio::time::timeout(WAIT, b).await.unwrap().unwrap() >= 2);
     // Acknowledged emits bypass nothing: "collected" goes through the queue too, after "c".
     let seen: Vec<String> = tokio::time::timeout(WAIT, socket.emit_with_ack("collected", &()))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(seen, ["a", "a", "b", "b", "c", "c"]);
+    // In order, each key at least twice: a a… b b… c c…
+    let mut runs: Vec<(String, usize)> = Vec::new();
+    for key in &seen {
+        match runs.last_mut() {
+            Some((k, n)) if k == key => *n += 1,
+            _ => runs.push((key.clone(), 1)),
+        }
+    }
+    let keys: Vec<&str> = runs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c"], "{seen:?}");
+    assert!(runs.iter().all(|(_, n)| *n >= 2), "{seen:?}");
     // Out of tries: the error comes back.
     let socket2 = m
         .socket("/admin")
@@ -243,19 +256,14 @@ async fn dropping_every_handle_ends_the_connection() {
     let s = m.socket("/").connect().await.unwrap();
     assert_eq!(proxy.live(), 1);
     drop(m);
-    // The socket handle keeps the manager alive.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The socket handle keeps the manager alive: a round trip after the drop goes through the
+    // driver's ordered command channel, behind the shutdown a drop of the last handle sends.
+    let r: u32 = s.timeout(WAIT).emit_with_ack("ack", &5).await.unwrap();
+    assert_eq!(r, 5);
     assert!(s.connected());
     assert_eq!(proxy.live(), 1);
     drop(s);
-    let deadline = std::time::Instant::now() + WAIT;
-    while proxy.live() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the connection outlived its handles"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    proxy.wait_live(0).await;
 }
 
 #[test]

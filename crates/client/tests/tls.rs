@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{Kind, Ping, Server, WAIT};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -76,15 +75,12 @@ async fn every_transport_over_tls() {
             .tls_config(config.clone())
             .build()
             .unwrap();
+        let mut events = m.events();
         let s = tokio::time::timeout(WAIT, m.socket("/").connect())
             .await
             .unwrap()
             .unwrap();
-        let deadline = std::time::Instant::now() + WAIT;
-        while m.transport() != Some(want) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(m.transport(), Some(want), "{transports:?}");
+        common::settled(&m, &mut events, want).await;
         let r: String = s
             .timeout(WAIT)
             .emit_with_ack("ack", "secure")

@@ -42,7 +42,9 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // A readiness probe: redis-server has no other signal than its log. The bound is only
+        // reached when redis-server is broken.
+        let deadline = Instant::now() + WAIT;
         while !ping(port) {
             assert!(
                 Instant::now() < deadline,
@@ -61,10 +63,16 @@ impl Drop for Redis {
     }
 }
 
-async fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
+/// The longest any expected thing may take: a bound on a hang, never reached unless
+/// something is broken, however busy the machine.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Polls `f` until it holds, failing after [`WAIT`]: only for a state that no signal reports
+/// (the adapter has no "link lost" notification).
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
     while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -74,9 +82,9 @@ type Client =
 
 async fn next_text(ws: &mut Client) -> String {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        let msg = tokio::time::timeout(WAIT, ws.next())
             .await
-            .expect("a frame within 5 s")
+            .expect("a frame within WAIT")
             .expect("open")
             .expect("no error");
         if let Ws::Text(t) = msg {
@@ -94,8 +102,10 @@ async fn next_text(ws: &mut Client) -> String {
 async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
     let port = free_port();
     let redis = Redis::start(port);
+    // The link notices the outage by its connections closing, not by a timeout: the command
+    // timeout is long, so that a Redis slowed down by a busy machine is not taken for gone.
     let config = RedisAdapterConfig {
-        command_timeout: Duration::from_millis(500),
+        command_timeout: WAIT,
         ping_interval: Duration::from_millis(500),
         max_backoff: Duration::from_millis(200),
         ..Default::default()
@@ -107,7 +117,7 @@ async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
     io.of("/").on_connection(|s: volley::Socket| async move {
         s.join("r");
     });
-    cluster.ready(Duration::from_secs(5)).await.unwrap();
+    cluster.ready(WAIT).await.unwrap();
     assert_eq!(io.server_count().await.unwrap(), 1);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,57 +134,49 @@ async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
 
     // Redis goes away.
     drop(redis);
-    wait_until("the adapter notices", Duration::from_secs(5), || {
-        !cluster.is_connected()
-    })
-    .await;
+    wait_until("the adapter notices", || !cluster.is_connected()).await;
 
-    // Cluster requests fail at once, with a clear error.
-    let t = Instant::now();
+    // Cluster requests fail at once, with a clear error: "redis unavailable", not the
+    // timeout of a request that waited (these timeouts are far longer than the test).
     let err = io.server_count().await.unwrap_err();
     assert!(err.to_string().contains("redis unavailable"), "{err}");
     let err = io.fetch_sockets().await.unwrap_err();
     assert!(err.to_string().contains("redis unavailable"), "{err}");
-    assert!(io.all_rooms().await.is_err());
+    let err = io.all_rooms().await.unwrap_err();
+    assert!(err.to_string().contains("redis unavailable"), "{err}");
     let sse = io
         .of("/")
-        .server_side_emit_with_ack::<RawArgs>("x", (), Duration::from_secs(5))
+        .server_side_emit_with_ack::<RawArgs>("x", (), Duration::from_secs(3600))
         .await;
-    assert!(sse.is_err());
-    assert!(
-        t.elapsed() < Duration::from_millis(200),
-        "{:?}",
-        t.elapsed()
-    );
+    match sse {
+        Err(err) => assert!(err.to_string().contains("redis unavailable"), "{err}"),
+        Ok(_) => panic!("a cluster request during the outage succeeded"),
+    }
 
     // Local delivery goes on: broadcasts to all and to a room...
     io.emit("during-outage", "x").unwrap();
     assert_eq!(next_text(&mut ws).await, r#"42["during-outage","x"]"#);
     io.to("r").emit("room", &1).unwrap();
     assert_eq!(next_text(&mut ws).await, r#"42["room",1]"#);
-    // ...and a broadcast with acks gets the local client's answer.
-    let acks = io
-        .timeout(Duration::from_millis(800))
-        .emit_with_ack::<String, _>("ask", "q");
-    let collect = tokio::spawn(acks.collect_all());
+    // ...and a broadcast with acks gets the local client's answer (as it arrives: a timeout
+    // that only a bug reaches).
+    let mut acks = io.timeout(WAIT).emit_with_ack::<String, _>("ask", "q");
     let ask = next_text(&mut ws).await;
     let id: String = ask[2..].chars().take_while(char::is_ascii_digit).collect();
     assert!(ask.ends_with(r#"["ask","q"]"#), "{ask}");
     ws.send(Ws::text(format!(r#"43{id}["a"]"#))).await.unwrap();
-    let answers = collect.await.unwrap();
-    assert!(
-        answers
-            .iter()
-            .any(|a| a.result.as_deref().ok() == Some("a")),
-        "{answers:?}"
-    );
+    let answer = tokio::time::timeout(WAIT, acks.next())
+        .await
+        .expect("the local answer")
+        .expect("the stream is not over");
+    assert_eq!(answer.result.as_deref().ok(), Some("a"), "{answer:?}");
 
     // Redis comes back on the same port: the adapter reconnects and resubscribes.
     let _redis = Redis::start(port);
-    wait_until("reconnected", Duration::from_secs(10), || {
-        cluster.is_connected()
-    })
-    .await;
+    cluster
+        .ready(WAIT)
+        .await
+        .expect("reconnected and resubscribed");
     assert_eq!(io.server_count().await.unwrap(), 1);
     let stats = cluster.stats();
     assert_eq!(stats.reconnects, 1, "{stats:?}");

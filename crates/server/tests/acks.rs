@@ -11,6 +11,11 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use volley::{AckError, AckSender, Data, EmitError, Socket, SocketIo};
 
+/// An acknowledgement timeout that only a bug reaches: a test waits for it only on paused
+/// time (below 25 s, the default ping interval, so that auto-advancing the paused clock
+/// reaches it before any heartbeat).
+const LONG: Duration = Duration::from_secs(10);
+
 /// Reads the broadcast `name` on `client` and answers it with `answer`.
 async fn answer(client: &mut Client, name: &str, answer: Value) {
     let e = client.next_event("/", name).await;
@@ -28,7 +33,7 @@ async fn broadcast_ack_collects_every_sockets_answer() {
 
     let stream = srv
         .io
-        .timeout(Duration::from_secs(2))
+        .timeout(LONG)
         .emit_with_ack::<String, _>("who", &"are you");
     for (client, name) in [(&mut a, "a"), (&mut b, "b"), (&mut c, "c")] {
         let e = client.next_event("/", "who").await;
@@ -62,17 +67,23 @@ async fn broadcast_ack_slow_socket_times_out_and_the_others_answer() {
     let (mut b, sb) = join_captured(&srv, "/", &mut socks).await;
     let (mut slow, _) = join_captured(&srv, "/", &mut socks).await;
 
-    let mut stream = srv
-        .io
-        .timeout(Duration::from_millis(300))
-        .emit_with_ack::<u32, _>("count", &());
+    let mut stream = srv.io.timeout(LONG).emit_with_ack::<u32, _>("count", &());
     answer(&mut a, "count", json!(1)).await;
     answer(&mut b, "count", json!(2)).await;
     // The slow client receives the event and never answers.
     assert!(slow.next_event("/", "count").await.ack_id.is_some());
 
-    // The fast answers come first, as they arrive; then one timeout for the missing one.
+    // The fast answers come first, as they arrive; then one timeout for the missing one,
+    // reached on paused time once nothing else is left to happen.
     let mut items = Vec::new();
+    for _ in 0..2 {
+        let item = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("a fast answer")
+            .expect("the stream is not over");
+        items.push(item);
+    }
+    tokio::time::pause();
     while let Some(item) = tokio::time::timeout(WAIT, stream.next())
         .await
         .expect("the stream ends by its own timeout")
@@ -103,16 +114,29 @@ async fn broadcast_ack_collect_all_with_a_slow_socket() {
     let (mut a, sa) = join_captured(&srv, "/", &mut socks).await;
     let (mut slow, _) = join_captured(&srv, "/", &mut socks).await;
     let (mut b, sb) = join_captured(&srv, "/", &mut socks).await;
+    for s in [&sa, &sb] {
+        s.on(
+            "sync",
+            |_: Socket, _: volley::RawArgs, ack: AckSender| async move {
+                let _ = ack.send(&());
+            },
+        );
+    }
 
     let stream = srv
         .io
         .of("/")
         .broadcast()
-        .timeout(Duration::from_millis(300))
+        .timeout(LONG)
         .emit_with_ack::<String, _>("ping", &1);
     answer(&mut a, "ping", json!("pong-a")).await;
     answer(&mut b, "ping", json!("pong-b")).await;
     slow.next_event("/", "ping").await;
+    // The server handles a connection's packets in order: once it answered these, it has the
+    // two answers. Then the paused clock reaches the timeout of the slow one at once.
+    a.emit_with_ack("/", "sync", json!([])).await;
+    b.emit_with_ack("/", "sync", json!([])).await;
+    tokio::time::pause();
 
     let all = tokio::time::timeout(WAIT, stream.collect_all())
         .await
@@ -199,10 +223,7 @@ async fn broadcast_ack_respects_the_selection() {
     sb.join("r");
 
     // socket.to(room) excludes the sender: only B is asked.
-    let stream = sa
-        .to("r")
-        .timeout(Duration::from_secs(2))
-        .emit_with_ack::<i32, _>("q", &1);
+    let stream = sa.to("r").timeout(LONG).emit_with_ack::<i32, _>("q", &1);
     answer(&mut b, "q", json!(7)).await;
     let all = tokio::time::timeout(WAIT, stream.collect_all())
         .await
@@ -219,7 +240,7 @@ async fn broadcast_ack_respects_the_selection() {
         .io
         .local()
         .to("r")
-        .timeout(Duration::from_secs(2))
+        .timeout(LONG)
         .emit_with_ack::<i32, _>("q2", &2);
     answer(&mut a, "q2", json!(1)).await;
     answer(&mut b, "q2", json!(2)).await;
@@ -248,10 +269,7 @@ async fn broadcast_ack_answer_that_does_not_decode() {
     let mut socks = capture_sockets(&srv.io.of("/"));
     let (mut a, sa) = join_captured(&srv, "/", &mut socks).await;
 
-    let stream = srv
-        .io
-        .timeout(Duration::from_secs(2))
-        .emit_with_ack::<u32, _>("n", &0);
+    let stream = srv.io.timeout(LONG).emit_with_ack::<u32, _>("n", &0);
     answer(&mut a, "n", json!("not a number")).await;
     let all = tokio::time::timeout(WAIT, stream.collect_all())
         .await
@@ -278,7 +296,7 @@ async fn socket_emit_with_ack_gets_the_answer() {
 
     // Several arguments each way.
     let fut = sa
-        .timeout(Duration::from_secs(2))
+        .timeout(LONG)
         .emit_args_with_ack::<(i32, String)>("pair", (1, "x"));
     let e = a.next_event("/", "pair").await;
     assert_eq!(e.args, vec![json!(1), json!("x")]);
@@ -459,7 +477,7 @@ async fn acks_in_a_custom_namespace() {
         .io
         .of("/chat")
         .broadcast()
-        .timeout(Duration::from_secs(2))
+        .timeout(LONG)
         .emit_with_ack::<String, _>("b", &2);
     let e = a.next_event("/chat", "b").await;
     a.ack("/chat", e.ack_id.unwrap(), json!(["b-answer"]));

@@ -2,9 +2,11 @@
 //! memory grow: its backlog is bounded (`max_buffered_packets` / `max_buffered_bytes`, the
 //! defaults here) and the emit that would cross the bound closes its connection.
 //!
-//! The one timing-based test of the suite: delivery rates to 100 healthy clients, with and
-//! without a stuck client in the audience, compared relatively (best of at least three
-//! interleaved runs each, so that load from elsewhere on the machine hits both sides alike).
+//! "Slows nobody" is checked by progress, not by speed: with the stuck client's backlog held
+//! by the server, broadcasts to it and to 100 healthy clients go on, and every healthy client
+//! receives every one of them (the broadcaster waits for the healthy clients, never for the
+//! stuck one; a server that blocked on it would hang the run). Delivery rates are printed for
+//! information only: a busy machine changes them, so nothing is asserted on them.
 
 mod reliability_support;
 
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use reliability_support::client::{Client, ConnectOptions, Target};
 use reliability_support::{mib, rss, serve};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use volley::{DisconnectReason, EmitError, Socket, SocketIo};
 
 const HEALTHY: u64 = 100;
@@ -23,10 +25,22 @@ const BROADCASTS: u64 = 1500;
 /// so that a run measures delivery, not queueing.
 const WINDOW: u64 = 32;
 
-#[derive(Default)]
-struct Slow {
-    socket: Mutex<Option<Socket>>,
-    reason: Mutex<Option<DisconnectReason>>,
+/// A bound on a hang, never reached unless something is broken.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// What the server reports: each healthy socket as it joins, the stuck client's socket, and
+/// the stuck client's disconnect reason.
+struct Seen {
+    healthy: mpsc::UnboundedSender<()>,
+    slow: mpsc::UnboundedSender<Socket>,
+    reason: Mutex<Option<tokio::sync::oneshot::Sender<DisconnectReason>>>,
+}
+
+async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
+        .unwrap_or_else(|| panic!("channel of {what} closed"))
 }
 
 /// Broadcasts `BROADCASTS` ticks to `rooms` and returns deliveries per second to the
@@ -44,7 +58,7 @@ async fn run(io: &SocketIo, rooms: &[&str], received: &AtomicU64, progress: &Not
         io.to(rooms).emit("tick", &payload).unwrap();
     }
     let all = base + BROADCASTS * HEALTHY;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + WAIT;
     while received.load(Ordering::Acquire) < all {
         assert!(
             Instant::now() < deadline,
@@ -58,10 +72,16 @@ async fn run(io: &SocketIo, rooms: &[&str], received: &AtomicU64, progress: &Not
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
     let io = SocketIo::builder().build();
-    let slow = Arc::new(Slow::default());
-    let s = slow.clone();
+    let (healthy_tx, mut healthy_joined) = mpsc::unbounded_channel();
+    let (slow_tx, mut slow_joined) = mpsc::unbounded_channel();
+    let (reason_tx, reason_rx) = tokio::sync::oneshot::channel();
+    let seen = Arc::new(Seen {
+        healthy: healthy_tx,
+        slow: slow_tx,
+        reason: Mutex::new(Some(reason_tx)),
+    });
     io.of("/").on_connection(move |socket: Socket| {
-        let slow = s.clone();
+        let seen = seen.clone();
         async move {
             if socket
                 .handshake()
@@ -71,13 +91,16 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
                 == Some("slow")
             {
                 socket.join("slow");
-                let s = slow.clone();
+                let s = seen.clone();
                 socket.on_disconnect(move |_: Socket, reason| async move {
-                    *s.reason.lock().unwrap() = Some(reason);
+                    if let Some(tx) = s.reason.lock().unwrap().take() {
+                        let _ = tx.send(reason);
+                    }
                 });
-                *slow.socket.lock().unwrap() = Some(socket);
+                let _ = seen.slow.send(socket);
             } else {
                 socket.join("healthy");
+                let _ = seen.healthy.send(());
             }
         }
     });
@@ -103,8 +126,8 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
             }
         });
     }
-    while io.of("/").sockets().len() < HEALTHY as usize {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    for _ in 0..HEALTHY {
+        next(&mut healthy_joined, "healthy client joined").await;
     }
     // Warm up, then the baseline of memory.
     run(&io, &["healthy"], &received, &progress).await;
@@ -123,12 +146,7 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
     .await
     .unwrap()
     .into_ws();
-    let slow_socket = loop {
-        if let Some(s) = slow.socket.lock().unwrap().clone() {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let slow_socket = next(&mut slow_joined, "stuck client joined").await;
     // Fill the kernel's buffers so that its backlog is in the server's hands during the
     // runs: at least 1 MiB waiting in the server.
     let chunk = "f".repeat(64 * 1024);
@@ -147,36 +165,24 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
         io.metrics()
     );
 
-    // Interleaved runs, at least 3 of each and up to 7 while the best ones are apart: the
-    // machine's load from elsewhere only ever slows a run down, so the best of several is
-    // the closest to what each setup can do.
-    let (mut without, mut with) = (Vec::new(), Vec::new());
-    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    for round in 1..=7 {
-        without.push(run(&io, &["healthy"], &received, &progress).await);
-        with.push(run(&io, &["healthy", "slow"], &received, &progress).await);
-        if round >= 3 && best(&with) >= 0.8 * best(&without) {
-            break;
-        }
-    }
+    // One run without the stuck client in the audience and one with it: both end, every
+    // healthy client having received every broadcast. (One run with it: its 1 500 packets
+    // and the fill above stay below the 10 000 packets a backlog may hold, so it is the byte
+    // bound that cuts it off below.)
+    let without = run(&io, &["healthy"], &received, &progress).await;
+    let with = run(&io, &["healthy", "slow"], &received, &progress).await;
     let metrics = io.metrics();
     let rss_stuck = rss();
-    let (best_without, best_with) = (best(&without), best(&with));
     eprintln!(
-        "deliveries/s to {HEALTHY} clients, {BROADCASTS} broadcasts a run: without the stuck \
-         client {without:.0?}, with it {with:.0?}; best {best_without:.0} vs {best_with:.0} \
-         (ratio {:.3}); stuck client's backlog {} KiB; RSS {:.1} -> {:.1} MiB",
-        best_with / best_without,
+        "deliveries/s to {HEALTHY} clients, {BROADCASTS} broadcasts a run (for information): \
+         without the stuck client {without:.0}, with it {with:.0}; stuck client's backlog {} \
+         KiB; RSS {:.1} -> {:.1} MiB",
         metrics.max_session_queued_bytes / 1024,
         mib(rss_start),
         mib(rss_stuck),
     );
     assert!(slow_socket.connected(), "cut off before its bound");
     assert!(metrics.max_session_queued_bytes >= 1 << 20);
-    assert!(
-        best_with >= 0.8 * best_without,
-        "the stuck client slowed the others: {best_with:.0}/s vs {best_without:.0}/s"
-    );
 
     // Now keep sending to it alone: the backlog hits its bound (16 MiB by default) and the
     // connection is closed; memory stays flat however much is thrown at it.
@@ -200,17 +206,10 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
         matches!(refused, EmitError::QueueFull | EmitError::Disconnected),
         "{refused:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let reason = loop {
-        if let Some(r) = *slow.reason.lock().unwrap() {
-            break r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the stuck client was not disconnected"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    let reason = tokio::time::timeout(WAIT, reason_rx)
+        .await
+        .expect("the stuck client was not disconnected")
+        .expect("disconnect reported");
     rss_max = rss_max.max(rss());
     eprintln!(
         "cut off after {:.1} MiB more; RSS at most {:.1} MiB (+{:.1} MiB over the start)",

@@ -10,7 +10,7 @@
 // same behaviour on the Volley server):
 //   "echo"      emits "echo" back with the same arguments (binary included)
 //   "ack"       acknowledges with the same arguments
-//   "ask"       emitWithAck("question", ...args) to the client (5 s timeout), then emits
+//   "ask"       emitWithAck("question", ...args) to the client (30 s timeout), then emits
 //               "answer" with the client's reply arguments
 //   "collect"   appends its first argument to a list shared by the whole server (acknowledged
 //               with true when the client asked)
@@ -47,7 +47,7 @@ function behave(socket) {
   });
   socket.on("ask", async (...args) => {
     try {
-      const reply = await socket.timeout(5000).emitWithAck("question", ...args);
+      const reply = await socket.timeout(30000).emitWithAck("question", ...args);
       socket.emit("answer", reply);
     } catch (e) {
       socket.emit("answer", { error: String(e) });

@@ -33,7 +33,8 @@ const check = (name, ok, extra = {}) => {
 };
 const sorted = (a) => [...a].sort();
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-const TIMEOUT = 8000;
+// Bounds on a hang, never reached unless something is broken, however busy the machine.
+const TIMEOUT = 30000;
 
 /** Records every event of a socket; `next(event, pred)` waits for the first matching one
  *  not yet taken. */
@@ -88,7 +89,7 @@ async function connect(url, nsp = "/") {
 const ack = (c, event, ...args) => c.socket.timeout(TIMEOUT).emitWithAck(event, ...args);
 
 /** Retries `f` until `ok(result)` or the deadline; returns the last result. */
-async function eventually(f, ok, ms = 5000) {
+async function eventually(f, ok, ms = TIMEOUT) {
   const deadline = Date.now() + ms;
   let last;
   for (;;) {

@@ -24,7 +24,7 @@ const httpServer = createServer((_, res) => {
   res.writeHead(404);
   res.end();
 });
-const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 2000, serveClient: false });
+const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 20000, serveClient: false });
 
 const pub = createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
@@ -33,7 +33,7 @@ await Promise.all([pub.connect(), sub.connect()]);
 io.adapter(
   MODE === "sharded"
     ? createShardedAdapter(pub, sub, { subscriptionMode: process.env.SUBSCRIPTION_MODE || "dynamic" })
-    : createAdapter(pub, sub),
+    : createAdapter(pub, sub, { requestsTimeout: 20000 }),
 );
 
 const sorted = (a) => [...a].sort();
@@ -82,7 +82,7 @@ function handlers(nsp) {
     );
     socket.on("cluster:ask-all", async (data, ack) => {
       try {
-        ack(sorted(await nsp.timeout(3000).emitWithAck("cluster:ask", data)));
+        ack(sorted(await nsp.timeout(20000).emitWithAck("cluster:ask", data)));
       } catch (e) {
         ack({ error: e.message });
       }

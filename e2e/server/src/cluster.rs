@@ -288,7 +288,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                         .server_side_emit_with_ack::<Value>(
                             "cluster:ping",
                             (data,),
-                            Duration::from_secs(5),
+                            Duration::from_secs(20),
                         )
                         .await
                     {
@@ -323,7 +323,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                 async move {
                     let stream = ns
                         .broadcast()
-                        .timeout(Duration::from_secs(3))
+                        .timeout(Duration::from_secs(20))
                         .emit_args_with_ack::<Value>("cluster:ask", args);
                     let mut ok = Vec::new();
                     let mut failed = false;

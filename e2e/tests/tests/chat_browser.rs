@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use volley_test_support::{NodeOutput, repo_root, run_node};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const DEADLINE: Duration = Duration::from_secs(120);
+const DEADLINE: Duration = Duration::from_secs(300);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_page_works_in_chromium() {

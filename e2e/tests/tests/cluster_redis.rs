@@ -21,6 +21,11 @@ use volley_conformance_server::cluster::{ClusterEnv, install};
 use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
 use volley_test_support::{ensure_node_modules, run_node};
 
+/// The longest any expected thing may take (a process starting, Redis counting subscribers, a
+/// node noticing Redis is gone): a bound on a hang, never reached unless something is broken,
+/// however busy the machine. What no signal reports is polled within it.
+const WAIT: Duration = Duration::from_secs(60);
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -64,7 +69,7 @@ impl Redis {
             port,
             child: Some(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT;
         loop {
             if redis_cmd(port, &["PING"]).is_ok_and(|r| r.starts_with("+PONG")) {
                 return redis;
@@ -149,9 +154,9 @@ async fn start_node(redis: &str, mode: &str, subscription: &str, name: &str) -> 
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start node: {e} (is Node.js installed?)"));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+    let line = tokio::time::timeout(WAIT, lines.next_line())
         .await
-        .unwrap_or_else(|_| panic!("node cluster server {name} did not start within 20 s"));
+        .unwrap_or_else(|_| panic!("node cluster server {name} did not start within {WAIT:?}"));
     let line = line.unwrap().unwrap_or_default();
     assert!(
         line.contains("\"listening\""),
@@ -183,23 +188,27 @@ async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
     let env = ClusterEnv {
         url: redis.to_owned(),
         name: name.to_owned(),
+        // The link notices a Redis restart by its connections closing: a long command
+        // timeout, so that a Redis slowed down by a busy machine is not taken for gone (which
+        // would add a reconnection).
         config: RedisAdapterConfig {
             mode,
+            command_timeout: WAIT,
+            // Cluster requests end as soon as every server answered; below the driver's own
+            // 30 s bound on each of its requests, so that a missing answer is reported as such.
+            requests_timeout: Duration::from_secs(20),
             ..Default::default()
         },
     };
     let cluster = env.connect().await.expect("volley joins the cluster");
     let io = SocketIo::builder()
         .ping_interval(Duration::from_secs(1))
-        .ping_timeout(Duration::from_secs(2))
+        .ping_timeout(Duration::from_secs(20))
         .adapter(cluster.factory())
         .build();
     install(&io.of("/"), name, None);
     install(&io.of("/chat"), name, None);
-    cluster
-        .ready(Duration::from_secs(10))
-        .await
-        .expect("subscribed");
+    cluster.ready(WAIT).await.expect("subscribed");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(volley::serve(listener, io.service()));
@@ -211,7 +220,8 @@ async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
 }
 
 /// Waits (bounded) until Redis counts `n` servers on `/` and `/chat`.
-async fn wait_servers(redis: &Redis, n: i64, sharded: bool, within: Duration) {
+async fn wait_servers(redis: &Redis, n: i64, sharded: bool) {
+    let within = WAIT;
     let (a, b) = if sharded {
         ("socket.io#/#", "socket.io#/chat#")
     } else {
@@ -239,7 +249,7 @@ async fn drive(urls: &[String], mode: &str, redis: &str, label: &str) {
         "label": label,
     })
     .to_string();
-    let out = run_node("cluster-driver.mjs", &[&cfg], Duration::from_secs(90)).await;
+    let out = run_node("cluster-driver.mjs", &[&cfg], Duration::from_secs(300)).await;
     let failed: Vec<_> = out
         .events("check")
         .into_iter()
@@ -271,7 +281,7 @@ async fn mixed_cluster(volley_mode: Mode, restart: bool) {
     let node = start_node(&url, mode, subscription, "node-a").await;
     let v1 = start_volley(&url, volley_mode, "volley-b").await;
     let v2 = start_volley(&url, volley_mode, "volley-c").await;
-    wait_servers(&redis, 3, sharded, Duration::from_secs(15)).await;
+    wait_servers(&redis, 3, sharded).await;
     let urls: Vec<String> = [node.port, v1.port, v2.port]
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
@@ -285,7 +295,7 @@ async fn mixed_cluster(volley_mode: Mode, restart: bool) {
     let t0 = Instant::now();
     redis.stop();
     let before = v1.cluster.stats().reconnects;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + WAIT;
     while v1.cluster.is_connected() || v2.cluster.is_connected() {
         assert!(
             Instant::now() < deadline,
@@ -294,7 +304,7 @@ async fn mixed_cluster(volley_mode: Mode, restart: bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let redis = Redis::start(redis.port);
-    wait_servers(&redis, 3, sharded, Duration::from_secs(20)).await;
+    wait_servers(&redis, 3, sharded).await;
     eprintln!(
         "{label}: 3 servers counted again {:?} after the shutdown",
         t0.elapsed()

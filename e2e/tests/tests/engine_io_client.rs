@@ -130,13 +130,14 @@ async fn run_mode(addr: SocketAddr, mode: &str) -> NodeOutput {
     run_node(SCRIPT, &[&url, mode], DEADLINE).await
 }
 
-/// The script closes its socket at the end; the server must drop the session.
+/// The script closes its socket at the end; the server must drop the session. (The engine
+/// reports no such event: its count is polled, within the bound of a hang.)
 async fn assert_sessions_drain(engine: &Engine) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
     while engine.session_count() > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{} session(s) still open 5 s after the client closed",
+            "{} session(s) still open {DEADLINE:?} after the client closed",
             engine.session_count()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -529,11 +529,9 @@ async fn acks(mode: Mode) {
         server_timeout["result"], "timeout",
         "AckError::Timeout expected: {server_timeout}"
     );
+    // Not before its time (no upper bound: a busy machine may run the timer late).
     let elapsed = server_timeout["elapsed_ms"].as_u64().unwrap_or_default();
-    assert!(
-        (300..3_000).contains(&elapsed),
-        "server timeout after {elapsed} ms"
-    );
+    assert!(elapsed >= 300, "server timeout after {elapsed} ms");
     assert_eq!(one(&out, "server-timeout")["result"], "timeout", "{out}");
 }
 
@@ -1004,10 +1002,12 @@ impl Drop for Proxy {
 }
 
 fn reconnect_server(name: &'static str, obs: &Obs) -> SocketIo {
-    // Short heartbeats, so the server also notices a dead polling session quickly.
+    // Frequent pings, so the server also notices a dead polling session within seconds; a
+    // pong deadline long enough that a pong delayed by a busy machine never ends a healthy
+    // connection.
     let io = SocketIo::builder()
         .ping_interval(Duration::from_millis(300))
-        .ping_timeout(Duration::from_millis(200))
+        .ping_timeout(Duration::from_secs(5))
         .build();
     let obs = obs.clone();
     io.of("/").on_connection(move |socket: Socket| {

@@ -20,8 +20,9 @@ use volley::{DisconnectReason, RawArgs, Socket, SocketIo, SocketIoBuilder};
 
 use sio::{Observer, Server, observer, serve, str_of};
 
-/// How long a test waits for one frame or for a connection to close.
-const FRAME_WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits for one frame or for a connection to close: a bound on a hang,
+/// never reached unless something is broken, however busy the machine.
+const FRAME_WAIT: Duration = Duration::from_secs(30);
 
 /// A server with "/" (events "echo" and "bin") and "/other" (event "ev"), reporting every
 /// connection, disconnection and event it handles.
@@ -94,8 +95,6 @@ struct Raw {
 struct Closed {
     /// Text frames received before the end.
     frames: Vec<String>,
-    /// From the call to the end.
-    after: Duration,
 }
 
 impl Raw {
@@ -175,10 +174,7 @@ impl Raw {
             match msg {
                 Some(Ok(Message::Text(t))) => frames.push(t.as_str().to_owned()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                    return Closed {
-                        frames,
-                        after: started.elapsed(),
-                    };
+                    return Closed { frames };
                 }
                 Some(Ok(_)) => {}
             }
@@ -234,7 +230,7 @@ async fn malformed_packets_close_only_their_connection() {
         victim.send(frame).await;
         let closed = victim.closed(FRAME_WAIT).await;
         assert_nothing_but_close(&closed, frame);
-        assert!(closed.after < Duration::from_secs(2), "{frame}: {closed:?}");
+        // Closed for the frame (the reason says so), not by a timeout.
         let d = disconnect_of(&mut seen, &victim.id).await;
         assert_eq!(
             d["reason"],
@@ -282,10 +278,6 @@ async fn binary_event_whose_attachments_never_come_is_dropped() {
         after >= TIMEOUT,
         "closed after {after:?}, before the attachments timeout of {TIMEOUT:?}"
     );
-    assert!(
-        after < Duration::from_secs(3),
-        "closed only after {after:?}"
-    );
     let d = disconnect_of(&mut seen, &victim.id).await;
     assert_eq!(d["reason"], DisconnectReason::ParseError.as_str(), "{d}");
     assert!(
@@ -297,9 +289,9 @@ async fn binary_event_whose_attachments_never_come_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_up_to_the_cap_pass_and_more_close() {
-    // The default attachments timeout (10 s) is far longer than the test's waits: a close
-    // here comes from the cap, not from the timeout.
-    let (server, mut seen) = server(SocketIo::builder()).await;
+    // No attachments timeout within the test's reach: a close here comes from the cap.
+    let (server, mut seen) =
+        server(SocketIo::builder().attachments_timeout(Duration::from_secs(3600))).await;
     let mut bystander = Raw::connect(server.addr).await;
 
     let mut ok = Raw::connect(server.addr).await;
@@ -316,9 +308,8 @@ async fn attachments_up_to_the_cap_pass_and_more_close() {
 
     let mut victim = Raw::connect(server.addr).await;
     victim.send(&format!("4511-{}", placeholders(11))).await;
-    let closed = victim.closed(Duration::from_secs(3)).await;
+    let closed = victim.closed(FRAME_WAIT).await;
     assert_nothing_but_close(&closed, "11 attachments");
-    assert!(closed.after < Duration::from_secs(2), "{closed:?}");
     let d = disconnect_of(&mut seen, &victim.id).await;
     assert_eq!(d["reason"], DisconnectReason::ParseError.as_str(), "{d}");
     assert!(

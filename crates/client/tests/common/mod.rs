@@ -18,8 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, watch};
 use volley::{AckSender, ConnectError, RawArgs, Socket, SocketIo};
 
-/// The longest any single expected thing may take.
-pub const WAIT: Duration = Duration::from_secs(5);
+/// The longest any single expected thing may take: a bound on a hang, never reached unless
+/// something is broken (however busy the machine).
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Which server implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +112,21 @@ impl Server {
         }
     }
 
-    /// Stops the server: every connection is dropped, the port stops listening.
+    /// Stops the server: every connection is dropped, the port stops listening. Returns once
+    /// the Node process has exited, or the Volley runtime has dropped every task (its listener
+    /// included), so that the port is free again.
     pub async fn stop(&mut self) {
-        if let Running::Node(child) = &mut self.running {
-            let _ = child.kill().await;
+        match std::mem::replace(&mut self.running, Running::Stopped) {
+            Running::Node(mut child) => {
+                let _ = child.kill().await;
+            }
+            Running::Volley(rt) => {
+                tokio::task::spawn_blocking(move || rt.shutdown_timeout(WAIT))
+                    .await
+                    .expect("server runtime shutdown");
+            }
+            Running::Stopped => {}
         }
-        self.halt();
     }
 
     /// Starts it again on the same port, with a fresh state.
@@ -144,7 +154,7 @@ async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
         .expect("start node (is Node.js installed?)");
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+    let line = tokio::time::timeout(WAIT, lines.next_line())
         .await
         .expect("node server did not start in time")
         .expect("read node stdout")
@@ -176,10 +186,7 @@ fn behave(s: Socket, state: Arc<State>) {
         },
     );
     s.on("ask", |s: Socket, args: RawArgs| async move {
-        let reply: Result<RawArgs, _> = s
-            .timeout(Duration::from_secs(5))
-            .emit_args_with_ack("question", args)
-            .await;
+        let reply: Result<RawArgs, _> = s.timeout(WAIT).emit_args_with_ack("question", args).await;
         let _ = match reply {
             Ok(r) => {
                 let first = RawArgs::new(
@@ -288,18 +295,9 @@ fn volley_io(ping: Ping) -> SocketIo {
 }
 
 async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
-    // The port may still be held for a moment by the previous server's listener.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let listener = loop {
-        match std::net::TcpListener::bind(("127.0.0.1", port)) {
-            Ok(l) => break l,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("bind 127.0.0.1:{port}: {e}"),
-        }
-    };
+    // `Server::stop` returned once the previous listener was closed: the port is free.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -316,10 +314,13 @@ async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
 }
 
 /// A TCP proxy to `127.0.0.1:upstream` that can be frozen: while frozen, nothing is forwarded
-/// either way, but no connection is closed (a network that went silent).
+/// either way, but no connection is closed (a network that went silent). It counts its open
+/// connections and the reads it forwarded from clients to the server, and tests wait on those
+/// counts (not on time).
 pub struct Proxy {
     pub port: u16,
-    live: Arc<std::sync::atomic::AtomicUsize>,
+    live: watch::Sender<usize>,
+    upstream: watch::Sender<u64>,
     frozen: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -335,9 +336,9 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (frozen, _) = watch::channel(false);
-        let tx = frozen.clone();
-        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = live.clone();
+        let (live, _) = watch::channel(0usize);
+        let (sent, _) = watch::channel(0u64);
+        let (tx, count, up) = (frozen.clone(), live.clone(), sent.clone());
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
@@ -346,18 +347,20 @@ impl Proxy {
                 };
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                let (up, down) = (pipe(cr, sw, tx.subscribe()), pipe(sr, cw, tx.subscribe()));
+                let up = pipe(cr, sw, tx.subscribe(), Some(up.clone()));
+                let down = pipe(sr, cw, tx.subscribe(), None);
                 let count = count.clone();
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                count.send_modify(|n| *n += 1);
                 conns.spawn(async move {
                     tokio::join!(up, down);
-                    count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    count.send_modify(|n| *n -= 1);
                 });
             }
         });
         Proxy {
             port,
             live,
+            upstream: sent,
             frozen,
             task,
         }
@@ -369,7 +372,31 @@ impl Proxy {
 
     /// How many proxied connections are open.
     pub fn live(&self) -> usize {
-        self.live.load(std::sync::atomic::Ordering::SeqCst)
+        *self.live.borrow()
+    }
+
+    /// Waits until exactly `n` proxied connections are open, failing after [`WAIT`].
+    pub async fn wait_live(&self, n: usize) {
+        let mut rx = self.live.subscribe();
+        tokio::time::timeout(WAIT, rx.wait_for(|live| *live == n))
+            .await
+            .unwrap_or_else(|_| panic!("{} proxied connections, not {n}", self.live()))
+            .expect("proxy gone");
+    }
+
+    /// How many reads the proxy has forwarded from clients to the server so far.
+    pub fn upstream(&self) -> u64 {
+        *self.upstream.borrow()
+    }
+
+    /// Waits until the proxy has forwarded at least `n` reads from clients to the server,
+    /// failing after [`WAIT`].
+    pub async fn wait_upstream(&self, n: u64) {
+        let mut rx = self.upstream.subscribe();
+        tokio::time::timeout(WAIT, rx.wait_for(|sent| *sent >= n))
+            .await
+            .unwrap_or_else(|_| panic!("{} reads forwarded upstream, not {n}", self.upstream()))
+            .expect("proxy gone");
     }
 
     pub fn freeze(&self, yes: bool) {
@@ -381,26 +408,48 @@ async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut frozen: watch::Receiver<bool>,
+    forwarded: Option<watch::Sender<u64>>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         if frozen.wait_for(|f| !*f).await.is_err() {
             return;
         }
-        let n = match from.read(&mut buf).await {
+        let read = from.read(&mut buf).await;
+        // Frozen, the network forwards nothing, not even the end of a connection.
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let n = match read {
             Ok(0) | Err(_) => {
                 let _ = to.shutdown().await;
                 return;
             }
             Ok(n) => n,
         };
-        if frozen.wait_for(|f| !*f).await.is_err() {
-            return;
-        }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+        if let Some(count) = &forwarded {
+            count.send_modify(|c| *c += 1);
+        }
     }
+}
+
+/// Waits until `manager` uses `want`, from the events of `events` (subscribed before the
+/// connection opened, so that no upgrade can be missed), failing after [`WAIT`].
+pub async fn settled(
+    manager: &volley_client::Manager,
+    events: &mut broadcast::Receiver<volley_client::ManagerEvent>,
+    want: volley_client::TransportKind,
+) {
+    if manager.transport() != Some(want) {
+        wait_for(events, "upgrade", |e| {
+            (*e == volley_client::ManagerEvent::Upgrade(want)).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(manager.transport(), Some(want));
 }
 
 /// Waits for the first event `f` accepts, failing after [`WAIT`].
