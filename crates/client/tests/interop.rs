@@ -30,7 +30,8 @@ fn builder(url: &str, mode: Mode) -> ManagerBuilder {
         .header("X-Volley-Test", "yes")
         .reconnection_delay(Duration::from_millis(100))
         .reconnection_delay_max(Duration::from_millis(400))
-        .timeout(Some(Duration::from_secs(3)));
+        // A connection attempt may take this long: a bound on a hang, not a speed.
+        .timeout(Some(WAIT));
     match mode {
         Mode::Polling => b.transports(&[TransportKind::Polling]),
         Mode::WebSocket => b.transports(&[TransportKind::WebSocket]),

@@ -11,9 +11,9 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use volley::{AckError, AckSender, Data, EmitError, Socket, SocketIo};
 
-/// An acknowledgement timeout that only a bug reaches: a test waits for it only on paused
-/// time (below 25 s, the default ping interval, so that auto-advancing the paused clock
-/// reaches it before any heartbeat).
+/// The acknowledgement timeout of a socket that never answers, reached on paused time: below
+/// 25 s, the default ping interval, so that auto-advancing the paused clock reaches it before
+/// any heartbeat. (Where every socket answers, the timeout is [`NEVER`].)
 const LONG: Duration = Duration::from_secs(10);
 
 /// Reads the broadcast `name` on `client` and answers it with `answer`.
@@ -33,7 +33,7 @@ async fn broadcast_ack_collects_every_sockets_answer() {
 
     let stream = srv
         .io
-        .timeout(LONG)
+        .timeout(NEVER)
         .emit_with_ack::<String, _>("who", &"are you");
     for (client, name) in [(&mut a, "a"), (&mut b, "b"), (&mut c, "c")] {
         let e = client.next_event("/", "who").await;
@@ -172,10 +172,7 @@ async fn broadcast_ack_streams_fast_answers_while_a_slow_one_is_pending() {
     let (mut slow, sslow) = join_captured(&srv, "/", &mut socks).await;
 
     // A long timeout: nothing below waits for it.
-    let mut stream = srv
-        .io
-        .timeout(Duration::from_secs(20))
-        .emit_with_ack::<String, _>("q", &0);
+    let mut stream = srv.io.timeout(NEVER).emit_with_ack::<String, _>("q", &0);
     answer(&mut a, "q", json!("a")).await;
     answer(&mut b, "q", json!("b")).await;
     let slow_event = slow.next_event("/", "q").await;
@@ -223,7 +220,7 @@ async fn broadcast_ack_respects_the_selection() {
     sb.join("r");
 
     // socket.to(room) excludes the sender: only B is asked.
-    let stream = sa.to("r").timeout(LONG).emit_with_ack::<i32, _>("q", &1);
+    let stream = sa.to("r").timeout(NEVER).emit_with_ack::<i32, _>("q", &1);
     answer(&mut b, "q", json!(7)).await;
     let all = tokio::time::timeout(WAIT, stream.collect_all())
         .await
@@ -240,7 +237,7 @@ async fn broadcast_ack_respects_the_selection() {
         .io
         .local()
         .to("r")
-        .timeout(LONG)
+        .timeout(NEVER)
         .emit_with_ack::<i32, _>("q2", &2);
     answer(&mut a, "q2", json!(1)).await;
     answer(&mut b, "q2", json!(2)).await;
@@ -255,7 +252,7 @@ async fn broadcast_ack_respects_the_selection() {
     let stream = srv
         .io
         .to("empty-room")
-        .timeout(Duration::from_secs(20))
+        .timeout(NEVER)
         .emit_with_ack::<i32, _>("q3", &3);
     let all = tokio::time::timeout(WAIT, stream.collect_all())
         .await
@@ -269,7 +266,7 @@ async fn broadcast_ack_answer_that_does_not_decode() {
     let mut socks = capture_sockets(&srv.io.of("/"));
     let (mut a, sa) = join_captured(&srv, "/", &mut socks).await;
 
-    let stream = srv.io.timeout(LONG).emit_with_ack::<u32, _>("n", &0);
+    let stream = srv.io.timeout(NEVER).emit_with_ack::<u32, _>("n", &0);
     answer(&mut a, "n", json!("not a number")).await;
     let all = tokio::time::timeout(WAIT, stream.collect_all())
         .await
@@ -296,7 +293,7 @@ async fn socket_emit_with_ack_gets_the_answer() {
 
     // Several arguments each way.
     let fut = sa
-        .timeout(LONG)
+        .timeout(NEVER)
         .emit_args_with_ack::<(i32, String)>("pair", (1, "x"));
     let e = a.next_event("/", "pair").await;
     assert_eq!(e.args, vec![json!(1), json!("x")]);
@@ -371,9 +368,7 @@ async fn socket_emit_with_ack_fails_when_the_client_leaves_the_namespace() {
     let mut socks = capture_sockets(&srv.io.of("/"));
     let (mut a, sa) = join_captured(&srv, "/", &mut socks).await;
 
-    let fut = sa
-        .timeout(Duration::from_secs(20))
-        .emit_with_ack::<Value, _>("wait", &1);
+    let fut = sa.timeout(NEVER).emit_with_ack::<Value, _>("wait", &1);
     a.next_event("/", "wait").await;
     a.leave_ns("/");
     let r = tokio::time::timeout(WAIT, fut)
@@ -398,9 +393,7 @@ async fn socket_emit_with_ack_fails_when_the_connection_drops() {
     let mut socks = capture_sockets(&srv.io.of("/"));
     let (mut a, sa) = join_captured(&srv, "/", &mut socks).await;
 
-    let fut = sa
-        .timeout(Duration::from_secs(20))
-        .emit_with_ack::<Value, _>("wait", &1);
+    let fut = sa.timeout(NEVER).emit_with_ack::<Value, _>("wait", &1);
     a.next_event("/", "wait").await;
     a.drop_tcp();
     let r = tokio::time::timeout(WAIT, fut)
@@ -477,7 +470,7 @@ async fn acks_in_a_custom_namespace() {
         .io
         .of("/chat")
         .broadcast()
-        .timeout(LONG)
+        .timeout(NEVER)
         .emit_with_ack::<String, _>("b", &2);
     let e = a.next_event("/chat", "b").await;
     a.ack("/chat", e.ack_id.unwrap(), json!(["b-answer"]));

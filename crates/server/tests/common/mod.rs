@@ -27,6 +27,10 @@ use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType, Reassem
 /// hang, never reached unless something is broken, however busy the machine.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// An acknowledgement timeout that a test must never reach: longer than [`WAIT`], so that a
+/// stream or a future that waits for it instead of ending fails the test.
+pub const NEVER: Duration = Duration::from_secs(3600);
+
 /// A Volley server serving on 127.0.0.1 on a free port; stopped when dropped.
 pub struct TestServer {
     pub io: SocketIo,
