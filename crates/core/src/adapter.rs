@@ -280,7 +280,7 @@ impl ConnectionStateRecovery {
 ///   lost: [`LocalAdapter`] joins the socket to its rooms and asks the namespace to hold its
 ///   packets ([`LocalSockets::hold`]) in the same critical section, and the server releases
 ///   them after the replay. `Ok(None)` or `Err(_)`: the client gets a fresh session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Session {
     /// The socket id, given back to the restored socket.
     pub id: SocketId,
@@ -292,6 +292,19 @@ pub struct Session {
     pub data: Value,
     /// Packets broadcast to it since it left, oldest first.
     pub missed_packets: Vec<BroadcastPacket>,
+}
+
+/// The private session id is a secret: `Debug` does not show it.
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("pid", &"<redacted>")
+            .field("rooms", &self.rooms)
+            .field("data", &self.data)
+            .field("missed_packets", &self.missed_packets.len())
+            .finish()
+    }
 }
 
 /// The adapter of one namespace. Object-safe; async operations return boxed futures.
