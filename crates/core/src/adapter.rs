@@ -205,7 +205,8 @@ pub enum RoomEvent {
 /// let cfg = ConnectionStateRecovery::default()
 ///     .max_disconnection_duration(Duration::from_secs(30))
 ///     .skip_middlewares(false);
-/// assert_eq!(cfg.max_buffered_packets_limit(), 10_000);
+/// assert_eq!(cfg.max_buffered_packets, 10_000);
+/// assert!(!cfg.skip_middlewares);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -247,11 +248,6 @@ impl ConnectionStateRecovery {
     pub fn max_buffered_packets(mut self, n: usize) -> Self {
         self.max_buffered_packets = n.max(1);
         self
-    }
-
-    /// The most packets kept for replay per namespace.
-    pub fn max_buffered_packets_limit(&self) -> usize {
-        self.max_buffered_packets
     }
 }
 
