@@ -11,9 +11,12 @@
 //! socket by id, register a broadcast acknowledgement, describe or disconnect a socket, run a
 //! server-side event. Adapters therefore depend on this contract, not on the server.
 //!
-//! Room for connection state recovery: [`Adapter::persist_session`] and
-//! [`Adapter::restore_session`] store and restore a disconnected socket's [`Session`] (id,
-//! rooms, data, missed packets); their default implementations say "not supported".
+//! Connection state recovery ([`ConnectionStateRecovery`], off by default):
+//! [`Adapter::persist_session`] and [`Adapter::restore_session`] store and restore a
+//! disconnected socket's [`Session`] (id, private id, rooms, data, missed packets); their
+//! default implementations say "not supported". [`LocalAdapter`] keeps sessions and packets
+//! in memory, bounded by the window and by
+//! [`ConnectionStateRecovery::max_buffered_packets`]. See [`Session`] for the whole contract.
 
 use std::fmt;
 use std::sync::{Arc, Weak};
@@ -90,6 +93,19 @@ impl BroadcastPacket {
     /// A packet from its Socket.IO text and attachments (as a cluster adapter receives it).
     pub fn from_parts(text: &[u8], attachments: Vec<Bytes>) -> Self {
         Self::new(Encoded::from_text(text, attachments))
+    }
+
+    /// Whether connection state recovery stores this packet: an EVENT (or BINARY_EVENT)
+    /// that asks for no acknowledgement.
+    pub fn is_recoverable(&self) -> bool {
+        self.encoded.is_event_without_ack()
+    }
+
+    /// The packet with `offset` appended as its last argument (`["event",1]` →
+    /// `["event",1,"<offset>"]`), as Node's session-aware adapters send it; `None` when the
+    /// packet is not [recoverable](Self::is_recoverable).
+    pub fn with_offset(&self, offset: &str) -> Option<Self> {
+        self.encoded.with_last_string(offset).map(Self::new)
     }
 }
 
@@ -179,9 +195,88 @@ pub enum RoomEvent {
     Leave(Room, SocketId),
 }
 
+/// Connection state recovery settings (Node's `connectionStateRecovery` option), given to
+/// adapters through [`LocalSockets::recovery`].
+///
+/// ```
+/// use std::time::Duration;
+/// use volley_core::adapter::ConnectionStateRecovery;
+///
+/// let cfg = ConnectionStateRecovery::default()
+///     .max_disconnection_duration(Duration::from_secs(30))
+///     .skip_middlewares(false);
+/// assert_eq!(cfg.max_buffered_packets, 10_000);
+/// assert!(!cfg.skip_middlewares);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionStateRecovery {
+    /// How long a disconnected socket's session is kept (default 2 minutes, as Node).
+    pub max_disconnection_duration: std::time::Duration,
+    /// Whether a recovered socket skips the middlewares (default `true`, as Node).
+    pub skip_middlewares: bool,
+    /// Most packets kept for replay per namespace (default 10 000; Node has no cap). Older
+    /// packets are dropped first; a client whose last packet was dropped cannot be
+    /// recovered and gets a fresh session.
+    pub max_buffered_packets: usize,
+}
+
+impl Default for ConnectionStateRecovery {
+    fn default() -> Self {
+        Self {
+            max_disconnection_duration: std::time::Duration::from_secs(120),
+            skip_middlewares: true,
+            max_buffered_packets: 10_000,
+        }
+    }
+}
+
+impl ConnectionStateRecovery {
+    /// Sets how long a disconnected socket's session is kept.
+    pub fn max_disconnection_duration(mut self, d: std::time::Duration) -> Self {
+        self.max_disconnection_duration = d;
+        self
+    }
+
+    /// Sets whether a recovered socket skips the middlewares.
+    pub fn skip_middlewares(mut self, skip: bool) -> Self {
+        self.skip_middlewares = skip;
+        self
+    }
+
+    /// Sets the most packets kept for replay per namespace (at least 1).
+    pub fn max_buffered_packets(mut self, n: usize) -> Self {
+        self.max_buffered_packets = n.max(1);
+        self
+    }
+}
+
 /// What connection state recovery keeps of a disconnected socket, to restore it when its
 /// client reconnects in time.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The contract between the server and an adapter (stable; `volley-redis` implements it too):
+///
+/// - The server gives every socket a `pid` (144 random bits, base64url) when recovery is on,
+///   sends it in the CONNECT reply (`{"sid":…,"pid":…}`), and never logs it above debug.
+/// - [`Adapter::broadcast`] stores every EVENT packet that asks for no acknowledgement and
+///   is not volatile, and appends its offset (a string, unique per namespace) as the last
+///   argument of the packet every recipient gets: `["event",…,"<offset>"]`, as Node's
+///   adapters do. A socket's own emits go through `broadcast` to its own room, so they are
+///   stored too. [`BroadcastPacket::with_offset`] does the appending.
+/// - When a socket disconnects for a recoverable reason (transport close or error, ping
+///   timeout, forced close, server shutting down), the server calls
+///   [`Adapter::persist_session`] with `missed_packets` empty, before the socket leaves its
+///   rooms.
+/// - On a CONNECT whose auth has string `pid` and `offset`, the server calls
+///   [`Adapter::restore_session`]. `Ok(Some(session))` means: the session existed, was not
+///   expired, the offset is still known, and it is now removed (a pid restores at most
+///   once); `missed_packets` are the stored packets after `offset` that the session's rooms
+///   select (rooms and except of each broadcast), oldest first, offsets included. The
+///   adapter must also make sure no packet broadcast after it computed `missed_packets` is
+///   lost: [`LocalAdapter`] joins the socket to its rooms and asks the namespace to hold its
+///   packets ([`LocalSockets::hold`]) in the same critical section, and the server releases
+///   them after the replay. `Ok(None)` or `Err(_)`: the client gets a fresh session.
+#[derive(Clone, PartialEq)]
 pub struct Session {
     /// The socket id, given back to the restored socket.
     pub id: SocketId,
@@ -193,6 +288,19 @@ pub struct Session {
     pub data: Value,
     /// Packets broadcast to it since it left, oldest first.
     pub missed_packets: Vec<BroadcastPacket>,
+}
+
+/// The private session id is a secret: `Debug` does not show it.
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("pid", &"<redacted>")
+            .field("rooms", &self.rooms)
+            .field("data", &self.data)
+            .field("missed_packets", &self.missed_packets.len())
+            .finish()
+    }
 }
 
 /// The adapter of one namespace. Object-safe; async operations return boxed futures.
@@ -256,7 +364,8 @@ pub trait Adapter: Send + Sync + 'static {
     }
 
     /// Connection state recovery: the session `pid` with the packets broadcast after the
-    /// one with `offset`, if it is still kept (it is removed). The default: not supported.
+    /// one with `offset`, if it is still kept (it is removed), as [`Session`] describes.
+    /// The default: not supported.
     fn restore_session(
         &self,
         pid: &str,
@@ -314,6 +423,13 @@ pub trait NamespaceSockets: Send + Sync {
     fn parser(&self) -> Parser {
         Parser::Json
     }
+
+    /// Connection state recovery: from now on, keep the packets sent to socket `id` (which
+    /// is being restored and not connected yet) instead of dropping them; the server sends
+    /// them once the socket is connected. The default does nothing.
+    fn hold(&self, id: &str) {
+        let _ = id;
+    }
 }
 
 /// Access to a namespace's local sockets, for adapters. Cheap to clone; it does not keep
@@ -323,6 +439,7 @@ pub struct LocalSockets {
     ns: Weak<dyn NamespaceSockets>,
     /// Known before the namespace exists: factories run while it is being built.
     name: Arc<str>,
+    recovery: Option<ConnectionStateRecovery>,
 }
 
 impl fmt::Debug for LocalSockets {
@@ -336,7 +453,29 @@ impl fmt::Debug for LocalSockets {
 impl LocalSockets {
     /// The local sockets of namespace `name`, reached through `ns`.
     pub fn new(name: Arc<str>, ns: Weak<dyn NamespaceSockets>) -> Self {
-        Self { ns, name }
+        Self {
+            ns,
+            name,
+            recovery: None,
+        }
+    }
+
+    /// The same, for a server with connection state recovery on.
+    pub fn with_recovery(mut self, recovery: Option<ConnectionStateRecovery>) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The server's connection state recovery settings, when it is on (known while the
+    /// adapter factory runs).
+    pub fn recovery(&self) -> Option<&ConnectionStateRecovery> {
+        self.recovery.as_ref()
+    }
+
+    /// Asks the namespace to hold the packets for socket `id`, being restored (see
+    /// [`NamespaceSockets::hold`]).
+    pub fn hold(&self, id: &str) {
+        self.with(|ns| ns.hold(id));
     }
 
     /// The namespace name (also while the adapter factory runs, before the namespace

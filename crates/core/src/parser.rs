@@ -198,6 +198,51 @@ impl Encoded {
     pub fn kind(&self) -> Option<PacketType> {
         PacketType::from_digit(*self.text.get(1)?)
     }
+
+    /// Where the data array starts, for an EVENT or BINARY_EVENT without an ack id.
+    fn event_data_start(&self) -> Option<usize> {
+        let t = &self.text[..];
+        let mut i = 2;
+        match self.kind()? {
+            PacketType::Event => {}
+            PacketType::BinaryEvent => {
+                while t.get(i)?.is_ascii_digit() {
+                    i += 1;
+                }
+                (t.get(i)? == &b'-').then_some(())?;
+                i += 1;
+            }
+            _ => return None,
+        }
+        if t.get(i) == Some(&b'/') {
+            i += t[i..].iter().position(|&c| c == b',')? + 1;
+        }
+        // An ack id would be digits here.
+        (t.get(i)? == &b'[').then_some(i)
+    }
+
+    /// Whether this is an EVENT (or BINARY_EVENT) packet that asks for no acknowledgement.
+    pub fn is_event_without_ack(&self) -> bool {
+        self.event_data_start().is_some()
+    }
+
+    /// The same EVENT packet with one more string argument at the end (connection state
+    /// recovery's offset); `None` for any other packet.
+    pub fn with_last_string(&self, s: &str) -> Option<Encoded> {
+        self.event_data_start()?;
+        let t = &self.text[..];
+        let end = t.iter().rposition(|&c| c == b']')?;
+        let quoted = serde_json::to_string(s).ok()?;
+        let mut out = BytesMut::with_capacity(t.len() + quoted.len() + 1);
+        out.put_slice(&t[..end]);
+        out.put_u8(b',');
+        out.put_slice(quoted.as_bytes());
+        out.put_slice(&t[end..]);
+        Some(Self {
+            text: out.freeze(),
+            attachments: self.attachments.clone(),
+        })
+    }
 }
 
 /// An event's data (`["event", args...]`) encoded once, to be put in packets with different

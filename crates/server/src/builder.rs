@@ -1,5 +1,6 @@
 //! `SocketIoBuilder`: the server's settings.
 
+use crate::adapter::ConnectionStateRecovery;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,18 @@ pub(crate) struct Config {
     pub(crate) cleanup_empty_child_namespaces: bool,
     pub(crate) parser: Parser,
     pub(crate) state: Option<Arc<StateMap>>,
+    pub(crate) recovery: Option<ConnectionStateRecovery>,
+}
+
+/// A private session id for connection state recovery: 144 bits from the OS CSPRNG,
+/// base64url (24 characters). A secret: never the socket id, never logged above debug.
+/// `None` when the OS has no randomness to give (the socket then cannot be recovered).
+pub(crate) fn random_pid() -> Option<Arc<str>> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(Arc::from(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+    ))
 }
 
 /// A public socket id: 120 random bits, base64url (20 characters), like Node's.
@@ -83,6 +96,7 @@ impl Default for SocketIoBuilder {
                 cleanup_empty_child_namespaces: true,
                 parser: Parser::default(),
                 state: None,
+                recovery: None,
             },
         }
     }
@@ -172,6 +186,22 @@ impl SocketIoBuilder {
     /// How long a connection may stay without joining any namespace (default 45 s).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.config.connect_timeout = d;
+        self
+    }
+
+    /// Connection state recovery (Node's `connectionStateRecovery`; off by default): a
+    /// client that loses its connection and comes back within
+    /// `max_disconnection_duration` gets its socket back (same id, rooms and data,
+    /// [`Socket::recovered`](crate::Socket::recovered) true) and the packets it missed.
+    ///
+    /// With it on, the CONNECT reply carries a private session id (`pid`) and every event
+    /// the server sends without acknowledgement and not volatile carries its offset as its
+    /// last argument, as Node does. The sessions and packets live in the namespace's
+    /// adapter ([`LocalAdapter`](crate::adapter::LocalAdapter) keeps them in memory,
+    /// bounded by the window and by
+    /// [`ConnectionStateRecovery::max_buffered_packets`](crate::adapter::ConnectionStateRecovery::max_buffered_packets)).
+    pub fn connection_state_recovery(mut self, cfg: ConnectionStateRecovery) -> Self {
+        self.config.recovery = Some(cfg);
         self
     }
 

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use volley_engine::{EngineSocket, Incoming, Message};
 use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType};
 
+use crate::adapter::Session;
 use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
@@ -210,6 +211,30 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, pa
 
 /// Joins a namespace: find or create it, run middleware, register, answer CONNECT, run the
 /// connection handler.
+/// Connection state recovery: the session a CONNECT's auth (`{pid, offset}`, both strings)
+/// names, if the adapter still has it; anything else gets a fresh session.
+async fn restore(ns: &Arc<crate::namespace::NsInner>, auth: &Value) -> Option<Session> {
+    let (Some(Value::String(pid)), Some(Value::String(offset))) =
+        (auth.get("pid"), auth.get("offset"))
+    else {
+        return None;
+    };
+    match ns.adapter.restore_session(pid, offset).await {
+        Ok(Some(session)) => {
+            tracing::debug!(sid = %session.id, "connection state recovered");
+            Some(session)
+        }
+        Ok(None) => {
+            tracing::debug!("connection state not recovered: unknown or expired session");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "connection state not recovered");
+            None
+        }
+    }
+}
+
 async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Value) {
     let send_error = |err: &ConnectError| {
         let _ = conn.send(&io.config.parser.connect_error(&name, &err.to_json()));
@@ -222,9 +247,16 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         send_error(&ConnectError::new("Invalid namespace"));
         return;
     };
+    let session = match ns.recovery {
+        Some(_) => restore(&ns, &auth).await,
+        None => None,
+    };
     let handshake = Handshake::new(conn.engine.request_arc(), auth);
-    let socket = Socket::new(ns.clone(), conn.clone(), handshake);
-    let middleware: Vec<_> = {
+    let socket = Socket::new(ns.clone(), conn.clone(), handshake, session.as_ref());
+    let skip_middlewares = session.is_some() && ns.recovery.is_some_and(|r| r.skip_middlewares);
+    let middleware: Vec<_> = if skip_middlewares {
+        Vec::new()
+    } else {
         let global = io
             .middleware
             .read()
@@ -239,7 +271,17 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         global.into_iter().chain(local).collect()
     };
     // Middleware may join rooms before refusing; a socket that does not get in leaves them.
-    let abandon = |socket: &Socket| ns.adapter.del_all(socket.id());
+    let abandon = |socket: &Socket| {
+        if let Some(s) = &session {
+            // Not restored after all: the session stays recoverable, as in Node.
+            let _ = ns.adapter.persist_session(Session {
+                missed_packets: Vec::new(),
+                ..s.clone()
+            });
+        }
+        ns.adapter.del_all(socket.id());
+        ns.unhold(socket.id());
+    };
     for m in middleware {
         if let Err(err) = m(socket.clone()).await {
             abandon(&socket);
@@ -269,14 +311,26 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
     ns.adapter
         .add_all(socket.id(), &[socket.id().as_arc().clone()]);
     socket.set_connected();
-    let sid = serde_json::json!({ "sid": socket.id() });
-    if socket
-        .send_encoded(&ns.parser.connect(&name, Some(&sid)))
-        .is_err()
+    // As Node: the missed packets first (the client keeps events that come before the
+    // CONNECT reply until it is connected), then the reply, then what came meanwhile.
+    let missed = session.map(|s| s.missed_packets).unwrap_or_default();
+    let replayed = missed
+        .iter()
+        .all(|p| socket.send_encoded(p.encoded()).is_ok());
+    let sid = match socket.pid() {
+        Some(pid) => serde_json::json!({ "sid": socket.id(), "pid": pid }),
+        None => serde_json::json!({ "sid": socket.id() }),
+    };
+    if !replayed
+        || socket
+            .send_encoded(&ns.parser.connect(&name, Some(&sid)))
+            .is_err()
     {
+        ns.unhold(socket.id());
         socket.close(DisconnectReason::TransportClose);
         return;
     }
+    ns.release(&socket);
     let handler = ns
         .handlers
         .on_connection

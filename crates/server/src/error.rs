@@ -54,6 +54,21 @@ impl DisconnectReason {
         }
     }
 
+    /// Whether connection state recovery keeps the socket's session after a disconnection
+    /// for this reason (Node's `RECOVERABLE_DISCONNECT_REASONS`): the connection was lost or
+    /// closed, not the socket disconnected on purpose by either side.
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            Self::TransportError
+                | Self::TransportClose
+                | Self::ForcedClose
+                | Self::PingTimeout
+                | Self::ServerShuttingDown
+                | Self::ForcedServerClose
+        )
+    }
+
     pub(crate) fn from_engine(reason: volley_engine::CloseReason) -> Self {
         use volley_engine::CloseReason as C;
         match reason {

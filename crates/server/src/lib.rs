@@ -47,7 +47,7 @@ mod server;
 mod service;
 mod socket;
 
-pub use adapter::{AckResponse, AckStream, ServerAck};
+pub use adapter::{AckResponse, AckStream, ConnectionStateRecovery, ServerAck};
 pub use broadcast::{BroadcastOperator, IntoRooms, RemoteSocket};
 pub use builder::{
     DEFAULT_ATTACHMENTS_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTACHMENTS,

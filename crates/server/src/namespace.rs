@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use serde_json::Value;
 
@@ -13,8 +13,8 @@ use volley_core::Parser;
 
 use crate::adapter::AckStream;
 use crate::adapter::{
-    AckSink, Adapter, AdapterError, AdapterFactory, BroadcastPacket, LocalSockets,
-    NamespaceSockets, Room, RoomEvent, ServerAck, SocketInfo,
+    AckSink, Adapter, AdapterError, AdapterFactory, BroadcastPacket, ConnectionStateRecovery,
+    LocalSockets, NamespaceSockets, Room, RoomEvent, ServerAck, SocketInfo,
 };
 use crate::broadcast::BroadcastOperator;
 use crate::error::{ConnectError, EmitError};
@@ -54,6 +54,10 @@ pub(crate) struct NsInner {
     /// Ack ids for this namespace's emits, shared by single and broadcast emits so they
     /// never collide in one socket's table.
     next_ack_id: AtomicU64,
+    /// Connection state recovery settings (none for a parent namespace).
+    pub(crate) recovery: Option<ConnectionStateRecovery>,
+    /// Packets for sockets being restored, sent once they are connected.
+    held: Mutex<HashMap<SocketId, Vec<BroadcastPacket>>>,
     /// Whether this is the handle of a dynamic namespace, whose operations apply to every
     /// namespace it created.
     pub(crate) is_parent: bool,
@@ -81,19 +85,28 @@ impl NsInner {
         is_child: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
-        let (parser, state) = io
+        let (parser, state, recovery) = io
             .upgrade()
-            .map(|io| (io.config.parser, io.config.state.clone()))
+            .map(|io| {
+                (
+                    io.config.parser,
+                    io.config.state.clone(),
+                    io.config.recovery,
+                )
+            })
             .unwrap_or_default();
+        let recovery = recovery.filter(|_| !is_parent);
         Arc::new_cyclic(|me: &Weak<NsInner>| Self {
             name,
             io,
             handlers,
             sockets: RwLock::new(HashMap::new()),
-            adapter: factory(LocalSockets::new(label, me.clone())),
+            adapter: factory(LocalSockets::new(label, me.clone()).with_recovery(recovery)),
             parser,
             state,
             next_ack_id: AtomicU64::new(0),
+            recovery,
+            held: Mutex::new(HashMap::new()),
             is_parent,
             is_child,
         })
@@ -187,6 +200,23 @@ impl NsInner {
         s.get(id).cloned()
     }
 
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<SocketId, Vec<BroadcastPacket>>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends the packets held for a restored socket, now connected, and stops holding.
+    pub(crate) fn release(&self, socket: &Socket) {
+        let mut held = self.held();
+        for p in held.remove(socket.id()).unwrap_or_default() {
+            socket.send_broadcast(p.encoded(), false);
+        }
+    }
+
+    /// Stops holding packets for a socket that was not restored after all.
+    pub(crate) fn unhold(&self, id: &str) {
+        self.held().remove(id);
+    }
+
     pub(crate) fn sockets(&self) -> Vec<Socket> {
         let s = self.sockets.read().unwrap_or_else(|p| p.into_inner());
         s.values().cloned().collect()
@@ -196,8 +226,24 @@ impl NsInner {
 /// What adapters see of a namespace: its sockets on this server, by id.
 impl NamespaceSockets for NsInner {
     fn send(&self, id: &str, packet: &BroadcastPacket, volatile: bool) -> bool {
+        if self.recovery.is_some() {
+            let mut held = self.held();
+            if let Some(q) = held.get_mut(id) {
+                if !volatile {
+                    q.push(packet.clone());
+                }
+                return !volatile;
+            }
+            drop(held);
+        }
         self.get(id)
             .is_some_and(|s| s.send_broadcast(packet.encoded(), volatile))
+    }
+
+    fn hold(&self, id: &str) {
+        if self.recovery.is_some() {
+            self.held().entry(SocketId::from(id)).or_default();
+        }
     }
 
     fn send_with_ack(

@@ -15,7 +15,7 @@ use volley_core::args::check_event_name;
 use volley_core::{AckReply, DEFAULT_ACK_TIMEOUT, Encoded, EncodedFrame, SocketHandle};
 use volley_engine::Frame;
 
-use crate::adapter::{AckSink, Room};
+use crate::adapter::{AckSink, BroadcastOptions, BroadcastPacket, Room, Session};
 use crate::broadcast::{BroadcastOperator, IntoRooms};
 use crate::connection::ConnInner;
 use crate::error::{AckError, DisconnectReason, EmitError, send_error};
@@ -79,6 +79,9 @@ pub(crate) struct SocketInner {
     disconnected: AtomicBool,
     data: Mutex<Value>,
     extensions: Mutex<http::Extensions>,
+    /// Connection state recovery's private session id (a secret; never logged).
+    pid: Option<Arc<str>>,
+    recovered: bool,
 }
 
 /// One client in one namespace, as Node's server-side `socket`. Cheap to clone.
@@ -105,12 +108,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Socket {
-    pub(crate) fn new(ns: Arc<NsInner>, conn: Arc<ConnInner>, handshake: Handshake) -> Self {
+    /// A socket, fresh or (with `restored`) recovered from a session.
+    pub(crate) fn new(
+        ns: Arc<NsInner>,
+        conn: Arc<ConnInner>,
+        handshake: Handshake,
+        restored: Option<&Session>,
+    ) -> Self {
+        let (id, pid, data) = match restored {
+            Some(s) => (
+                s.id.clone(),
+                Some(Arc::from(s.pid.as_str())),
+                s.data.clone(),
+            ),
+            None => (
+                SocketId::from(crate::builder::random_id()),
+                ns.recovery.and_then(|_| crate::builder::random_pid()),
+                Value::Null,
+            ),
+        };
         Self {
             inner: Arc::new(SocketInner {
                 has_hooks: AtomicBool::new(false),
                 hooks: RwLock::new(Hooks::default()),
-                id: SocketId::from(crate::builder::random_id()),
+                id,
                 ns,
                 conn,
                 handshake,
@@ -120,8 +141,10 @@ impl Socket {
                 acks: Mutex::new(Acks::default()),
                 connected: AtomicBool::new(false),
                 disconnected: AtomicBool::new(false),
-                data: Mutex::new(Value::Null),
+                data: Mutex::new(data),
                 extensions: Mutex::new(http::Extensions::new()),
+                pid,
+                recovered: restored.is_some(),
             }),
         }
     }
@@ -129,6 +152,20 @@ impl Socket {
     /// The socket id: random, public, unique on this server.
     pub fn id(&self) -> &SocketId {
         &self.inner.id
+    }
+
+    /// Whether connection state recovery restored this socket (Node's `socket.recovered`):
+    /// its client came back within the window with its private session id and last
+    /// offset, and got its id, rooms and data back, the packets it missed replayed before
+    /// anything new. Connection handlers use it to tell a recovery from a first connection
+    /// (middlewares are skipped on recovery unless configured otherwise).
+    pub fn recovered(&self) -> bool {
+        self.inner.recovered
+    }
+
+    /// The private session id, sent only in the CONNECT reply.
+    pub(crate) fn pid(&self) -> Option<&str> {
+        self.inner.pid.as_deref()
     }
 
     /// The namespace name, e.g. `/` or `/chat`.
@@ -226,6 +263,19 @@ impl Socket {
             .ns
             .parser
             .event(self.namespace(), event, args, None)?;
+        if self.inner.ns.recovery.is_some() {
+            // As Node: through the adapter to the socket's own room, so that the packet
+            // gets its offset and is kept for a recovery.
+            let opts = BroadcastOptions {
+                rooms: vec![self.id().as_arc().clone()],
+                ..Default::default()
+            };
+            self.inner
+                .ns
+                .adapter
+                .broadcast(&BroadcastPacket::new(enc), &opts);
+            return Ok(());
+        }
         self.send_encoded(&enc)
     }
 
@@ -412,6 +462,7 @@ impl Socket {
             for h in std::mem::take(&mut *lock(&self.inner.on_disconnecting)) {
                 run_now_or_spawn(h(self.clone(), reason));
             }
+            self.persist_session(reason);
         }
         self.inner.ns.adapter.del_all(self.id());
         self.inner.ns.remove_socket(self);
@@ -427,6 +478,29 @@ impl Socket {
 }
 
 /// The Engine.IO frame of an encoded frame.
+impl Socket {
+    /// Connection state recovery: keeps the session of a socket that lost its connection
+    /// (not one the client or the server disconnected on purpose), as Node's `_onclose`.
+    fn persist_session(&self, reason: DisconnectReason) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        if self.inner.ns.recovery.is_none() || !reason.is_recoverable() {
+            return;
+        }
+        let session = Session {
+            id: self.id().clone(),
+            pid: pid.to_owned(),
+            rooms: self.rooms(),
+            data: self.data_value(),
+            missed_packets: Vec::new(),
+        };
+        if let Err(e) = self.inner.ns.adapter.persist_session(session) {
+            tracing::debug!(error = %e, "session not persisted");
+        }
+    }
+}
+
 pub(crate) fn frame(f: EncodedFrame) -> Frame {
     match f {
         EncodedFrame::Text(t) => Frame::Text(t),

@@ -6,16 +6,22 @@
 //! - `/socket.io/`: Socket.IO with namespaces `/` and `/custom`, handlers H1-H5 (sections 3
 //!   and 4), connectTimeout 1 s.
 //!
+//! Optional modes (SUITES.md section 6; an unknown mode or value fails at start):
+//! `RECOVERY=1` turns connection state recovery on (2-minute window, middlewares skipped);
+//! a recovered socket gets no second `auth` event, and `recovery:state` (with an ack)
+//! answers `{id, recovered, rooms}` (rooms sorted) on `/` and `/custom`.
+//!
 //! With `REDIS_URL` set it also joins a Redis cluster (`../shared/conformance/CLUSTER.md`):
 //! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded`, `SERVER_NAME`), and
 //! `/` and `/chat` serve the cluster handlers (see `cluster.rs`).
 
 use volley_conformance_server::cluster;
+use volley_conformance_server::modes::Modes;
 
 use std::time::Duration;
 
 use tower_layer::Layer;
-use volley::{AckSender, RawArgs, Socket, SocketIo};
+use volley::{AckSender, ConnectionStateRecovery, RawArgs, Socket, SocketIo};
 use volley_engine::{Engine, EngineConfig, Frame, Message};
 
 const PING_INTERVAL: Duration = Duration::from_millis(300);
@@ -49,8 +55,24 @@ fn engine_echo() -> Engine {
 
 /// H1-H5 of SUITES.md, the same on `/` and `/custom`.
 async fn on_connection(socket: Socket) {
-    // H1: the CONNECT payload back as "auth".
-    let _ = socket.emit("auth", socket.handshake().auth());
+    // H1: the CONNECT payload back as "auth" (not again on a recovered socket: its missed
+    // packets are replayed instead).
+    if !socket.recovered() {
+        let _ = socket.emit("auth", socket.handshake().auth());
+    }
+    // RECOVERY=1: the socket's state, rooms sorted.
+    socket.on(
+        "recovery:state",
+        |socket: Socket, ack: AckSender| async move {
+            let mut rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+            rooms.sort();
+            let _ = ack.send(&serde_json::json!({
+                "id": socket.id().as_str(),
+                "recovered": socket.recovered(),
+                "rooms": rooms,
+            }));
+        },
+    );
     // H2: "message" -> "message-back" with the same arguments, binary kept.
     socket.on("message", |socket: Socket, args: RawArgs| async move {
         let _ = socket.emit_args("message-back", args);
@@ -78,7 +100,7 @@ async fn on_connection(socket: Socket) {
     );
 }
 
-fn socket_io(adapter: Option<volley::adapter::AdapterFactory>) -> SocketIo {
+fn socket_io(modes: Modes, adapter: Option<volley::adapter::AdapterFactory>) -> SocketIo {
     let mut builder = SocketIo::builder()
         .ping_interval(PING_INTERVAL)
         .ping_timeout(PING_TIMEOUT)
@@ -86,6 +108,14 @@ fn socket_io(adapter: Option<volley::adapter::AdapterFactory>) -> SocketIo {
         .connect_timeout(Duration::from_secs(1));
     if let Some(factory) = adapter {
         builder = builder.adapter(factory);
+    }
+    if modes.recovery {
+        // Node's connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true }
+        builder = builder.connection_state_recovery(
+            ConnectionStateRecovery::default()
+                .max_disconnection_duration(Duration::from_secs(120))
+                .skip_middlewares(true),
+        );
     }
     let io = builder.build();
     io.of("/").on_connection(on_connection);
@@ -95,6 +125,10 @@ fn socket_io(adapter: Option<volley::adapter::AdapterFactory>) -> SocketIo {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let modes = Modes::from_env().map_err(|e| {
+        eprintln!("conformance-server: {e}");
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+    })?;
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -103,12 +137,20 @@ async fn main() -> std::io::Result<()> {
     eprintln!("conformance-server listening on http://127.0.0.1:{port}");
     let engine = engine_echo();
     let io = match cluster::ClusterEnv::from_env(port) {
-        None => socket_io(None),
+        None => {
+            let io = socket_io(modes, None);
+            // SUITES.md section 6: the cluster handlers on "/" always, on one server too
+            // (the checks of the optional modes use them).
+            let base: cluster::BaseHandler = std::sync::Arc::new(|s| Box::pin(on_connection(s)));
+            let name = std::env::var("SERVER_NAME").unwrap_or_else(|_| format!("volley-{port}"));
+            cluster::install(&io.of("/"), &name, Some(base));
+            io
+        }
         Some(env) => {
             let redis = env.connect().await.map_err(|e| {
                 std::io::Error::other(format!("cannot join the cluster at {}: {e}", env.url))
             })?;
-            let io = socket_io(Some(redis.factory()));
+            let io = socket_io(modes, Some(redis.factory()));
             // "/" serves H1-H5 and the cluster handlers, as ref-node; "/chat" only the latter.
             let base: cluster::BaseHandler = std::sync::Arc::new(|s| Box::pin(on_connection(s)));
             cluster::install(&io.of("/"), &env.name, Some(base));

@@ -1,12 +1,14 @@
 //! [`LocalAdapter`]: the in-memory rooms index of one namespace on one server.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tokio::time::Instant;
 
 use super::{
     AckSink, Adapter, AdapterError, AdapterFactory, BroadcastOptions, BroadcastPacket,
-    LocalSockets, Room, RoomEvent, SocketInfo,
+    ConnectionStateRecovery, LocalSockets, Room, RoomEvent, Session, SocketInfo,
 };
 use crate::handler::BoxFuture;
 use crate::id::SocketId;
@@ -22,11 +24,114 @@ struct Index {
 /// index was updated, so it may query the adapter.
 pub type RoomHook = Arc<dyn Fn(&LocalAdapter, &RoomEvent) + Send + Sync>;
 
+/// A packet kept for connection state recovery.
+struct StoredPacket {
+    seq: u64,
+    packet: BroadcastPacket,
+    rooms: Vec<Room>,
+    except: Vec<Room>,
+    at: Instant,
+}
+
+/// The in-memory session store of connection state recovery (Node's `SessionAwareAdapter`):
+/// the sessions of disconnected sockets by pid, and the recoverable packets of the
+/// namespace, oldest first, bounded by the window and by `max_buffered_packets`.
+struct Recovery {
+    cfg: ConnectionStateRecovery,
+    packets: VecDeque<StoredPacket>,
+    next_seq: u64,
+    sessions: HashMap<String, (Session, Instant)>,
+    /// Persist order, to expire sessions without scanning them all.
+    order: VecDeque<(String, Instant)>,
+}
+
+impl Recovery {
+    fn new(cfg: ConnectionStateRecovery) -> Self {
+        Self {
+            cfg,
+            packets: VecDeque::new(),
+            next_seq: 1,
+            sessions: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn expired(&self, at: Instant, now: Instant) -> bool {
+        // Node: `disconnectedAt + maxDisconnectionDuration < now`.
+        at + self.cfg.max_disconnection_duration < now
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while self
+            .packets
+            .front()
+            .is_some_and(|p| self.expired(p.at, now))
+        {
+            self.packets.pop_front();
+        }
+        while self.packets.len() > self.cfg.max_buffered_packets {
+            self.packets.pop_front();
+        }
+        while let Some((pid, at)) = self.order.front() {
+            if !self.expired(*at, now) {
+                break;
+            }
+            if self.sessions.get(pid).is_some_and(|(_, t)| t == at) {
+                self.sessions.remove(pid);
+            }
+            self.order.pop_front();
+        }
+    }
+}
+
+/// Offsets are the packet's sequence number in the alphabet of Node's `yeast` ids.
+const OFFSET_ALPHABET: &[u8; 64] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+
+fn encode_offset(mut n: u64) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(OFFSET_ALPHABET[(n % 64) as usize]);
+        n /= 64;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn decode_offset(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 11 {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, c| {
+        let d = OFFSET_ALPHABET.iter().position(|&a| a == c)? as u64;
+        n.checked_mul(64)?.checked_add(d)
+    })
+}
+
+/// Node's `shouldIncludePacket`: the session is in one of the target rooms (or the packet
+/// was for everybody) and in none of the excluded ones.
+fn should_include(session_rooms: &[Room], p: &StoredPacket) -> bool {
+    let included = p.rooms.is_empty() || session_rooms.iter().any(|r| p.rooms.contains(r));
+    let excluded = session_rooms.iter().any(|r| p.except.contains(r));
+    included && !excluded
+}
+
 /// The in-memory adapter: a rooms ↔ sockets index for one namespace on one server.
+///
+/// With connection state recovery on ([`LocalSockets::recovery`]), it is also the session
+/// store of one server, as Node's in-memory `SessionAwareAdapter`: sessions of disconnected
+/// sockets are kept for `max_disconnection_duration`, recoverable packets for as long and
+/// at most `max_buffered_packets` of them per namespace (oldest dropped first). A client
+/// whose last seen packet is no longer kept gets a fresh session. Recoverable broadcasts are
+/// numbered and delivered under one lock, so every socket sees offsets in order.
 pub struct LocalAdapter {
     sockets: LocalSockets,
     index: RwLock<Index>,
     hook: Option<RoomHook>,
+    recovery: Option<Mutex<Recovery>>,
 }
 
 impl fmt::Debug for LocalAdapter {
@@ -42,11 +147,28 @@ impl fmt::Debug for LocalAdapter {
 impl LocalAdapter {
     /// A local adapter for a namespace.
     pub fn new(sockets: LocalSockets) -> Self {
+        let recovery = sockets
+            .recovery()
+            .map(|cfg| Mutex::new(Recovery::new(*cfg)));
         Self {
             sockets,
             index: RwLock::new(Index::default()),
             hook: None,
+            recovery,
         }
+    }
+
+    fn recovery(&self) -> Option<MutexGuard<'_, Recovery>> {
+        self.recovery
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// How many packets are kept for connection state recovery, and how many sessions.
+    pub fn recovery_stats(&self) -> (usize, usize) {
+        self.recovery()
+            .map(|r| (r.packets.len(), r.sessions.len()))
+            .unwrap_or_default()
     }
 
     /// A local adapter whose room events also go to `hook`.
@@ -170,8 +292,8 @@ impl LocalAdapter {
     }
 }
 
-impl Adapter for LocalAdapter {
-    fn add_all(&self, id: &str, rooms: &[Room]) {
+impl LocalAdapter {
+    fn add_all_quiet(&self, id: &str, rooms: &[Room]) -> Vec<RoomEvent> {
         let mut events = Vec::new();
         {
             let mut index = self.write();
@@ -191,6 +313,13 @@ impl Adapter for LocalAdapter {
                     .insert(room.clone());
             }
         }
+        events
+    }
+}
+
+impl Adapter for LocalAdapter {
+    fn add_all(&self, id: &str, rooms: &[Room]) {
+        let events = self.add_all_quiet(id, rooms);
         self.emit_room_events(events);
     }
 
@@ -245,7 +374,49 @@ impl Adapter for LocalAdapter {
     }
 
     fn broadcast(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) {
+        if !opts.flags.volatile
+            && let Some(mut rec) = self.recovery()
+            && let Some(stored) = packet.with_offset(&encode_offset(rec.next_seq))
+        {
+            let now = Instant::now();
+            let seq = rec.next_seq;
+            rec.next_seq += 1;
+            rec.packets.push_back(StoredPacket {
+                seq,
+                packet: stored.clone(),
+                rooms: opts.rooms.clone(),
+                except: opts.except.clone(),
+                at: now,
+            });
+            rec.prune(now);
+            // Delivered under the lock: offsets reach every socket in order, and a restore
+            // (same lock) sees each packet either in the missed ones or held for the socket.
+            self.deliver(&stored, opts);
+            return;
+        }
         self.deliver(packet, opts);
+    }
+
+    fn persist_session(&self, session: Session) -> Result<(), AdapterError> {
+        let Some(mut rec) = self.recovery() else {
+            return Err(AdapterError::Unsupported(
+                "connection state recovery is off".into(),
+            ));
+        };
+        let now = Instant::now();
+        rec.prune(now);
+        rec.order.push_back((session.pid.clone(), now));
+        rec.sessions.insert(session.pid.clone(), (session, now));
+        Ok(())
+    }
+
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<Result<Option<Session>, AdapterError>> {
+        let restored = self.restore_now(pid, offset);
+        Box::pin(std::future::ready(restored))
     }
 
     fn broadcast_with_ack(
@@ -299,6 +470,52 @@ impl Adapter for LocalAdapter {
     }
 }
 
+impl LocalAdapter {
+    fn restore_now(&self, pid: &str, offset: &str) -> Result<Option<Session>, AdapterError> {
+        let Some(mut rec) = self.recovery() else {
+            return Err(AdapterError::Unsupported(
+                "connection state recovery is off".into(),
+            ));
+        };
+        rec.prune(Instant::now());
+        // A pid restores at most once, whatever happens next.
+        let Some((mut session, _)) = rec.sessions.remove(pid) else {
+            return Ok(None);
+        };
+        let Some(seq) = decode_offset(offset) else {
+            return Ok(None);
+        };
+        let Some(first) = rec.packets.front().map(|p| p.seq) else {
+            return Ok(None);
+        };
+        let Some(index) = seq
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+            .filter(|&i| rec.packets.get(i).is_some_and(|p| p.seq == seq))
+        else {
+            // Unknown, or too old: no longer kept.
+            return Ok(None);
+        };
+        if self.sockets.contains(&session.id) {
+            return Ok(None);
+        }
+        session.missed_packets = rec
+            .packets
+            .iter()
+            .skip(index + 1)
+            .filter(|p| should_include(&session.rooms, p))
+            .map(|p| p.packet.clone())
+            .collect();
+        // Still under the lock: packets broadcast from now on reach the socket's rooms and
+        // wait for it in the namespace until the server has connected it.
+        self.sockets.hold(&session.id);
+        let events = self.add_all_quiet(&session.id, &session.rooms);
+        drop(rec);
+        self.emit_room_events(events);
+        Ok(Some(session))
+    }
+}
+
 /// The default factory: a [`LocalAdapter`] per namespace.
 pub fn local_adapter_factory() -> AdapterFactory {
     Arc::new(|sockets| Arc::new(LocalAdapter::new(sockets)) as Arc<dyn Adapter>)
@@ -307,6 +524,7 @@ pub fn local_adapter_factory() -> AdapterFactory {
 #[cfg(test)]
 mod tests {
     use std::sync::{Mutex, Weak};
+    use std::time::Duration;
 
     use serde_json::Value;
 
@@ -346,8 +564,8 @@ mod tests {
                 data: Value::Null,
             })
         }
-        fn contains(&self, _: &str) -> bool {
-            true
+        fn contains(&self, id: &str) -> bool {
+            id != "gone"
         }
         fn disconnect(&self, _: &str, _: bool) {}
         fn next_ack_id(&self) -> u64 {
@@ -414,5 +632,146 @@ mod tests {
             }),
             Err(AdapterError::Unsupported(_))
         ));
+    }
+
+    fn recovering(cfg: ConnectionStateRecovery) -> (Arc<Fake>, LocalAdapter) {
+        let fake = Arc::new(Fake::default());
+        let weak: Weak<dyn NamespaceSockets> =
+            Arc::downgrade(&(fake.clone() as Arc<dyn NamespaceSockets>));
+        let sockets = LocalSockets::new(r("/"), weak).with_recovery(Some(cfg));
+        (fake, LocalAdapter::new(sockets))
+    }
+
+    fn session(pid: &str, rooms: &[&str]) -> Session {
+        Session {
+            id: "gone".into(),
+            pid: pid.into(),
+            rooms: rooms.iter().map(|s| r(s)).collect(),
+            data: Value::Null,
+            missed_packets: vec![],
+        }
+    }
+
+    fn to(rooms: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|s| r(s)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn texts(s: &Session) -> Vec<String> {
+        s.missed_packets
+            .iter()
+            .map(|p| String::from_utf8(p.text().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn offsets_round_trip_and_reject_garbage() {
+        for n in [0, 1, 63, 64, 4095, u64::MAX] {
+            assert_eq!(decode_offset(&encode_offset(n)), Some(n));
+        }
+        for bad in ["", "!", "a.b", "zzzzzzzzzzzz", "💥"] {
+            assert_eq!(decode_offset(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn offsets_are_appended_to_events_without_ack_only() {
+        let p = |t: &str| BroadcastPacket::from_parts(t.as_bytes(), vec![]);
+        let text =
+            |p: Option<BroadcastPacket>| p.map(|p| String::from_utf8(p.text().to_vec()).unwrap());
+        assert_eq!(
+            text(p("2[\"e\",1]").with_offset("Ab")),
+            Some("2[\"e\",1,\"Ab\"]".into())
+        );
+        assert_eq!(
+            text(p("2/chat,[\"e\"]").with_offset("1")),
+            Some("2/chat,[\"e\",\"1\"]".into())
+        );
+        assert_eq!(
+            text(p("51-/a,[\"e\",{\"_placeholder\":true,\"num\":0}]").with_offset("1")),
+            Some("51-/a,[\"e\",{\"_placeholder\":true,\"num\":0},\"1\"]".into())
+        );
+        assert_eq!(text(p("212[\"e\"]").with_offset("1")), None, "ack id");
+        assert_eq!(text(p("2/a,12[\"e\"]").with_offset("1")), None, "ack id");
+        assert_eq!(text(p("0{}").with_offset("1")), None);
+        assert_eq!(text(p("3[1]").with_offset("1")), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_restore_once_within_the_window_with_their_packets() {
+        let cfg = ConnectionStateRecovery::default();
+        let (fake, local) = recovering(cfg);
+        local.add_all("gone", &[r("gone"), r("x")]);
+        local.broadcast(
+            &BroadcastPacket::from_parts(b"2[\"first\"]", vec![]),
+            &to(&[]),
+        );
+        local.persist_session(session("p", &["gone", "x"])).unwrap();
+        local.del_all("gone");
+        for (ev, rooms) in [("all", vec![]), ("x", vec!["x"]), ("y", vec!["y"])] {
+            let t = format!("2[\"{ev}\"]");
+            local.broadcast(
+                &BroadcastPacket::from_parts(t.as_bytes(), vec![]),
+                &to(&rooms),
+            );
+        }
+        let mut except = to(&[]);
+        except.except = vec![r("x")];
+        local.broadcast(
+            &BroadcastPacket::from_parts(b"2[\"not-x\"]", vec![]),
+            &except,
+        );
+        assert_eq!(local.recovery_stats(), (5, 1));
+        // Nothing sent to the socket while it is gone.
+        assert_eq!(fake.sent.lock().unwrap().len(), 1);
+
+        // Unknown pid, unknown offset: none (an unknown offset consumes the session).
+        assert_eq!(local.restore_session("nope", "1").await, Ok(None));
+        tokio::time::advance(cfg.max_disconnection_duration).await;
+        // At exactly the window it is still there (Node: expired when `at + max < now`).
+        let s = local.restore_session("p", "1").await.unwrap().unwrap();
+        assert_eq!(texts(&s), ["2[\"all\",\"2\"]", "2[\"x\",\"3\"]"]);
+        assert_eq!(s.id, "gone");
+        // It joined its rooms again, at once.
+        let mut rooms = local.socket_rooms("gone");
+        rooms.sort();
+        assert_eq!(rooms, [r("gone"), r("x")]);
+        // Once only.
+        assert_eq!(local.restore_session("p", "1").await, Ok(None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_and_packets_expire_and_packets_are_capped() {
+        let cfg = ConnectionStateRecovery::default().max_buffered_packets(2);
+        let (_fake, local) = recovering(cfg);
+        let send = |n: u32| {
+            let t = format!("2[\"e\",{n}]");
+            local.broadcast(&BroadcastPacket::from_parts(t.as_bytes(), vec![]), &to(&[]));
+        };
+        send(1);
+        local.persist_session(session("p", &["gone"])).unwrap();
+        send(2);
+        send(3);
+        // Offset 1 was dropped by the cap.
+        assert_eq!(local.recovery_stats(), (2, 1));
+        assert_eq!(local.restore_session("p", "1").await, Ok(None));
+
+        local.persist_session(session("q", &["gone"])).unwrap();
+        tokio::time::advance(cfg.max_disconnection_duration + Duration::from_millis(1)).await;
+        assert_eq!(local.restore_session("q", "3").await, Ok(None));
+        send(4);
+        assert_eq!(
+            local.recovery_stats(),
+            (1, 0),
+            "expired packets and sessions are dropped"
+        );
+        // Volatile broadcasts and packets with acks are not kept.
+        let mut v = to(&[]);
+        v.flags.volatile = true;
+        local.broadcast(&BroadcastPacket::from_parts(b"2[\"v\"]", vec![]), &v);
+        local.broadcast(&BroadcastPacket::from_parts(b"27[\"a\"]", vec![]), &to(&[]));
+        assert_eq!(local.recovery_stats(), (1, 0));
     }
 }

@@ -1,0 +1,80 @@
+//! The optional modes of `../shared/conformance/SUITES.md` section 6, read from the
+//! environment. A mode this server does not know, or a value it does not understand, is an
+//! error at start: the server must never silently run in another mode than asked.
+
+/// The modes `conformance-server` runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Modes {
+    /// `RECOVERY=1`: connection state recovery, 2-minute window, middlewares skipped.
+    pub recovery: bool,
+}
+
+/// Reads one variable: unset or empty is `None`.
+fn var(get: &impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    get(name).filter(|v| !v.is_empty())
+}
+
+impl Modes {
+    /// The modes of this process's environment.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// The modes given a variable lookup (for tests).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let recovery = match var(&get, "RECOVERY").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => return Err(format!("RECOVERY={v:?}: expected 1 (or 0 / unset)")),
+        };
+        match var(&get, "PARSER").as_deref() {
+            None | Some("json") => {}
+            Some(v) => {
+                return Err(format!(
+                    "PARSER={v:?} is not supported (only the default JSON parser)"
+                ));
+            }
+        }
+        for flag in ["ALLOW_EIO3", "ADMIN"] {
+            match var(&get, flag).as_deref() {
+                None | Some("0") => {}
+                Some(v) => return Err(format!("{flag}={v:?} is not supported")),
+            }
+        }
+        match var(&get, "REDIS_ADAPTER").as_deref() {
+            None | Some("classic" | "sharded") => {}
+            Some(v) => return Err(format!("REDIS_ADAPTER={v:?}: expected classic or sharded")),
+        }
+        Ok(Self { recovery })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn modes(vars: &[(&str, &str)]) -> Result<Modes, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Modes::from_vars(move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn known_values_and_failures() {
+        assert_eq!(modes(&[]), Ok(Modes::default()));
+        assert_eq!(modes(&[("RECOVERY", "1")]), Ok(Modes { recovery: true }));
+        assert_eq!(modes(&[("RECOVERY", "0")]), Ok(Modes::default()));
+        for bad in [
+            ("RECOVERY", "true"),
+            ("RECOVERY", "yes"),
+            ("PARSER", "msgpack"),
+            ("ALLOW_EIO3", "1"),
+            ("ADMIN", "1"),
+            ("REDIS_ADAPTER", "bogus"),
+        ] {
+            assert!(modes(&[bad]).is_err(), "{bad:?}");
+        }
+    }
+}
