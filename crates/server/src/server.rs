@@ -134,20 +134,32 @@ impl IoInner {
 }
 
 /// The Socket.IO server: a cheap, cloneable handle to namespaces and their sockets, served as
-/// a tower service or layer.
+/// a tower service ([`service`](Self::service), e.g. with [`serve`](crate::serve)) or layer
+/// ([`layer`](Self::layer), e.g. in front of an axum `Router`).
 ///
-/// ```no_run
-/// use volley::{Data, Socket, SocketIo};
+/// ```
+/// use volley::{AckSender, Data, Socket, SocketIo};
 ///
-/// # async fn run() -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let io = SocketIo::builder().build();
 /// io.of("/").on_connection(|socket: Socket| async move {
-///     socket.on("echo", |socket: Socket, Data(msg): Data<String>| async move {
-///         let _ = socket.emit("echo", &msg);
+///     socket.on("echo", |_: Socket, Data(msg): Data<String>, ack: AckSender| async move {
+///         let _ = ack.send(&msg);
 ///     });
 /// });
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// volley::serve(listener, io.service()).await
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// tokio::spawn(volley::serve(listener, io.service()));
+/// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+/// // A client emits "echo" and waits for the acknowledgement:
+/// let reply: String = client.emit_with_ack("echo", "hi").await?;
+/// assert_eq!(reply, "hi");
+/// // The handle keeps working from outside any handler.
+/// assert_eq!(io.of("/").sockets().len(), 1);
+/// io.emit("news", "to every socket of /")?;
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
