@@ -38,12 +38,21 @@
 //! # }
 //! ```
 //!
+//! In a real application `io.layer()` goes on an axum `Router` (`examples/quickstart`);
+//! [`serve`] is a small standalone server, as above.
+//!
 //! Concepts:
-//! - [`SocketIo`]: the server handle; [`SocketIo::of`] gives a [`Namespace`].
+//! - [`SocketIo`]: the server handle, made by a [`SocketIoBuilder`] (settings, CORS,
+//!   application [`State`]); [`SocketIo::of`] gives a [`Namespace`], with its middleware
+//!   and connection handler.
 //! - [`Socket`]: one client in one namespace; [`Socket::on`] registers event handlers
-//!   (see [`handler`] for the shapes), [`Socket::emit`] sends.
+//!   (see [`handler`] for the shapes: [`Data<T>`](Data), [`RawArgs`], [`AckSender`],
+//!   [`State<T>`](State)), [`Socket::emit`] sends, [`Socket::join`] enters rooms.
 //! - Acknowledgements: handlers may take an [`AckSender`]; [`Socket::emit_with_ack`] returns
 //!   an [`AckFuture`].
+//! - Broadcasts: `to`, `except`, `volatile`, `timeout` on a [`SocketIo`], [`Namespace`] or
+//!   [`Socket`] give a [`BroadcastOperator`]; with a cluster adapter (`volley-redis`) they
+//!   reach every server.
 
 pub mod adapter;
 mod broadcast;
