@@ -156,6 +156,7 @@ impl<T: Args + ?Sized> ArgsDyn for T {
 /// # let url = format!("http://{}", listener.local_addr()?);
 /// # tokio::spawn(volley::serve(listener, io.service()));
 /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+/// // From a connected client (volley-client here):
 /// let total: i64 = client.emit_args_with_ack("cmd", ("sum", 1, 2, 3)).await?;
 /// assert_eq!(total, 6);
 /// # Ok(())

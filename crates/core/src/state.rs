@@ -40,9 +40,10 @@ use std::sync::Arc;
 /// # let url = format!("http://{}", listener.local_addr()?);
 /// # tokio::spawn(volley::serve(listener, io.service()));
 /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
-/// # let _: u32 = client.emit_with_ack("score", "ada").await?;
-/// let score: u32 = client.emit_with_ack("score", "ada").await?;
-/// assert_eq!(score, 2);
+/// // From a connected client (volley-client here):
+/// let first: u32 = client.emit_with_ack("score", "ada").await?;
+/// let second: u32 = client.emit_with_ack("score", "ada").await?;
+/// assert_eq!((first, second), (1, 2));
 /// assert_eq!(scores.0.lock().unwrap()["ada"], 2); // the builder's value, shared
 /// # Ok(())
 /// # }

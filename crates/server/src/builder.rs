@@ -281,6 +281,7 @@ impl SocketIoBuilder {
     /// # let url = format!("http://{}", listener.local_addr()?);
     /// # tokio::spawn(volley::serve(listener, io.service()));
     /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+    /// // From a connected client (volley-client here):
     /// let n: u64 = client.emit_args_with_ack("visit", ()).await?;
     /// assert_eq!(n, 1);
     /// assert_eq!(visits.0.load(Ordering::Relaxed), 1); // the same counter

@@ -35,6 +35,7 @@
 //! # let url = format!("http://{}", listener.local_addr()?);
 //! # tokio::spawn(volley::serve(listener, io.service()));
 //! # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+//! // From a connected client (volley-client here):
 //! let sum: i64 = client.emit_args_with_ack("add", (1, 2)).await?;
 //! assert_eq!(sum, 3);
 //! let n: usize = client.emit_args_with_ack("count", ("a", [1, 2], None::<u8>)).await?;

@@ -111,6 +111,7 @@ pub(crate) struct SocketInner {
 /// #         async move { let _ = tx.send((event, args)); }
 /// #     })
 /// #     .connect().await?;
+/// // From a connected client (volley-client here):
 /// client.emit("ping", &41)?;
 /// # let (event, args) = rx.recv().await.unwrap();
 /// # assert_eq!((event.as_str(), args.parse::<u32>()?), ("pong", 42));
@@ -382,6 +383,7 @@ impl Socket {
     /// #         async move { let _ = tx.send(reason); }
     /// #     })
     /// #     .connect().await?;
+    /// // From a connected client (volley-client here):
     /// client.emit_args("kick me", ())?;
     /// # let reason = rx.recv().await.unwrap();
     /// // The client's `disconnect` handler gets the official reason (no reconnection):
@@ -479,6 +481,7 @@ impl Socket {
     /// # let url = format!("http://{}", listener.local_addr()?);
     /// # tokio::spawn(volley::serve(listener, io.service()));
     /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+    /// // From a connected client (volley-client here):
     /// let rooms: Vec<String> = client.emit_args_with_ack("rooms", ()).await?;
     /// // "news", and the room named by the socket's id that every socket is in.
     /// assert_eq!(rooms.len(), 2);
