@@ -129,6 +129,39 @@ impl<T: Args + ?Sized> ArgsDyn for T {
 /// it came in (a JSON text per argument with [`Parser::Json`]), plus the binary attachments
 /// the JSON refers to. Re-emitting them forwards everything, binary included, without
 /// parsing; [`get`](Self::get) and [`parse`](Self::parse) decode on demand.
+///
+/// ```
+/// use volley::{AckSender, RawArgs, Socket, SocketIo};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = SocketIo::builder().build();
+/// io.of("/").on_connection(|socket: Socket| async move {
+///     // Whatever came, forwarded as it is to every other socket (binary included).
+///     socket.on("relay", |socket: Socket, args: RawArgs| async move {
+///         let _ = socket.broadcast().emit_args("relay", args);
+///     });
+///     // Or read one argument at a time: the first says what the others are.
+///     socket.on("cmd", |_: Socket, args: RawArgs, ack: AckSender| async move {
+///         let reply = match args.get::<String>(0) {
+///             Some(Ok(cmd)) if cmd == "sum" => (1..args.len())
+///                 .filter_map(|i| args.get::<i64>(i)?.ok())
+///                 .sum::<i64>(),
+///             _ => -1,
+///         };
+///         let _ = ack.send(&reply);
+///     });
+/// });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+/// // From a connected client (volley-client here):
+/// let total: i64 = client.emit_args_with_ack("cmd", ("sum", 1, 2, 3)).await?;
+/// assert_eq!(total, 6);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawArgs {
     parser: Parser,
@@ -205,7 +238,50 @@ impl RawArgs {
 ///
 /// With one argument `T` is read from it; with several, from the array of all of them (so
 /// `Data<(String, u32)>` takes two); with none, from `null`. Binary data deserializes into
-/// `bytes::Bytes` wherever the peer put it.
+/// `bytes::Bytes` wherever the peer put it. When the arguments do not fit `T`, the handler
+/// is not run (logged at debug level): take [`RawArgs`] to see whatever came.
+///
+/// ```
+/// use serde::Deserialize;
+/// use volley::{AckSender, Data, Socket, SocketIo};
+///
+/// #[derive(Deserialize)]
+/// struct Move {
+///     x: i32,
+///     y: i32,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = SocketIo::builder().build();
+/// io.of("/").on_connection(|socket: Socket| async move {
+///     socket
+///         // One argument, an object: `socket.emit("move", { x: 1, y: 2 })`.
+///         .on("move", |_: Socket, Data(m): Data<Move>, ack: AckSender| async move {
+///             let _ = ack.send(&(m.x + m.y));
+///         })
+///         // Two arguments: `socket.emit("rename", "old", "new")`.
+///         .on("rename", |_: Socket, Data((from, to)): Data<(String, String)>, ack: AckSender| async move {
+///             let _ = ack.send(&format!("{from} -> {to}"));
+///         })
+///         // Binary: `socket.emit("upload", new Uint8Array([1, 2, 3]))`.
+///         .on("upload", |_: Socket, Data(file): Data<bytes::Bytes>, ack: AckSender| async move {
+///             let _ = ack.send(&file.len());
+///         });
+/// });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+/// # let sum: i32 = client.emit_with_ack("move", &serde_json::json!({ "x": 1, "y": 2 })).await?;
+/// # assert_eq!(sum, 3);
+/// # let renamed: String = client.emit_args_with_ack("rename", ("old", "new")).await?;
+/// # assert_eq!(renamed, "old -> new");
+/// # let len: usize = client.emit_with_ack("upload", &bytes::Bytes::from_static(&[1, 2, 3])).await?;
+/// # assert_eq!(len, 3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data<T>(pub T);
 

@@ -5,12 +5,43 @@
 //! [`RawArgs`] (as sent), an [`AckSender`] to answer the peer's acknowledgement callback, and
 //! [`State<T>`] (application state given to the builder):
 //!
-//! ```ignore
-//! socket.on("echo", |socket: Socket, Data(text): Data<String>| async move { /* ... */ });
-//! socket.on("add", |_: Socket, Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
-//!     let _ = ack.send(&(a + b));
+//! ```
+//! use volley_core::{Data, RawArgs, State};
+//!
+//! #[derive(Clone)]
+//! struct Db(&'static str);
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // On the server (`volley`):
+//! use volley::{AckSender, Socket, SocketIo};
+//! let io = SocketIo::builder().state(Db("main")).build();
+//! io.of("/").on_connection(|socket: Socket| async move {
+//!     socket
+//!         .on("add", |_: Socket, Data((a, b)): Data<(i64, i64)>, ack: AckSender| async move {
+//!             let _ = ack.send(&(a + b));
+//!         })
+//!         .on("db", |_: Socket, State(db): State<Db>, ack: AckSender| async move {
+//!             let _ = ack.send(db.0);
+//!         });
 //! });
-//! socket.on("count", |_: Socket, State(db): State<Db>, ack: AckSender| async move { /* ... */ });
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let url = format!("http://{}", listener.local_addr()?);
+//! # tokio::spawn(volley::serve(listener, io.service()));
+//!
+//! // On the client (`volley-client`): the same shapes, with the client's socket.
+//! let client = volley_client::Manager::builder(&url).build()?.socket("/")
+//!     .on("log", |_: volley_client::Socket, args: RawArgs| async move {
+//!         println!("{} arguments", args.len());
+//!     })
+//!     .connect()
+//!     .await?;
+//! let sum: i64 = client.emit_args_with_ack("add", (1, 2)).await?;
+//! assert_eq!(sum, 3);
+//! let db: String = client.emit_args_with_ack("db", ()).await?;
+//! assert_eq!(db, "main");
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! Handlers run where the packet is read up to their first `.await` that waits, then on a

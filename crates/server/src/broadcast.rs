@@ -84,6 +84,57 @@ impl<T: IntoRooms + Clone> IntoRooms for &[T] {
 }
 
 /// Selects sockets of a namespace, then emits to them or runs a utility method on them.
+///
+/// Made by [`SocketIo`](crate::SocketIo), [`Namespace`](crate::Namespace) and
+/// [`Socket`](crate::Socket) (`to`, `except`, `broadcast`, ...; from a socket, the socket
+/// itself is excluded), and refined by chaining; it goes through the namespace's adapter, so
+/// cluster-wide with a cluster adapter.
+///
+/// ```
+/// use std::time::Duration;
+/// use volley::{Socket, SocketIo};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = SocketIo::builder().build();
+/// io.of("/").on_connection(|socket: Socket| async move {
+///     let team = socket.handshake().auth()["team"].as_str().unwrap_or("none").to_owned();
+///     socket.join(team);
+/// });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// # let mut players = Vec::new();
+/// # for team in ["red", "red", "blue"] {
+/// #     let answer = format!("{team} ready");
+/// #     players.push(volley_client::Manager::builder(&url).build()?.socket("/")
+/// #         .auth(serde_json::json!({ "team": team }))
+/// #         .on("ready?", move |_: volley_client::Socket, ack: volley_client::AckSender| {
+/// #             let answer = answer.clone();
+/// #             async move { let _ = ack.send(&answer); }
+/// #         })
+/// #         .connect().await?);
+/// # }
+/// // Three players are connected: two in the room "red", one in "blue". Each answers
+/// // "ready?" with its team and " ready".
+/// io.to("red").emit("score", &3)?;
+/// io.except("blue").volatile().emit("tick", &1)?; // dropped for whoever cannot take it now
+///
+/// // Ask every red player and collect their answers, waiting at most a second.
+/// let answers = io
+///     .to("red")
+///     .timeout(Duration::from_secs(1))
+///     .emit_with_ack::<String, _>("ready?", &())
+///     .collect_all()
+///     .await;
+/// assert_eq!(answers.len(), 2);
+/// assert!(answers.iter().all(|a| a.result.as_deref().is_ok_and(|r| r == "red ready")));
+///
+/// assert_eq!(io.to(["red", "blue"]).socket_ids().await?.len(), 3);
+/// io.to("blue").disconnect_sockets(false);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct BroadcastOperator {
     ns: Arc<NsInner>,

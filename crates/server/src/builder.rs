@@ -56,7 +56,33 @@ pub(crate) fn random_id() -> Arc<str> {
     Arc::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Builds a [`SocketIo`].
+/// Builds a [`SocketIo`]; [`SocketIo::builder`] starts with Node's defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use volley::{AllowOrigin, Cors, SocketIo};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cors = Cors::new(AllowOrigin::List(vec!["https://example.com".parse()?]));
+/// let io = SocketIo::builder()
+///     .cors(cors) // pages from https://example.com may connect
+///     .ping_interval(Duration::from_secs(10))
+///     .ack_timeout(Duration::from_secs(2))
+///     .build();
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// # use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// # let mut tcp = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await?;
+/// # tcp.write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\
+/// #     Origin: https://example.com\r\nConnection: close\r\n\r\n").await?;
+/// # let mut answer = String::new();
+/// # tcp.read_to_string(&mut answer).await?;
+/// # assert!(answer.to_ascii_lowercase().contains("access-control-allow-origin: https://example.com"));
+/// # Ok(())
+/// # }
+/// ```
 pub struct SocketIoBuilder {
     engine: volley_engine::EngineConfigBuilder,
     config: Config,
@@ -261,6 +287,37 @@ impl SocketIoBuilder {
     /// Application state that handlers receive with a [`State<T>`](crate::State) argument
     /// (one value per type; a later one of the same type replaces it). Handlers asking for a
     /// type that was not given are not run.
+    ///
+    /// Each handler gets a clone, so give a handle: an `Arc`, a connection pool, a channel.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use volley::{AckSender, Socket, SocketIo, State};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Visits(Arc<AtomicU64>);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let visits = Visits::default();
+    /// let io = SocketIo::builder().state(visits.clone()).build();
+    /// io.of("/").on_connection(|socket: Socket| async move {
+    ///     socket.on("visit", |_: Socket, State(visits): State<Visits>, ack: AckSender| async move {
+    ///         let _ = ack.send(&(visits.0.fetch_add(1, Ordering::Relaxed) + 1));
+    ///     });
+    /// });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+    /// // From a connected client (volley-client here):
+    /// let n: u64 = client.emit_args_with_ack("visit", ()).await?;
+    /// assert_eq!(n, 1);
+    /// assert_eq!(visits.0.load(Ordering::Relaxed), 1); // the same counter
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
         StateMap::insert_into(&mut self.config.state, value);
         self

@@ -5,10 +5,11 @@
 //! in a payload, and connection middleware. It is a tower service, so it mounts in axum,
 //! hyper or anything tower-based, next to a REST API.
 //!
-//! ```no_run
+//! ```
 //! use volley::{AckSender, ConnectError, Data, Socket, SocketIo};
 //!
-//! # async fn run() -> std::io::Result<()> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let io = SocketIo::builder().build();
 //! io.of("/chat")
 //!     .middleware(|socket: Socket| async move {
@@ -19,21 +20,39 @@
 //!     })
 //!     .on_connection(|socket: Socket| async move {
 //!         socket.on("message", |socket: Socket, Data(text): Data<String>, ack: AckSender| async move {
-//!             let _ = socket.emit("message", &text);
+//!             let _ = socket.broadcast().emit("message", &text); // to every other socket
 //!             let _ = ack.send("received");
 //!         });
 //!     });
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! volley::serve(listener, io.service()).await
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let url = format!("http://{}", listener.local_addr()?);
+//! tokio::spawn(volley::serve(listener, io.service()));
+//!
+//! // Any Socket.IO client now connects; here volley-client, from Rust.
+//! let manager = volley_client::Manager::builder(&url).build()?;
+//! let chat = manager.socket("/chat").auth(serde_json::json!({"token": "t"})).connect().await?;
+//! let reply: String = chat.emit_with_ack("message", "hi").await?;
+//! assert_eq!(reply, "received");
+//! # Ok(())
 //! # }
 //! ```
 //!
+//! In a real application `io.layer()` goes on an axum `Router` (`examples/quickstart`);
+//! [`serve`] is a small standalone server, as above.
+//!
 //! Concepts:
-//! - [`SocketIo`]: the server handle; [`SocketIo::of`] gives a [`Namespace`].
+//! - [`SocketIo`]: the server handle, made by a [`SocketIoBuilder`] (settings, CORS,
+//!   application [`State`]); [`SocketIo::of`] gives a [`Namespace`], with its middleware
+//!   and connection handler.
 //! - [`Socket`]: one client in one namespace; [`Socket::on`] registers event handlers
-//!   (see [`handler`] for the shapes), [`Socket::emit`] sends.
+//!   (see [`handler`] for the shapes: [`Data<T>`](Data), [`RawArgs`], [`AckSender`],
+//!   [`State<T>`](State)), [`Socket::emit`] sends, [`Socket::join`] enters rooms.
 //! - Acknowledgements: handlers may take an [`AckSender`]; [`Socket::emit_with_ack`] returns
 //!   an [`AckFuture`].
+//! - Broadcasts: `to`, `except`, `volatile`, `timeout` on a [`SocketIo`], [`Namespace`] or
+//!   [`Socket`] give a [`BroadcastOperator`]; with a cluster adapter (`volley-redis`) they
+//!   reach every server.
 
 pub mod adapter;
 mod broadcast;

@@ -310,9 +310,48 @@ impl NamespaceSockets for NsInner {
 }
 
 /// A namespace handle, as Node's `io.of(name)`: set its middleware and connection handler,
-/// list its sockets, emit to all of them. Cheap to clone.
+/// list its sockets, emit to all of them or to some rooms. Cheap to clone.
 ///
 /// A dynamic namespace's handle configures every child namespace it creates.
+///
+/// ```
+/// use volley::{ConnectError, Socket, SocketIo};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = SocketIo::builder().build();
+/// let chat = io.of("/chat");
+/// chat.middleware(|socket: Socket| async move {
+///     // Runs before the socket joins; an error is the client's `connect_error`.
+///     match socket.handshake().auth()["name"].as_str() {
+///         Some(_) => Ok(()),
+///         None => Err(ConnectError::new("who are you?")),
+///     }
+/// })
+/// .on_connection(|socket: Socket| async move {
+///     socket.join("lobby");
+/// });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// # let client = volley_client::Manager::builder(&url).build()?.socket("/chat")
+/// #     .auth(serde_json::json!({ "name": "Ada" }))
+/// #     .on("news", move |_: volley_client::Socket, volley::Data(text): volley::Data<String>| {
+/// #         let tx = tx.clone();
+/// #         async move { let _ = tx.send(text); }
+/// #     })
+/// #     .connect().await?;
+/// # let refused = volley_client::Manager::builder(&url).build()?.socket("/chat").connect().await;
+/// # assert_eq!(refused.unwrap_err().message(), "who are you?");
+///
+/// // Later, from anywhere: everyone in the lobby of /chat.
+/// chat.to("lobby").emit("news", "welcome")?;
+/// # assert_eq!(rx.recv().await.unwrap(), "welcome");
+/// assert_eq!(chat.sockets().len(), 1); // the client with a name; the one without was refused
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Namespace {
     pub(crate) inner: Arc<NsInner>,

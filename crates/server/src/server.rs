@@ -134,20 +134,32 @@ impl IoInner {
 }
 
 /// The Socket.IO server: a cheap, cloneable handle to namespaces and their sockets, served as
-/// a tower service or layer.
+/// a tower service ([`service`](Self::service), e.g. with [`serve`](crate::serve)) or layer
+/// ([`layer`](Self::layer), e.g. in front of an axum `Router`).
 ///
-/// ```no_run
-/// use volley::{Data, Socket, SocketIo};
+/// ```
+/// use volley::{AckSender, Data, Socket, SocketIo};
 ///
-/// # async fn run() -> std::io::Result<()> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let io = SocketIo::builder().build();
 /// io.of("/").on_connection(|socket: Socket| async move {
-///     socket.on("echo", |socket: Socket, Data(msg): Data<String>| async move {
-///         let _ = socket.emit("echo", &msg);
+///     socket.on("echo", |_: Socket, Data(msg): Data<String>, ack: AckSender| async move {
+///         let _ = ack.send(&msg);
 ///     });
 /// });
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// volley::serve(listener, io.service()).await
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// tokio::spawn(volley::serve(listener, io.service()));
+/// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+/// // A client emits "echo" and waits for the acknowledgement:
+/// let reply: String = client.emit_with_ack("echo", "hi").await?;
+/// assert_eq!(reply, "hi");
+/// // The handle keeps working from outside any handler.
+/// assert_eq!(io.of("/").sockets().len(), 1);
+/// io.emit("news", "to every socket of /")?;
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
@@ -199,6 +211,33 @@ impl SocketIo {
     /// A dynamic namespace: every name matching `pattern` (`*` matches any characters but
     /// `/`, e.g. `/room-*`) is created on its first connection, with the middleware and
     /// connection handler set on the returned handle.
+    ///
+    /// ```
+    /// use volley::{Socket, SocketIo};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build();
+    /// io.of_pattern("/room-*").on_connection(|socket: Socket| async move {
+    ///     let _ = socket.emit("welcome", socket.namespace()); // e.g. "/room-42"
+    /// });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/room-42")
+    /// #     .on("welcome", move |_: volley_client::Socket, volley::Data(n): volley::Data<String>| {
+    /// #         let tx = tx.clone();
+    /// #         async move { let _ = tx.send(n); }
+    /// #     })
+    /// #     .connect().await?;
+    /// # assert_eq!(rx.recv().await.unwrap(), "/room-42");
+    /// // A client joined "/room-42": the namespace exists now.
+    /// assert!(io.namespaces().contains(&"/room-42".to_string()));
+    /// assert_eq!(io.of("/room-42").sockets().len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn of_pattern(&self, pattern: &str) -> Namespace {
         self.add_dynamic(normalize(pattern), Matcher::Pattern(normalize(pattern)))
     }
@@ -265,6 +304,29 @@ impl SocketIo {
     /// open then (a long-polling client that did not come back) are ended without waiting
     /// more. Returns once every socket has been disconnected, so within `grace` plus the time
     /// the connection tasks take to notice (at most a second).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use volley::{DisconnectReason, Socket, SocketIo};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build();
+    /// io.of("/").on_connection(|socket: Socket| async move {
+    ///     socket.on_disconnect(|socket: Socket, reason: DisconnectReason| async move {
+    ///         println!("{} left: {}", socket.id(), reason.as_str()); // "server shutting down"
+    ///     });
+    /// });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+    /// // On Ctrl-C, say: let clients go within two seconds.
+    /// io.close(Duration::from_secs(2)).await;
+    /// assert!(io.of("/").sockets().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn close(&self, grace: Duration) {
         self.engine().close(grace).await;
     }

@@ -88,6 +88,44 @@ pub(crate) struct SocketInner {
 ///
 /// Its [`id`](Self::id) is public and random; it is not the Engine.IO session id, which
 /// authenticates the connection's HTTP requests and is never exposed here.
+///
+/// ```
+/// use volley::{Data, Socket, SocketIo};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let io = SocketIo::builder().build();
+/// io.of("/").on_connection(|socket: Socket| async move {
+///     socket
+///         .on("ping", |socket: Socket, Data(n): Data<u32>| async move {
+///             let _ = socket.emit("pong", &(n + 1));
+///         })
+///         .on("hello", |socket: Socket| async move {
+///             let _ = socket.emit_args("hello", ("several", "arguments", 3));
+///         });
+/// });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// # let client = volley_client::Manager::builder(&url).build()?.socket("/")
+/// #     .on_any(move |_, event: String, args: volley::RawArgs| {
+/// #         let tx = tx.clone();
+/// #         async move { let _ = tx.send((event, args)); }
+/// #     })
+/// #     .connect().await?;
+/// // From a connected client (volley-client here):
+/// client.emit("ping", &41)?;
+/// # let (event, args) = rx.recv().await.unwrap();
+/// # assert_eq!((event.as_str(), args.parse::<u32>()?), ("pong", 42));
+/// client.emit_args("hello", ())?;
+/// // It receives "pong" with 42, then "hello" with three arguments.
+/// # let (event, args) = rx.recv().await.unwrap();
+/// # assert_eq!(event, "hello");
+/// # assert_eq!(args.parse::<(String, String, u8)>()?.2, 3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Socket {
     pub(crate) inner: Arc<SocketInner>,
@@ -298,7 +336,8 @@ impl Socket {
         self.connected() && self.send_encoded(enc).is_ok()
     }
 
-    /// Sets the timeout of the next `emit_with_ack`.
+    /// Sets the timeout of the next `emit_with_ack`, as Node's `socket.timeout(ms)`; see
+    /// [`emit_with_ack`](Self::emit_with_ack) for an example.
     pub fn timeout(&self, timeout: Duration) -> TimeoutEmitter<'_> {
         TimeoutEmitter::new(self, timeout)
     }
@@ -315,7 +354,44 @@ impl Socket {
     /// the server's default ack timeout (see [`timeout`](Self::timeout) to choose another).
     ///
     /// The event is sent at once; the returned future only waits. The reply is deserialized
-    /// into `T` following [`Data`](crate::Data)'s rule.
+    /// into `T` following [`Data`](crate::Data)'s rule. Errors: [`AckError::Timeout`], the
+    /// socket disconnected first, or the reply does not fit `T`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use volley::{AckSender, Socket, SocketIo};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build();
+    /// io.of("/").on_connection(|socket: Socket| async move {
+    ///     socket.on("greet me", |socket: Socket, ack: AckSender| async move {
+    ///         // Asks the client back, waiting at most two seconds for its answer.
+    ///         let name: String = match socket
+    ///             .timeout(Duration::from_secs(2))
+    ///             .emit_with_ack("name?", &())
+    ///             .await
+    ///         {
+    ///             Ok(name) => name,
+    ///             Err(_) => "stranger".into(), // timeout, disconnected, or not a string
+    ///         };
+    ///         let _ = ack.send(&format!("hello {name}"));
+    ///     });
+    /// });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/")
+    /// #     .on("name?", |_: volley_client::Socket, ack: volley_client::AckSender| async move {
+    /// #         let _ = ack.send("Ada");
+    /// #     })
+    /// #     .connect().await?;
+    /// // The client answers "name?" with "Ada".
+    /// let greeting: String = client.emit_args_with_ack("greet me", ()).await?;
+    /// assert_eq!(greeting, "hello Ada");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit_with_ack<T, D>(&self, event: &str, data: &D) -> AckFuture<T>
     where
         T: FromArgs,
@@ -334,6 +410,38 @@ impl Socket {
 
     /// Disconnects the socket from its namespace (the client sees "io server disconnect").
     /// The connection stays open for the client's other namespaces.
+    ///
+    /// ```
+    /// use volley::{DisconnectReason, Socket, SocketIo};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build();
+    /// io.of("/").on_connection(|socket: Socket| async move {
+    ///     socket.on("kick me", |socket: Socket| async move { socket.disconnect() });
+    ///     socket.on_disconnect(|socket: Socket, reason: DisconnectReason| async move {
+    ///         // Here: "server namespace disconnect".
+    ///         println!("{} left: {}", socket.id(), reason.as_str());
+    ///     });
+    /// });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// # let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/")
+    /// #     .on_disconnect(move |_, reason| {
+    /// #         let tx = tx.clone();
+    /// #         async move { let _ = tx.send(reason); }
+    /// #     })
+    /// #     .connect().await?;
+    /// // From a connected client (volley-client here):
+    /// client.emit_args("kick me", ())?;
+    /// // Its `disconnect` handler gets "io server disconnect", and it does not reconnect.
+    /// # let reason = rx.recv().await.unwrap();
+    /// # assert_eq!(reason.as_str(), "io server disconnect");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn disconnect(&self) {
         if self.connected() {
             let _ = self.send_encoded(&self.inner.ns.parser.disconnect(self.namespace()));
@@ -403,7 +511,36 @@ impl Socket {
         lock(&self.inner.acks).pending.remove(&id);
     }
 
-    /// Joins rooms (one, or several).
+    /// Joins rooms (one, or several). Rooms live in the namespace's adapter: a broadcast
+    /// [`to`](Self::to) a room reaches its sockets, cluster-wide with a cluster adapter.
+    ///
+    /// ```
+    /// use volley::{AckSender, Socket, SocketIo};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let io = SocketIo::builder().build();
+    /// io.of("/").on_connection(|socket: Socket| async move {
+    ///     socket.on("rooms", |socket: Socket, ack: AckSender| async move {
+    ///         socket.join(["news", "sport"]);
+    ///         socket.leave("sport");
+    ///         let rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+    ///         let _ = ack.send(&rooms);
+    ///     });
+    /// });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
+    /// // From a connected client (volley-client here):
+    /// let rooms: Vec<String> = client.emit_args_with_ack("rooms", ()).await?;
+    /// // "news", and the room named by the socket's id that every socket is in.
+    /// assert_eq!(rooms.len(), 2);
+    /// assert!(rooms.contains(&"news".to_string()));
+    /// assert!(rooms.contains(&client.id().unwrap().to_string()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join(&self, rooms: impl IntoRooms) {
         self.inner
             .ns

@@ -9,6 +9,11 @@
 //! a room, sends messages to it (acknowledged, so the sender sees "delivered") and a
 //! volatile typing hint, and everyone sees how many people are online.
 //!
+//! The handlers are plain `async fn`s registered by name. Each takes what it needs as
+//! arguments: the event's data (`Data<T>`), the acknowledgement (`AckSender`) and the chat's
+//! [`Rules`] (`State<Rules>`, given once to the builder). The namespace is
+//! `socket.nsp()`. So no handler captures a clone of anything.
+//!
 //! `main.rs` runs it; the browser test in `e2e/tests` builds the same [`router`].
 
 use std::io;
@@ -23,10 +28,34 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use volley::adapter::AdapterFactory;
 use volley::adapter::Room;
-use volley::{AckSender, BroadcastOperator, ConnectError, Data, Namespace, Socket, SocketIo};
+use volley::{
+    AckSender, BroadcastOperator, ConnectError, Data, Namespace, Socket, SocketIo, State,
+};
 
-/// The token the demo accepts. The page fills it in; type anything else to see a refusal.
-const TOKEN: &str = "secret";
+/// What the chat accepts: the application state its handlers share.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// The token the demo accepts. The page fills it in; type anything else to see a
+    /// refusal.
+    pub token: &'static str,
+    /// The longest nickname, in characters.
+    pub name_chars: usize,
+    /// The longest room name, in characters.
+    pub room_chars: usize,
+    /// The longest message, in characters (longer ones are cut).
+    pub text_chars: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            token: "secret",
+            name_chars: 24,
+            room_chars: 32,
+            text_chars: 500,
+        }
+    }
+}
 
 /// The Socket.IO server, with the chat in its `/chat` namespace, on one machine.
 pub fn socket_io() -> SocketIo {
@@ -36,16 +65,17 @@ pub fn socket_io() -> SocketIo {
 /// The Socket.IO server with a cluster adapter (e.g. Redis), so that several chat servers
 /// share rooms, messages and the online count.
 pub fn socket_io_with(adapter: Option<AdapterFactory>) -> SocketIo {
-    let builder = SocketIo::builder();
-    let builder = match adapter {
-        Some(adapter) => builder.adapter(adapter),
-        None => builder,
-    };
+    let rules = Rules::default();
+    // Handlers receive the rules as `State<Rules>`.
+    let mut builder = SocketIo::builder().state(rules);
+    if let Some(adapter) = adapter {
+        builder = builder.adapter(adapter);
+    }
     let io = builder.build();
-    let chat = io.of("/chat");
-    chat.middleware(authenticate);
-    let ns = chat.clone();
-    chat.on_connection(move |socket| on_connect(ns.clone(), socket));
+    io.of("/chat")
+        // A middleware takes the socket only; the rules are a `Copy` value it keeps.
+        .middleware(move |socket| authenticate(socket, rules))
+        .on_connection(on_connect);
     io
 }
 
@@ -74,15 +104,15 @@ const CHAT_CSS: &str = include_str!("../static/chat.css");
 /// Runs before a client joins `/chat` (Node's `io.of("/chat").use`): checks the token and
 /// keeps the nickname in the socket's data. A refusal reaches the client's `connect_error`
 /// with `message` and `data`.
-async fn authenticate(socket: Socket) -> Result<(), ConnectError> {
+async fn authenticate(socket: Socket, rules: Rules) -> Result<(), ConnectError> {
     let auth = socket.handshake().auth();
-    if auth["token"] != TOKEN {
-        let hint = format!("the demo token is \"{TOKEN}\"");
+    if auth["token"] != rules.token {
+        let hint = format!("the demo token is \"{}\"", rules.token);
         return Err(ConnectError::new("invalid token").with_data(json!({ "hint": hint })));
     }
     let name = auth["name"].as_str().unwrap_or_default().trim();
-    if name.is_empty() || name.chars().count() > 24 {
-        let hint = "a nickname has 1 to 24 characters";
+    if name.is_empty() || name.chars().count() > rules.name_chars {
+        let hint = format!("a nickname has 1 to {} characters", rules.name_chars);
         return Err(ConnectError::new("invalid nickname").with_data(json!({ "hint": hint })));
     }
     socket.set_data(&name).expect("a string is valid JSON");
@@ -93,22 +123,23 @@ async fn authenticate(socket: Socket) -> Result<(), ConnectError> {
 // happens here; emits to one socket fail only when it is gone. Hence the `let _ =` below.
 
 /// A client joined `/chat`: announce it and register its event handlers.
-async fn on_connect(chat: Namespace, socket: Socket) {
+async fn on_connect(socket: Socket) {
     let _ = socket.broadcast().emit("user connected", &name(&socket));
-    let _ = chat.emit("online", &online(&chat).await);
+    send_online(socket.nsp()).await;
 
-    let ns = chat.clone();
-    socket.on("join", move |socket, Data(room), ack| {
-        join(ns.clone(), socket, room, ack)
-    });
-    socket.on("leave", leave);
-    socket.on("message", message);
-    socket.on("typing", typing);
+    socket
+        .on("join", join)
+        .on("leave", leave)
+        .on("message", message)
+        .on("typing", typing);
     // Still in its room here, so the others hear that it left.
     socket.on_disconnecting(|socket, _| leave(socket));
-    socket.on_disconnect(move |_, _| async move {
-        let _ = chat.emit("online", &online(&chat).await);
-    });
+    socket.on_disconnect(|socket, _| send_online(socket.nsp()));
+}
+
+/// Tells everyone in the chat how many people are online.
+async fn send_online(chat: Namespace) {
+    let _ = chat.emit("online", &online(&chat).await);
 }
 
 /// How many people are in the chat, on every server of the cluster.
@@ -121,16 +152,22 @@ async fn online(chat: &Namespace) -> usize {
 }
 
 /// `join(room, ack)`: leaves the current room, enters `room`, tells the others.
-async fn join(chat: Namespace, socket: Socket, room: String, ack: AckSender) {
+async fn join(
+    socket: Socket,
+    Data(room): Data<String>,
+    State(rules): State<Rules>,
+    ack: AckSender,
+) {
     let room = room.trim().to_owned();
-    if room.is_empty() || room.chars().count() > 32 {
-        let _ = ack.send(&json!({ "error": "a room name has 1 to 32 characters" }));
+    if room.is_empty() || room.chars().count() > rules.room_chars {
+        let error = format!("a room name has 1 to {} characters", rules.room_chars);
+        let _ = ack.send(&json!({ "error": error }));
         return;
     }
     leave(socket.clone()).await;
     socket.join(&room);
     let _ = socket.to(&room).emit("joined", &name(&socket)); // everyone in the room but me
-    send_members(chat.to(&room)).await; // everyone in the room, me included
+    send_members(socket.nsp().to(&room)).await; // everyone in the room, me included
     let _ = ack.send(&json!({ "room": room }));
 }
 
@@ -145,12 +182,17 @@ async fn leave(socket: Socket) {
 }
 
 /// `message(text, ack)`: to everyone else in the room; the ack tells the sender it arrived.
-async fn message(socket: Socket, Data(text): Data<String>, ack: AckSender) {
+async fn message(
+    socket: Socket,
+    Data(text): Data<String>,
+    State(rules): State<Rules>,
+    ack: AckSender,
+) {
     let Some(room) = current_room(&socket) else {
         let _ = ack.send("join a room first");
         return;
     };
-    let text: String = text.chars().take(500).collect();
+    let text: String = text.chars().take(rules.text_chars).collect();
     let _ = socket
         .to(room)
         .emit("message", &json!({ "from": name(&socket), "text": text }));
