@@ -1,0 +1,149 @@
+//! Emitting: plain, volatile and acknowledged emits, and answering the server's
+//! acknowledgements (the [`SocketHandle`] side of the shared handler shapes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+use volley_core::args::check_event_name;
+use volley_core::{AckReply, StateMap};
+
+use super::retry::Queued;
+use super::{Socket, lock, read};
+use crate::error::{AckError, EmitError};
+use crate::handler::SocketHandle;
+use crate::manager::Cmd;
+use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, TimeoutEmitter};
+
+impl Socket {
+    /// Emits an event with one argument (buffered while disconnected).
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.emit_dyn(event, &One(data), false)
+    }
+
+    /// Emits an event with several arguments (a tuple), none (`()`) or [`RawArgs`].
+    pub fn emit_args(&self, event: &str, args: impl Args) -> Result<(), EmitError> {
+        self.emit_dyn(event, &args, false)
+    }
+
+    /// Emits that are dropped instead of buffered when the socket cannot send them at once.
+    pub fn volatile(&self) -> VolatileEmitter<'_> {
+        VolatileEmitter { socket: self }
+    }
+
+    pub(super) fn emit_dyn(
+        &self,
+        event: &str,
+        args: &dyn ArgsDyn,
+        volatile: bool,
+    ) -> Result<(), EmitError> {
+        check_event_name(event)?;
+        let body = self.inner.parser.event_body(event, args)?;
+        if !volatile && read(&self.inner.opts).retries > 0 {
+            let queued = Queued { body, reply: None };
+            let _ = self.inner.retry_queue().send(queued);
+            return Ok(());
+        }
+        let packet = self.inner.parser.event_packet(&self.inner.nsp, &body, None);
+        self.inner.push(packet, None, None, volatile)
+    }
+
+    /// Sets the timeout of the next acknowledged emit.
+    pub fn timeout(&self, timeout: Duration) -> TimeoutEmitter<'_> {
+        TimeoutEmitter::new(self, timeout)
+    }
+
+    /// Emits an event with one argument and waits for the server's acknowledgement, at most
+    /// the socket's [`ack_timeout`](SocketBuilder::ack_timeout) if it has one (see
+    /// [`timeout`](Self::timeout) for a per-emit one).
+    ///
+    /// The event is sent (or buffered) at once; the returned future only waits. The reply is
+    /// deserialized into `T` following [`Data`](crate::Data)'s rule, or kept as [`RawArgs`].
+    pub fn emit_with_ack<T, D>(&self, event: &str, data: &D) -> AckFuture<T>
+    where
+        T: FromArgs,
+        D: Serialize + ?Sized,
+    {
+        self.emit_with_ack_dyn(event, &One(data), None)
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack) with several arguments.
+    pub fn emit_args_with_ack<T: FromArgs>(&self, event: &str, args: impl Args) -> AckFuture<T> {
+        self.emit_with_ack_dyn(event, &args, None)
+    }
+}
+
+/// `socket.volatile()`: emits dropped when the socket is disconnected or the transport busy.
+#[derive(Debug)]
+pub struct VolatileEmitter<'a> {
+    socket: &'a Socket,
+}
+
+impl VolatileEmitter<'_> {
+    /// Emits with one argument, or drops it.
+    pub fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.socket.emit_dyn(event, &One(data), true)
+    }
+
+    /// Emits with several arguments, or drops them.
+    pub fn emit_args(self, event: &str, args: impl Args) -> Result<(), EmitError> {
+        self.socket.emit_dyn(event, &args, true)
+    }
+}
+
+impl SocketHandle for Socket {
+    fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply {
+        let timeout = timeout.or(read(&self.inner.opts).ack_timeout);
+        let fail = |e: EmitError| -> AckReply { Box::pin(std::future::ready(Err(e.into()))) };
+        let body = match self.inner.parser.event_body(event, args) {
+            Ok(b) => b,
+            Err(e) => return fail(e.into()),
+        };
+        let (tx, rx) = oneshot::channel();
+        if read(&self.inner.opts).retries > 0 {
+            let queued = Queued {
+                body,
+                reply: Some(tx),
+            };
+            let _ = self.inner.retry_queue().send(queued);
+            return Box::pin(async move { rx.await.unwrap_or(Err(AckError::Disconnected)) });
+        }
+        let id = self.inner.next_id();
+        let packet = self
+            .inner
+            .parser
+            .event_packet(&self.inner.nsp, &body, Some(id));
+        if let Err(e) = self.inner.push(packet, Some(id), Some(tx), false) {
+            return fail(e);
+        }
+        let socket = Arc::downgrade(&self.inner);
+        Box::pin(async move {
+            let reply = volley_core::ack::await_reply(rx, timeout).await;
+            if let (Err(AckError::Timeout), Some(s)) = (&reply, socket.upgrade()) {
+                s.forget_ack(id);
+            }
+            reply?
+        })
+    }
+
+    fn send_ack(&self, id: u64, args: &dyn ArgsDyn) -> Result<(), EmitError> {
+        let packet = self.inner.parser.ack(&self.inner.nsp, id, args)?;
+        let st = lock(&self.inner.state);
+        if !st.connected {
+            // The id belongs to the connection that asked; a new one would not know it.
+            return Err(EmitError::Closed);
+        }
+        let cmd = Cmd::Send {
+            nsp: self.inner.nsp.clone(),
+            packet,
+            ack: None,
+            volatile: false,
+        };
+        self.inner.cmd.send(cmd).map_err(|_| EmitError::Closed)
+    }
+
+    fn state(&self) -> Option<&StateMap> {
+        self.manager.state()
+    }
+}
