@@ -20,23 +20,40 @@
 //! - Handlers never run under a lock, may emit and await acknowledgements; the library does
 //!   not panic and creates no runtime of its own (except [`blocking`], which says so).
 //!
-//! ```no_run
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # // A Volley server on a free loopback port, for the example to talk to.
+//! # let io = volley::SocketIo::builder().build();
+//! # io.of("/").on_connection(|s: volley::Socket| async move {
+//! #     s.on("count", |_: volley::Socket, ack: volley::AckSender| async move { let _ = ack.send(&3); });
+//! #     s.on("chat", |s: volley::Socket, args: volley::RawArgs| async move { let _ = s.emit_args("chat", args); });
+//! # });
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let url = format!("http://{}", listener.local_addr()?);
+//! # tokio::spawn(volley::serve(listener, io.service()));
 //! use std::time::Duration;
 //! use volley_client::{AckSender, Data, Manager, Socket};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let manager = Manager::builder("http://localhost:3000").build()?;
+//! let manager = Manager::builder(&url).build()?; // e.g. "http://localhost:3000"
+//! let (tx, mut chat) = tokio::sync::mpsc::unbounded_channel();
 //! let socket = manager
 //!     .socket("/")
 //!     .auth_with(|| async { Some(serde_json::json!({ "token": "fresh" })) })
-//!     .on("chat", |_: Socket, Data(text): Data<String>| async move { println!("{text}") })
+//!     .on("chat", move |_: Socket, Data(text): Data<String>| {
+//!         let _ = tx.send(text);
+//!         async {}
+//!     })
 //!     .on("add", |_: Socket, Data((a, b)): Data<(i32, i32)>, ack: AckSender| async move {
 //!         let _ = ack.send(&(a + b));
 //!     })
 //!     .connect()
 //!     .await?;
 //! socket.emit("chat", "hello")?;
+//! assert_eq!(chat.recv().await.as_deref(), Some("hello")); // the server echoes it
 //! let n: u32 = socket.timeout(Duration::from_secs(2)).emit_with_ack("count", &()).await?;
+//! assert_eq!(n, 3);
+//! manager.close();
 //! # Ok(()) }
 //! ```
 

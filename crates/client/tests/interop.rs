@@ -259,7 +259,7 @@ async fn restart(kind: Kind, mode: Mode) {
     // server goes away. Emitted while connected, it belongs to that connection: its ack fails
     // whether or not the event was written before the connection went away, and it is not
     // sent again after the reconnection (the new server's list below would show it).
-    let pending = socket.emit_with_ack::<Value, _>("flaky", "lost");
+    let pending = socket.emit_with_ack::<Value>("flaky", "lost");
 
     server.stop().await;
     let reason = wait_for(&mut sev, "disconnect", |e| match e {
@@ -277,7 +277,7 @@ async fn restart(kind: Kind, mode: Mode) {
     for i in 0..20 {
         socket.emit("collect", &i).unwrap();
     }
-    let buffered_ack = socket.emit_with_ack::<bool, _>("collect", &20);
+    let buffered_ack = socket.emit_with_ack::<bool>("collect", &20);
     assert_eq!(socket.buffered(), 21);
     wait_for(&mut mev, "reconnect attempt", |e| {
         matches!(e, ManagerEvent::ReconnectAttempt(_)).then_some(())

@@ -23,6 +23,34 @@ pub const DEFAULT_RECONNECTION_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_RECONNECTION_DELAY_MAX: Duration = Duration::from_secs(5);
 
 /// Configures a [`Manager`]. Defaults are the official client's.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // A Volley server on a free loopback port, for the example to talk to.
+/// # let io = volley::SocketIo::builder().build();
+/// # io.of("/").on_connection(|s: volley::Socket| async move {
+/// #     s.on("count", |_: volley::Socket, ack: volley::AckSender| async move { let _ = ack.send(&3); });
+/// # });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// use std::time::Duration;
+/// use volley_client::{Manager, TransportKind};
+///
+/// let manager = Manager::builder(&url)
+///     .transports(&[TransportKind::WebSocket]) // no long-polling
+///     .query("room", "lobby")
+///     .header("x-trace", "1")
+///     .reconnection_delay(Duration::from_millis(500))
+///     .reconnection_attempts(Some(10))
+///     .build()?;
+/// let socket = manager.socket("/").connect().await?;
+/// assert_eq!(manager.transport(), Some(TransportKind::WebSocket));
+/// let n: u32 = socket.emit_with_ack("count", &()).await?;
+/// assert_eq!(n, 3);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build`"]
 pub struct ManagerBuilder {

@@ -120,21 +120,28 @@ pub(crate) struct ManagerInner {
 /// manager; it ends when [`close`](Self::close) is called or every handle (managers and
 /// sockets) is dropped.
 ///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use volley_client::{Data, Manager, Socket};
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // A Volley server on a free loopback port, for the example to talk to.
+/// # let io = volley::SocketIo::builder().build();
+/// # io.of("/").on_connection(|s: volley::Socket| async move {
+/// #     s.on("count", |_: volley::Socket, ack: volley::AckSender| async move { let _ = ack.send(&3); });
+/// # });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// use volley_client::{Manager, ManagerEvent};
 ///
-/// let manager = Manager::builder("http://localhost:3000").build()?;
-/// let socket = manager
-///     .socket("/chat")
-///     .auth(serde_json::json!({ "token": "abc" }))
-///     .on("message", |_: Socket, Data(text): Data<String>| async move {
-///         println!("{text}");
-///     })
-///     .connect()
-///     .await?;
-/// socket.emit("message", "hello")?;
-/// let answer: String = socket.timeout(std::time::Duration::from_secs(5)).emit_with_ack("ping", &()).await?;
+/// let manager = Manager::builder(&url).build()?;
+/// let mut events = manager.events();
+/// // Two namespaces would share this one connection.
+/// let socket = manager.socket("/").connect().await?;
+/// assert!(matches!(events.recv().await?, ManagerEvent::Open(_)));
+/// assert!(manager.engine_id().is_some());
+/// let n: u32 = socket.emit_with_ack("count", &()).await?;
+/// assert_eq!(n, 3);
+/// manager.close();
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -20,6 +20,37 @@ use crate::manager::Manager;
 type Setup = Box<dyn FnOnce(&Socket) + Send>;
 
 /// Configures a namespace socket; from [`Manager::socket`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // A Volley server on a free loopback port, for the example to talk to.
+/// # let io = volley::SocketIo::builder().build();
+/// # io.of("/").on_connection(|s: volley::Socket| async move {
+/// #     s.on("count", |_: volley::Socket, ack: volley::AckSender| async move { let _ = ack.send(&3); });
+/// # });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// use std::time::Duration;
+/// use volley_client::{AckSender, Data, Manager, Overflow, Socket};
+///
+/// let manager = Manager::builder(&url).build()?;
+/// let socket = manager
+///     .socket("/")
+///     .auth(serde_json::json!({ "token": "abc" }))
+///     .ack_timeout(Duration::from_secs(10))
+///     .send_buffer(100, Overflow::DropOldest)
+///     .on("greet", |_: Socket, Data(name): Data<String>, ack: AckSender| async move {
+///         let _ = ack.send(&format!("hello {name}"));
+///     })
+///     .on_disconnect(|_: Socket, reason| async move { println!("left: {reason}") })
+///     .connect()
+///     .await?;
+/// let n: u32 = socket.emit_with_ack("count", &()).await?;
+/// assert_eq!(n, 3);
+/// # Ok(()) }
+/// ```
 #[must_use = "a socket builder does nothing until `connect` or `build`"]
 pub struct SocketBuilder {
     manager: Manager,

@@ -60,11 +60,11 @@ impl Socket {
     ///
     /// The event is sent (or buffered) at once; the returned future only waits. The reply is
     /// deserialized into `T` following [`Data`](crate::Data)'s rule, or kept as [`RawArgs`].
-    pub fn emit_with_ack<T, D>(&self, event: &str, data: &D) -> AckFuture<T>
-    where
-        T: FromArgs,
-        D: Serialize + ?Sized,
-    {
+    pub fn emit_with_ack<T: FromArgs>(
+        &self,
+        event: &str,
+        data: &(impl Serialize + ?Sized),
+    ) -> AckFuture<T> {
         self.emit_with_ack_dyn(event, &One(data), None)
     }
 

@@ -74,6 +74,34 @@ pub(crate) enum Status {
 /// Cheap to clone. Emits made while the socket is not connected are buffered (bounded; see
 /// [`SocketBuilder::send_buffer`]) and flushed in order once the namespace accepts the
 /// socket again.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # // A Volley server on a free loopback port, for the example to talk to.
+/// # let io = volley::SocketIo::builder().build();
+/// # io.of("/").on_connection(|s: volley::Socket| async move {
+/// #     s.on("count", |_: volley::Socket, ack: volley::AckSender| async move { let _ = ack.send(&3); });
+/// # });
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let url = format!("http://{}", listener.local_addr()?);
+/// # tokio::spawn(volley::serve(listener, io.service()));
+/// use std::time::Duration;
+/// use volley_client::{Manager, Socket, SocketEvent};
+///
+/// let manager = Manager::builder(&url).build()?;
+/// let socket: Socket = manager.socket("/").build();
+/// let mut events = socket.events();
+/// // Emitted before the connection: buffered, sent once the namespace accepts the socket.
+/// let count = socket.emit_with_ack::<u32>("count", &());
+/// socket.connect();
+/// assert_eq!(events.recv().await?, SocketEvent::Connect);
+/// assert_eq!(count.await?, 3);
+/// let n: u32 = socket.timeout(Duration::from_secs(5)).emit_with_ack("count", &()).await?;
+/// assert_eq!(n, 3);
+/// socket.disconnect();
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Socket {
     pub(crate) inner: Arc<SocketInner>,
