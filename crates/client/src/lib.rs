@@ -10,13 +10,22 @@
 //!   `on_connect` / `on_disconnect` / `on_connect_error` callbacks. `auth` can be an async
 //!   closure evaluated on every (re)connection.
 //! - Events carry serde-typed arguments with binary anywhere ([`Data`], [`RawArgs`],
-//!   [`Args`]); [`Socket::emit_with_ack`] is a future with an optional timeout; handlers answer
-//!   the server's acknowledgements with an [`AckSender`]; catch-all handlers; `volatile`.
+//!   [`Args`]; [`Bytes`], and a `Vec<u8>`/`&[u8]` argument, go as binary);
+//!   [`Socket::emit_with_ack`] is a future with an optional timeout, typed by its output only;
+//!   handlers answer the server's acknowledgements with an [`AckSender`]; catch-all handlers,
+//!   [`Socket::once`], a [`Stream`](futures_util::Stream) of events
+//!   ([`Socket::event_stream`]); `volatile`.
+//! - Events that arrive before the namespace's CONNECT answer (python-socketio sends what its
+//!   connection handler emits first) are kept, bounded like the send buffer, and delivered in
+//!   order once it comes, just before the `connect` event, as socket.io-client's
+//!   `receiveBuffer` does.
 //! - Emits made while disconnected wait in a bounded send buffer and are flushed in order when
 //!   the namespace reconnects; acknowledgements of events that went out on a lost connection
 //!   fail with [`AckError::Disconnected`]; [`SocketBuilder::retries`] gives at-least-once
 //!   delivery.
-//! - A dead network is noticed within `pingInterval + pingTimeout`.
+//! - A dead network is noticed within `pingInterval + pingTimeout`. Disconnect reasons are
+//!   the official client's, per transport: see the table on [`DisconnectReason`].
+//! - Tested against three servers: the official Node server, Volley, and python-socketio.
 //! - Handlers never run under a lock, may emit and await acknowledgements; the library does
 //!   not panic and creates no runtime of its own (except [`blocking`], which says so).
 //!
@@ -67,6 +76,7 @@ mod manager;
 mod socket;
 
 pub use backoff::Backoff;
+pub use bytes::Bytes;
 pub use engine::TransportKind;
 pub use error::{
     AckError, BuildError, ConnectError, DisconnectReason, EmitError, TransportError,
@@ -77,7 +87,7 @@ pub use manager::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECTION_DELAY, DEFAULT_RECONNECTION_DELAY_MAX, Manager,
     ManagerBuilder, ManagerEvent,
 };
-pub use socket::{Overflow, Socket, SocketBuilder, SocketEvent, VolatileEmitter};
+pub use socket::{EventStream, Overflow, Socket, SocketBuilder, SocketEvent, VolatileEmitter};
 pub use volley_core::{
     AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,
     RawArgs, SocketHandle, SocketId, State,

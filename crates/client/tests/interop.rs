@@ -219,8 +219,10 @@ async fn suite(kind: Kind, mode: Mode) {
     let mut mev = manager.events();
     secure.disconnect();
     main.disconnect();
+    // The sockets said "io client disconnect"; the manager's own close is "forced close", as
+    // socket.io-client's manager closes itself when its last socket leaves.
     wait_for(&mut mev, "close", |e| {
-        (*e == ManagerEvent::Close(DisconnectReason::IoClientDisconnect)).then_some(())
+        (*e == ManagerEvent::Close(DisconnectReason::ForcedClose)).then_some(())
     })
     .await;
     let quiet = tokio::time::timeout(Duration::from_millis(600), async {
@@ -254,6 +256,9 @@ async fn restart(kind: Kind, mode: Mode) {
         .connect()
         .await
         .unwrap();
+    if let Mode::Upgrade = mode {
+        common::settled(&manager, &mut mev, TransportKind::WebSocket).await;
+    }
     let mut sev = socket.events();
     // An ack the server never sends ("flaky" answers only a repeated key): pending when the
     // server goes away. Emitted while connected, it belongs to that connection: its ack fails
@@ -267,6 +272,13 @@ async fn restart(kind: Kind, mode: Mode) {
         _ => None,
     })
     .await;
+    // The server was killed: socket.io-client says "transport close" when its WebSocket
+    // closes, and "transport error" when a long-polling request fails.
+    let expected = match mode {
+        Mode::Polling => DisconnectReason::TransportError,
+        Mode::WebSocket | Mode::Upgrade => DisconnectReason::TransportClose,
+    };
+    assert_eq!(reason, expected);
     assert!(reason.will_reconnect(), "{reason:?}");
     assert!(matches!(
         tokio::time::timeout(WAIT, pending).await.unwrap(),

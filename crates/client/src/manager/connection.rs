@@ -73,7 +73,7 @@ impl Driver {
                             }
                         }
                         if !self.any_active() {
-                            break (DisconnectReason::IoClientDisconnect, true);
+                            break (DisconnectReason::ForcedClose, true);
                         }
                     }
                     Cmd::ConnectPacket { nsp, generation, packet } => {
@@ -88,7 +88,7 @@ impl Driver {
                     }
                     Cmd::Close => {
                         self.close_sockets(&mut session);
-                        break (DisconnectReason::IoClientDisconnect, true);
+                        break (DisconnectReason::ForcedClose, true);
                     }
                     Cmd::Shutdown => {
                         self.close_sockets(&mut session);
@@ -148,6 +148,8 @@ impl Driver {
                 was_connected.push(s.clone());
             }
             st.connected = false;
+            // Received on the lost connection, never connected: they belonged to it.
+            st.received.clear();
         }
         // No emit can reach the channel any more: take what is in it.
         let mut requeue: HashMap<String, Vec<Buffered>> = HashMap::new();

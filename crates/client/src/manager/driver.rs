@@ -187,7 +187,7 @@ impl Driver {
                 let _ = tx.send(Err(crate::AckError::Disconnected));
             }
             if was {
-                self.fire_disconnect(&s, DisconnectReason::IoClientDisconnect);
+                self.fire_disconnect(&s, DisconnectReason::ForcedClose);
             }
         }
     }

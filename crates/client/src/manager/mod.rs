@@ -185,7 +185,8 @@ impl Manager {
         lock(&self.inner.current).as_ref().map(|c| c.1)
     }
 
-    /// Disconnects every socket ("io client disconnect"), closes the connection and stops
+    /// Disconnects every socket (reason [`DisconnectReason::ForcedClose`], `"forced close"`,
+    /// as the official `manager.engine.close()`/`io.close()`), closes the connection and stops
     /// reconnecting. Sockets can be connected again afterwards.
     pub fn close(&self) {
         let _ = self.inner.cmd.send(Cmd::Close);

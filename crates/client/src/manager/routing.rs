@@ -11,7 +11,7 @@ use super::driver::{Driver, frames};
 use crate::engine::Session;
 use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::{AckSender, run_now_or_spawn};
-use crate::socket::{SocketEvent, SocketInner, Status, lock, read};
+use crate::socket::{Overflow, Received, SocketEvent, SocketInner, Status, lock, read, write};
 use crate::{RawArgs, SocketId};
 
 impl Driver {
@@ -52,10 +52,11 @@ impl Driver {
                         .and_then(|v| v.get("sid").and_then(Value::as_str).map(SocketId::from)),
                     _ => None,
                 };
-                {
+                let received = {
                     let mut st = lock(&socket.state);
                     if !st.active {
                         // Disconnected by the application meanwhile: leave again.
+                        st.received.clear();
                         session.send(frames(self.inner.parser.disconnect(&socket.nsp)));
                         return None;
                     }
@@ -68,8 +69,14 @@ impl Driver {
                     for b in std::mem::take(&mut st.buffer) {
                         session.send(frames(b.packet));
                     }
-                }
+                    std::mem::take(&mut st.received)
+                };
                 socket.status.send_replace(Status::Connected);
+                // As socket.io-client's `onconnect`: the events received before the CONNECT
+                // answer first, in order, then the `connect` event.
+                for r in received {
+                    self.dispatch(&socket, r.name, r.args, r.id);
+                }
                 self.fire_connect(&socket);
                 None
             }
@@ -92,13 +99,14 @@ impl Driver {
                     let mut st = lock(&socket.state);
                     st.active = false;
                     st.connected = false;
+                    st.received.clear();
                 }
                 let err = match data {
                     Some(d) => ConnectError::new(message).with_data(d),
                     None => ConnectError::new(message),
                 };
                 self.fire_connect_error(&socket, err, true);
-                (!self.any_active()).then_some((DisconnectReason::IoClientDisconnect, true))
+                (!self.any_active()).then_some((DisconnectReason::ForcedClose, true))
             }
             PacketType::Disconnect => {
                 let (was, acks) = {
@@ -106,6 +114,7 @@ impl Driver {
                     let was = st.connected;
                     st.active = false;
                     st.connected = false;
+                    st.received.clear();
                     (was, st.take_sent_acks())
                 };
                 socket.status.send_replace(Status::Idle);
@@ -115,16 +124,43 @@ impl Driver {
                 if was {
                     self.fire_disconnect(&socket, DisconnectReason::IoServerDisconnect);
                 }
-                (!self.any_active()).then_some((DisconnectReason::IoClientDisconnect, true))
+                (!self.any_active()).then_some((DisconnectReason::ForcedClose, true))
             }
             PacketType::Event | PacketType::BinaryEvent => {
-                if !lock(&socket.state).connected {
-                    return None;
-                }
                 let PacketData::Event { name, args } = p.data else {
                     return None;
                 };
                 let args = self.decoder.raw_args(args, p.attachments);
+                let (capacity, overflow) = {
+                    let o = read(&socket.opts);
+                    (o.buffer_capacity, o.overflow)
+                };
+                {
+                    let mut st = lock(&socket.state);
+                    if !st.connected {
+                        // Before the CONNECT answer (a server that emits from its connection
+                        // handler may send its events first): kept for the connect.
+                        if st.active {
+                            if st.received.len() >= capacity {
+                                match overflow {
+                                    Overflow::DropOldest if capacity > 0 => {
+                                        st.received.pop_front();
+                                    }
+                                    _ => {
+                                        tracing::debug!(event = %name, "receive buffer full");
+                                        return None;
+                                    }
+                                }
+                            }
+                            st.received.push_back(Received {
+                                name,
+                                args,
+                                id: p.id,
+                            });
+                        }
+                        return None;
+                    }
+                }
                 self.dispatch(&socket, name, args, p.id);
                 None
             }
@@ -151,10 +187,21 @@ impl Driver {
         let Some(handle) = self.handle(socket) else {
             return;
         };
-        let (handler, any) = {
+        let (handler, any, streams) = {
             let h = read(&socket.handlers);
-            (h.events.get(&name).cloned(), h.any.clone())
+            (
+                h.events.get(&name).cloned(),
+                h.any.clone(),
+                h.streams.clone(),
+            )
         };
+        let mut gone = false;
+        for tx in &streams {
+            gone |= tx.send((name.clone(), args.clone())).is_err();
+        }
+        if gone {
+            write(&socket.handlers).streams.retain(|tx| !tx.is_closed());
+        }
         for a in any {
             run_now_or_spawn(a(handle.clone(), name.clone(), args.clone()));
         }

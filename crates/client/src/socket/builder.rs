@@ -16,6 +16,33 @@ use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::EventHandler;
 use crate::manager::Manager;
 
+/// The options a [`SocketBuilder`] sets (`None`: keep the socket's).
+#[derive(Default)]
+struct OptionsPatch {
+    auth: Option<Auth>,
+    ack_timeout: Option<Option<Duration>>,
+    retries: Option<u32>,
+    buffer: Option<(usize, Overflow)>,
+}
+
+impl OptionsPatch {
+    fn apply(self, opts: &mut SocketOptions) {
+        if let Some(auth) = self.auth {
+            opts.auth = auth;
+        }
+        if let Some(t) = self.ack_timeout {
+            opts.ack_timeout = t;
+        }
+        if let Some(r) = self.retries {
+            opts.retries = r;
+        }
+        if let Some((capacity, overflow)) = self.buffer {
+            opts.buffer_capacity = capacity;
+            opts.overflow = overflow;
+        }
+    }
+}
+
 /// A deferred registration of a [`SocketBuilder`].
 type Setup = Box<dyn FnOnce(&Socket) + Send>;
 
@@ -55,7 +82,8 @@ type Setup = Box<dyn FnOnce(&Socket) + Send>;
 pub struct SocketBuilder {
     manager: Manager,
     nsp: String,
-    opts: SocketOptions,
+    /// The options this builder sets; the others keep the socket's current values.
+    opts: OptionsPatch,
     setup: Vec<Setup>,
 }
 
@@ -75,17 +103,17 @@ impl SocketBuilder {
         Self {
             manager,
             nsp,
-            opts: SocketOptions::default(),
+            opts: OptionsPatch::default(),
             setup: Vec::new(),
         }
     }
 
     /// A fixed `auth` object sent with every CONNECT.
     pub fn auth(mut self, auth: impl Serialize) -> Self {
-        self.opts.auth = match serde_json::to_value(auth) {
+        self.opts.auth = Some(match serde_json::to_value(auth) {
             Ok(Value::Null) | Err(_) => Auth::None,
             Ok(v) => Auth::Static(v),
-        };
+        });
         self
     }
 
@@ -96,14 +124,14 @@ impl SocketBuilder {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<Value>> + Send + 'static,
     {
-        self.opts.auth = Auth::Dynamic(Arc::new(move || Box::pin(f())));
+        self.opts.auth = Some(Auth::Dynamic(Arc::new(move || Box::pin(f()))));
         self
     }
 
     /// The default timeout of [`Socket::emit_with_ack`] (none by default, as in JavaScript:
     /// the acknowledgement is awaited until it comes or the socket disconnects).
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
-        self.opts.ack_timeout = Some(timeout);
+        self.opts.ack_timeout = Some(Some(timeout));
         self
     }
 
@@ -112,15 +140,14 @@ impl SocketBuilder {
     /// across reconnections. Events go out one at a time, in order. The server must
     /// acknowledge every event, and may see duplicates.
     pub fn retries(mut self, retries: u32) -> Self {
-        self.opts.retries = retries;
+        self.opts.retries = Some(retries);
         self
     }
 
     /// The send buffer of a disconnected socket: at most `capacity` emits (1024 by default;
     /// 0 disables buffering), and what to do when it is full.
     pub fn send_buffer(mut self, capacity: usize, overflow: Overflow) -> Self {
-        self.opts.buffer_capacity = capacity;
-        self.opts.overflow = overflow;
+        self.opts.buffer = Some((capacity, overflow));
         self
     }
 
@@ -178,12 +205,17 @@ impl SocketBuilder {
         self
     }
 
-    /// The socket, configured but not connecting yet ([`Socket::connect`] starts it). A
-    /// manager has one socket per namespace: building the same namespace again returns it,
-    /// with these options and handlers added.
+    /// The socket, configured but not connecting yet ([`Socket::connect`] starts it).
+    ///
+    /// A manager has one socket per namespace. Building a namespace that already has one
+    /// returns that socket, merged: the options set on this builder replace the socket's,
+    /// the options it does not set keep their current values (they are not reset to the
+    /// defaults), and its handlers are added to the socket's (an event handler replaces the
+    /// one of the same event, as [`Socket::on`] does). A connected socket stays connected;
+    /// a new `auth` is used from the next CONNECT on.
     pub fn build(self) -> Socket {
         let inner = self.manager.register(&self.nsp);
-        *write(&inner.opts) = self.opts;
+        self.opts.apply(&mut write(&inner.opts));
         let socket = Socket {
             inner,
             manager: self.manager,

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use volley_core::args::check_event_name;
 use volley_core::{AckReply, StateMap};
 
+use super::byte_seq::as_byte_seq;
 use super::retry::Queued;
 use super::{Socket, lock, read};
 use crate::error::{AckError, EmitError};
@@ -18,11 +20,19 @@ use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, TimeoutEmitter};
 
 impl Socket {
     /// Emits an event with one argument (buffered while disconnected).
+    ///
+    /// A byte sequence (`Vec<u8>`, `&[u8]`, `[u8; N]`, non-empty) is sent as binary, like
+    /// [`Bytes`]; inside other values (a struct field, a tuple of
+    /// [`emit_args`](Self::emit_args)) use [`Bytes`] or `serde_bytes`, which serde marks as
+    /// bytes, since a `Vec<u8>` there serializes as an array of numbers.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.emit_dyn(event, &One(data), false)
+        match as_byte_seq(data) {
+            Some(b) => self.emit_dyn(event, &One(&Bytes::from(b)), false),
+            None => self.emit_dyn(event, &One(data), false),
+        }
     }
 
-    /// Emits an event with several arguments (a tuple), none (`()`) or [`RawArgs`].
+    /// Emits an event with several arguments (a tuple), none (`()`) or [`RawArgs`](crate::RawArgs).
     pub fn emit_args(&self, event: &str, args: impl Args) -> Result<(), EmitError> {
         self.emit_dyn(event, &args, false)
     }
@@ -55,17 +65,23 @@ impl Socket {
     }
 
     /// Emits an event with one argument and waits for the server's acknowledgement, at most
-    /// the socket's [`ack_timeout`](SocketBuilder::ack_timeout) if it has one (see
+    /// the socket's [`ack_timeout`](crate::SocketBuilder::ack_timeout) if it has one (see
     /// [`timeout`](Self::timeout) for a per-emit one).
     ///
     /// The event is sent (or buffered) at once; the returned future only waits. The reply is
-    /// deserialized into `T` following [`Data`](crate::Data)'s rule, or kept as [`RawArgs`].
+    /// deserialized into `T` following [`Data`](crate::Data)'s rule, or kept as [`RawArgs`](crate::RawArgs);
+    /// `T` is the only type parameter, so `let n: u32 = socket.emit_with_ack("ev", &x).await?`
+    /// or `socket.emit_with_ack::<u32>("ev", &x)`. A byte sequence is sent as binary, as with
+    /// [`emit`](Self::emit).
     pub fn emit_with_ack<T: FromArgs>(
         &self,
         event: &str,
         data: &(impl Serialize + ?Sized),
     ) -> AckFuture<T> {
-        self.emit_with_ack_dyn(event, &One(data), None)
+        match as_byte_seq(data) {
+            Some(b) => self.emit_with_ack_dyn(event, &One(&Bytes::from(b)), None),
+            None => self.emit_with_ack_dyn(event, &One(data), None),
+        }
     }
 
     /// Like [`emit_with_ack`](Self::emit_with_ack) with several arguments.
@@ -83,7 +99,10 @@ pub struct VolatileEmitter<'a> {
 impl VolatileEmitter<'_> {
     /// Emits with one argument, or drops it.
     pub fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.socket.emit_dyn(event, &One(data), true)
+        match as_byte_seq(data) {
+            Some(b) => self.socket.emit_dyn(event, &One(&Bytes::from(b)), true),
+            None => self.socket.emit_dyn(event, &One(data), true),
+        }
     }
 
     /// Emits with several arguments, or drops them.

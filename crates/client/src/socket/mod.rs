@@ -13,13 +13,16 @@ use crate::manager::{Cmd, Manager};
 use crate::{RawArgs, SocketId};
 
 mod builder;
+mod byte_seq;
 mod emit;
 mod retry;
 mod state;
+mod stream;
 
 pub use builder::SocketBuilder;
 pub use emit::VolatileEmitter;
-pub(crate) use state::{Auth, Buffered, SocketInner};
+pub(crate) use state::{Auth, Buffered, Received, SocketInner};
+pub use stream::EventStream;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -36,7 +39,7 @@ pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// What happens to an emit when the send buffer of a disconnected socket is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overflow {
-    /// The emit fails with [`EmitError::BufferFull`] (the default).
+    /// The emit fails with [`EmitError::BufferFull`](crate::EmitError::BufferFull) (the default).
     #[default]
     Reject,
     /// The oldest buffered packet is dropped (its acknowledgement fails with
@@ -73,7 +76,9 @@ pub(crate) enum Status {
 ///
 /// Cheap to clone. Emits made while the socket is not connected are buffered (bounded; see
 /// [`SocketBuilder::send_buffer`]) and flushed in order once the namespace accepts the
-/// socket again.
+/// socket again. Events the server sends before accepting the socket are kept (bounded by
+/// the same capacity and overflow rule) and delivered, in order, once it accepts it, before
+/// the `connect` event.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -261,6 +266,7 @@ impl Socket {
             st.active = false;
             let was = st.connected;
             st.connected = false;
+            st.received.clear();
             let acks = st.take_sent_acks();
             let _ = self.inner.cmd.send(Cmd::Deactivate {
                 nsp: self.inner.nsp.clone(),

@@ -64,6 +64,16 @@ pub(crate) struct SocketState {
     pub(crate) sid: Option<SocketId>,
     pub(crate) buffer: VecDeque<Buffered>,
     pub(crate) acks: HashMap<u64, AckTx>,
+    /// Events that arrived before the namespace's CONNECT answer (the official client's
+    /// `receiveBuffer`), delivered once it comes; bounded like the send buffer.
+    pub(crate) received: VecDeque<Received>,
+}
+
+/// An event received before the socket was connected.
+pub(crate) struct Received {
+    pub(crate) name: String,
+    pub(crate) args: RawArgs,
+    pub(crate) id: Option<u64>,
 }
 
 impl SocketState {
@@ -91,6 +101,8 @@ pub(crate) struct Handlers {
     pub(crate) connect: Vec<ConnectHandler>,
     pub(crate) disconnect: Vec<DisconnectHandler>,
     pub(crate) connect_error: Vec<ConnectErrorHandler>,
+    /// The senders of [`Socket::event_stream`](crate::Socket::event_stream)s.
+    pub(crate) streams: Vec<mpsc::UnboundedSender<(String, RawArgs)>>,
 }
 
 pub(crate) struct SocketInner {
