@@ -1,5 +1,6 @@
-//! volley-client against the official Node server (socket.io 4.8) and the Volley server, over
-//! each transport: polling only, WebSocket only, and polling upgraded to WebSocket.
+//! volley-client against three server implementations, the official Node server (socket.io
+//! 4.8), the Volley server and python-socketio 5.x (on aiohttp), over each transport: polling
+//! only, WebSocket only, and polling upgraded to WebSocket.
 
 mod common;
 
@@ -386,6 +387,84 @@ async fn heartbeat(kind: Kind, mode: Mode) {
     manager.close();
 }
 
+/// Events the server emits from its connection handler: python-socketio writes them before
+/// the namespace's CONNECT answer (`42/early,[...]` then `40/early,{...}`). They are kept and
+/// delivered once, in order, binary included, with the socket connected, before the
+/// `connect` event, as socket.io-client's `receiveBuffer` does; and to event streams too.
+async fn early(mode: Mode) {
+    let server = Server::start(Kind::Python, Ping::default()).await;
+    let manager = builder(&server.url(), mode).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let t = tx.clone();
+    let socket = manager
+        .socket("/early")
+        .on("early", move |s: Socket, args: RawArgs| {
+            let what = match args.parse::<Bytes>() {
+                Ok(b) => format!("binary {:?}", &b[..]),
+                Err(_) => args.parse::<Value>().unwrap().to_string(),
+            };
+            let _ = t.send(format!("early {what} connected={}", s.connected()));
+            async {}
+        })
+        .on_connect(move |_: Socket| {
+            let _ = tx.send("connect".to_owned());
+            async {}
+        })
+        .build();
+    let mut stream = socket.event_stream();
+    socket.connect();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(recv(&mut rx, "early events and connect").await);
+    }
+    assert_eq!(
+        seen,
+        [
+            "early 1 connected=true",
+            "early 2 connected=true",
+            "early binary [1, 2, 3] connected=true",
+            "connect",
+        ]
+    );
+    for want in ["1", "2"] {
+        let (name, args) = tokio::time::timeout(WAIT, stream.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(name, "early");
+        assert_eq!(args.parse::<Value>().unwrap().to_string(), want);
+    }
+    let (_, args) = tokio::time::timeout(WAIT, stream.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        args.parse::<Bytes>().unwrap(),
+        Bytes::from_static(&[1, 2, 3])
+    );
+    // Nothing twice: after a round trip, no more early event came.
+    let r: u32 = socket.timeout(WAIT).emit_with_ack("ack", &1).await.unwrap();
+    assert_eq!(r, 1);
+    assert!(rx.try_recv().is_err());
+    manager.close();
+}
+
+mod early {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_polling() {
+        super::early(Mode::Polling).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_websocket() {
+        super::early(Mode::WebSocket).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_upgrade() {
+        super::early(Mode::Upgrade).await
+    }
+}
+
 macro_rules! matrix {
     ($($name:ident: $kind:expr, $mode:expr;)*) => {
         mod suite {
@@ -413,4 +492,7 @@ matrix! {
     volley_polling: Kind::Volley, Mode::Polling;
     volley_websocket: Kind::Volley, Mode::WebSocket;
     volley_upgrade: Kind::Volley, Mode::Upgrade;
+    python_polling: Kind::Python, Mode::Polling;
+    python_websocket: Kind::Python, Mode::WebSocket;
+    python_upgrade: Kind::Python, Mode::Upgrade;
 }
