@@ -87,11 +87,10 @@ pub use manager::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_RECONNECTION_DELAY, DEFAULT_RECONNECTION_DELAY_MAX, Manager,
     ManagerBuilder, ManagerEvent,
 };
-pub use socket::{EventStream, Overflow, Socket, SocketBuilder, SocketEvent, VolatileEmitter};
+pub use socket::{
+    EventStream, Overflow, Socket, SocketBuilder, SocketEvent, TimeoutEmitter, VolatileEmitter,
+};
 pub use volley_core::{
     AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,
     RawArgs, SocketHandle, SocketId, State,
 };
-
-/// `socket.timeout(d)`: the next acknowledged emit waits at most `d`.
-pub type TimeoutEmitter<'a> = volley_core::TimeoutEmitter<'a, Socket>;

@@ -85,6 +85,14 @@ async fn byte_sequences_are_binary_and_acks_infer() -> Result<(), Box<dyn std::e
     assert_eq!(back, Bytes::from_static(&[4, 5]));
     let n = socket.emit_with_ack::<u32>("ack", &7).await?;
     assert_eq!(n, 7);
+    // The same with a timeout.
+    let n = socket.timeout(WAIT).emit_with_ack::<u32>("ack", &8).await?;
+    assert_eq!(n, 8);
+    let back: Bytes = socket
+        .timeout(WAIT)
+        .emit_with_ack("ack", &vec![6u8])
+        .await?;
+    assert_eq!(back, Bytes::from_static(&[6]));
 
     // Other numbers stay numbers.
     let nums: Vec<u32> = socket.emit_with_ack("ack", &vec![1u32, 2]).await?;

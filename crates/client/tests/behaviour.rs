@@ -123,7 +123,7 @@ async fn send_buffer_is_bounded_and_flushed_in_order() {
         .build();
     let timed_out = s2
         .timeout(Duration::from_millis(50))
-        .emit_with_ack::<Value, _>("collect", &"late");
+        .emit_with_ack::<Value>("collect", &"late");
     assert!(matches!(timed_out.await, Err(AckError::Timeout)));
     assert_eq!(s2.buffered(), 0);
     // Dropping the oldest fails its acknowledgement.

@@ -16,7 +16,7 @@ use super::{Socket, lock, read};
 use crate::error::{AckError, EmitError};
 use crate::handler::SocketHandle;
 use crate::manager::Cmd;
-use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, TimeoutEmitter};
+use crate::{AckFuture, Args, ArgsDyn, FromArgs, One};
 
 impl Socket {
     /// Emits an event with one argument (buffered while disconnected).
@@ -61,7 +61,23 @@ impl Socket {
 
     /// Sets the timeout of the next acknowledged emit.
     pub fn timeout(&self, timeout: Duration) -> TimeoutEmitter<'_> {
-        TimeoutEmitter::new(self, timeout)
+        TimeoutEmitter {
+            socket: self,
+            timeout,
+        }
+    }
+
+    /// One argument, byte sequences as binary, with an optional timeout.
+    fn ack_one<T: FromArgs>(
+        &self,
+        event: &str,
+        data: &(impl Serialize + ?Sized),
+        timeout: Option<Duration>,
+    ) -> AckFuture<T> {
+        match as_byte_seq(data) {
+            Some(b) => self.emit_with_ack_dyn(event, &One(&Bytes::from(b)), timeout),
+            None => self.emit_with_ack_dyn(event, &One(data), timeout),
+        }
     }
 
     /// Emits an event with one argument and waits for the server's acknowledgement, at most
@@ -78,15 +94,38 @@ impl Socket {
         event: &str,
         data: &(impl Serialize + ?Sized),
     ) -> AckFuture<T> {
-        match as_byte_seq(data) {
-            Some(b) => self.emit_with_ack_dyn(event, &One(&Bytes::from(b)), None),
-            None => self.emit_with_ack_dyn(event, &One(data), None),
-        }
+        self.ack_one(event, data, None)
     }
 
     /// Like [`emit_with_ack`](Self::emit_with_ack) with several arguments.
     pub fn emit_args_with_ack<T: FromArgs>(&self, event: &str, args: impl Args) -> AckFuture<T> {
         self.emit_with_ack_dyn(event, &args, None)
+    }
+}
+
+/// `socket.timeout(d)`: the next acknowledged emit waits at most `d` (then fails with
+/// [`AckError::Timeout`]).
+#[derive(Debug)]
+#[must_use = "a timeout applies to the emit made with it"]
+pub struct TimeoutEmitter<'a> {
+    socket: &'a Socket,
+    timeout: Duration,
+}
+
+impl TimeoutEmitter<'_> {
+    /// [`Socket::emit_with_ack`], waiting at most the timeout.
+    pub fn emit_with_ack<T: FromArgs>(
+        self,
+        event: &str,
+        data: &(impl Serialize + ?Sized),
+    ) -> AckFuture<T> {
+        self.socket.ack_one(event, data, Some(self.timeout))
+    }
+
+    /// [`Socket::emit_args_with_ack`], waiting at most the timeout.
+    pub fn emit_args_with_ack<T: FromArgs>(self, event: &str, args: impl Args) -> AckFuture<T> {
+        self.socket
+            .emit_with_ack_dyn(event, &args, Some(self.timeout))
     }
 }
 

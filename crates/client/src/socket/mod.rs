@@ -20,7 +20,7 @@ mod state;
 mod stream;
 
 pub use builder::SocketBuilder;
-pub use emit::VolatileEmitter;
+pub use emit::{TimeoutEmitter, VolatileEmitter};
 pub(crate) use state::{Auth, Buffered, Received, SocketInner};
 pub use stream::EventStream;
 
