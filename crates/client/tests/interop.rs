@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use volley_client::{
-    AckError, AckSender, Data, DisconnectReason, Manager, ManagerBuilder, ManagerEvent, RawArgs,
-    Socket, SocketEvent, TransportKind,
+    AckError, AckSender, Data, DisconnectReason, Manager, ManagerBuilder, ManagerEvent, Overflow,
+    RawArgs, Socket, SocketEvent, TransportKind,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -449,8 +449,53 @@ async fn early(mode: Mode) {
     manager.close();
 }
 
+/// The events kept before the CONNECT answer are bounded like the send buffer, with its
+/// overflow rule: the newest dropped (`Reject`) or the oldest (`DropOldest`).
+async fn early_bounded(overflow: Overflow, want: [&str; 2]) {
+    let server = Server::start(Kind::Python, Ping::default()).await;
+    let manager = builder(&server.url(), Mode::WebSocket).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let t = tx.clone();
+    let socket = manager
+        .socket("/early")
+        .send_buffer(2, overflow)
+        .on("early", move |_: Socket, args: RawArgs| {
+            let what = match args.parse::<Bytes>() {
+                Ok(_) => "binary".to_owned(),
+                Err(_) => args.parse::<Value>().unwrap().to_string(),
+            };
+            let _ = t.send(what);
+            async {}
+        })
+        .on_connect(move |_: Socket| {
+            let _ = tx.send("connect".to_owned());
+            async {}
+        })
+        .connect()
+        .await
+        .unwrap();
+    let seen = [
+        recv(&mut rx, "first").await,
+        recv(&mut rx, "second").await,
+        recv(&mut rx, "connect").await,
+    ];
+    assert_eq!(seen, [want[0], want[1], "connect"]);
+    let r: u32 = socket.timeout(WAIT).emit_with_ack("ack", &1).await.unwrap();
+    assert_eq!(r, 1);
+    assert!(rx.try_recv().is_err());
+    manager.close();
+}
+
 mod early {
     use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_bounded_reject() {
+        super::early_bounded(Overflow::Reject, ["1", "2"]).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_bounded_drop_oldest() {
+        super::early_bounded(Overflow::DropOldest, ["2", "binary"]).await
+    }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn python_polling() {
         super::early(Mode::Polling).await
