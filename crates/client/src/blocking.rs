@@ -140,20 +140,16 @@ impl Client {
     }
 
     /// Emits an event and blocks until the server acknowledges it, at most `timeout`.
-    pub fn emit_with_ack<T, D>(
+    pub fn emit_with_ack<T>(
         &self,
         event: &str,
-        data: &D,
+        data: &(impl Serialize + ?Sized),
         timeout: Duration,
     ) -> Result<T, AckError>
     where
         T: DeserializeOwned + Send + 'static,
-        D: Serialize + ?Sized,
     {
-        let fut = self
-            .socket
-            .timeout(timeout)
-            .emit_with_ack::<T, D>(event, data);
+        let fut = self.socket.timeout(timeout).emit_with_ack::<T>(event, data);
         self.block_on(fut)
             .map_err(|_| AckError::Emit(EmitError::Closed))?
     }

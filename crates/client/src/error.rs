@@ -68,18 +68,33 @@ impl From<std::io::Error> for TransportError {
 pub use volley_core::{AckError, ConnectError, EmitError};
 
 /// Why a socket left its namespace, with the official client's reason strings.
+///
+/// Each reason is the one socket.io-client 4.8 gives in the same situation
+/// ([`as_str`](Self::as_str) is its string):
+///
+/// | Rust | JavaScript | when |
+/// |---|---|---|
+/// | [`IoServerDisconnect`](Self::IoServerDisconnect) | `io server disconnect` | the server disconnected the socket (`socket.disconnect()` on the server); no reconnection |
+/// | [`IoClientDisconnect`](Self::IoClientDisconnect) | `io client disconnect` | [`Socket::disconnect`](crate::Socket::disconnect) |
+/// | [`ForcedClose`](Self::ForcedClose) | `forced close` | [`Manager::close`](crate::Manager::close), or every handle dropped; also the manager's `close` event when its last socket disconnected |
+/// | [`PingTimeout`](Self::PingTimeout) | `ping timeout` | no ping within `pingInterval + pingTimeout` |
+/// | [`TransportClose`](Self::TransportClose) | `transport close` | the WebSocket closed (the server was killed or closed it), WebSocket-only or after an upgrade from polling; or the server sent a close packet |
+/// | [`TransportError`](Self::TransportError) | `transport error` | long-polling only: an HTTP request failed (the server was killed: refused or reset) |
+/// | [`ParseError`](Self::ParseError) | `parse error` | the server sent something that does not decode |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DisconnectReason {
     /// The server disconnected the socket; it does not reconnect by itself.
     IoServerDisconnect,
-    /// The application disconnected the socket or closed the manager.
+    /// The application disconnected the socket.
     IoClientDisconnect,
+    /// The application closed the manager (or dropped every handle).
+    ForcedClose,
     /// No ping came from the server within `pingInterval + pingTimeout`.
     PingTimeout,
-    /// The connection was closed (the server closed it, or the network).
+    /// The connection was closed (the WebSocket closed, or the server sent a close packet).
     TransportClose,
-    /// The connection failed.
+    /// The connection failed (an HTTP long-polling request failed).
     TransportError,
     /// The server sent something that does not decode.
     ParseError,
@@ -91,6 +106,7 @@ impl DisconnectReason {
         match self {
             Self::IoServerDisconnect => "io server disconnect",
             Self::IoClientDisconnect => "io client disconnect",
+            Self::ForcedClose => "forced close",
             Self::PingTimeout => "ping timeout",
             Self::TransportClose => "transport close",
             Self::TransportError => "transport error",
@@ -98,9 +114,12 @@ impl DisconnectReason {
         }
     }
 
-    /// Whether the manager reconnects after this (every reason but the two explicit ones).
+    /// Whether the manager reconnects after this (every reason but the three explicit ones).
     pub fn will_reconnect(self) -> bool {
-        !matches!(self, Self::IoServerDisconnect | Self::IoClientDisconnect)
+        !matches!(
+            self,
+            Self::IoServerDisconnect | Self::IoClientDisconnect | Self::ForcedClose
+        )
     }
 }
 

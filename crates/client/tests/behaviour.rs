@@ -51,8 +51,8 @@ async fn retries(kind: Kind) {
         .unwrap();
     // The server ignores the first delivery of each key: the retry queue sends it again, and
     // the events stay in order (one in flight at a time).
-    let a = socket.emit_with_ack::<u32, _>("flaky", "a");
-    let b = socket.emit_with_ack::<u32, _>("flaky", "b");
+    let a = socket.emit_with_ack::<u32>("flaky", "a");
+    let b = socket.emit_with_ack::<u32>("flaky", "b");
     socket.emit("flaky", "c").unwrap();
     assert!(tokio::time::timeout(WAIT, a).await.unwrap().unwrap() >= 2);
     assert!(tokio::time::timeout(WAIT, b).await.unwrap().unwrap() >= 2);
@@ -80,7 +80,7 @@ async fn retries(kind: Kind) {
         .connect()
         .await
         .unwrap();
-    let never = socket2.emit_with_ack::<Value, _>("echo", "no ack ever");
+    let never = socket2.emit_with_ack::<Value>("echo", "no ack ever");
     assert!(matches!(
         tokio::time::timeout(WAIT, never).await.unwrap(),
         Err(AckError::Timeout)
@@ -123,11 +123,11 @@ async fn send_buffer_is_bounded_and_flushed_in_order() {
         .build();
     let timed_out = s2
         .timeout(Duration::from_millis(50))
-        .emit_with_ack::<Value, _>("collect", &"late");
+        .emit_with_ack::<Value>("collect", &"late");
     assert!(matches!(timed_out.await, Err(AckError::Timeout)));
     assert_eq!(s2.buffered(), 0);
     // Dropping the oldest fails its acknowledgement.
-    let oldest = s2.emit_with_ack::<Value, _>("collect", &10);
+    let oldest = s2.emit_with_ack::<Value>("collect", &10);
     s2.emit("collect", &11).unwrap();
     s2.emit("collect", &12).unwrap();
     assert!(matches!(oldest.await, Err(AckError::Dropped)));

@@ -1,5 +1,6 @@
-//! volley-client against the official Node server (socket.io 4.8) and the Volley server, over
-//! each transport: polling only, WebSocket only, and polling upgraded to WebSocket.
+//! volley-client against three server implementations, the official Node server (socket.io
+//! 4.8), the Volley server and python-socketio 5.x (on aiohttp), over each transport: polling
+//! only, WebSocket only, and polling upgraded to WebSocket.
 
 mod common;
 
@@ -13,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use volley_client::{
-    AckError, AckSender, Data, DisconnectReason, Manager, ManagerBuilder, ManagerEvent, RawArgs,
-    Socket, SocketEvent, TransportKind,
+    AckError, AckSender, Data, DisconnectReason, Manager, ManagerBuilder, ManagerEvent, Overflow,
+    RawArgs, Socket, SocketEvent, TransportKind,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -220,8 +221,10 @@ async fn suite(kind: Kind, mode: Mode) {
     let mut mev = manager.events();
     secure.disconnect();
     main.disconnect();
+    // The sockets said "io client disconnect"; the manager's own close is "forced close", as
+    // socket.io-client's manager closes itself when its last socket leaves.
     wait_for(&mut mev, "close", |e| {
-        (*e == ManagerEvent::Close(DisconnectReason::IoClientDisconnect)).then_some(())
+        (*e == ManagerEvent::Close(DisconnectReason::ForcedClose)).then_some(())
     })
     .await;
     let quiet = tokio::time::timeout(Duration::from_millis(600), async {
@@ -255,12 +258,15 @@ async fn restart(kind: Kind, mode: Mode) {
         .connect()
         .await
         .unwrap();
+    if let Mode::Upgrade = mode {
+        common::settled(&manager, &mut mev, TransportKind::WebSocket).await;
+    }
     let mut sev = socket.events();
     // An ack the server never sends ("flaky" answers only a repeated key): pending when the
     // server goes away. Emitted while connected, it belongs to that connection: its ack fails
     // whether or not the event was written before the connection went away, and it is not
     // sent again after the reconnection (the new server's list below would show it).
-    let pending = socket.emit_with_ack::<Value, _>("flaky", "lost");
+    let pending = socket.emit_with_ack::<Value>("flaky", "lost");
 
     server.stop().await;
     let reason = wait_for(&mut sev, "disconnect", |e| match e {
@@ -268,6 +274,13 @@ async fn restart(kind: Kind, mode: Mode) {
         _ => None,
     })
     .await;
+    // The server was killed: socket.io-client says "transport close" when its WebSocket
+    // closes, and "transport error" when a long-polling request fails.
+    let expected = match mode {
+        Mode::Polling => DisconnectReason::TransportError,
+        Mode::WebSocket | Mode::Upgrade => DisconnectReason::TransportClose,
+    };
+    assert_eq!(reason, expected);
     assert!(reason.will_reconnect(), "{reason:?}");
     assert!(matches!(
         tokio::time::timeout(WAIT, pending).await.unwrap(),
@@ -278,7 +291,7 @@ async fn restart(kind: Kind, mode: Mode) {
     for i in 0..20 {
         socket.emit("collect", &i).unwrap();
     }
-    let buffered_ack = socket.emit_with_ack::<bool, _>("collect", &20);
+    let buffered_ack = socket.emit_with_ack::<bool>("collect", &20);
     assert_eq!(socket.buffered(), 21);
     wait_for(&mut mev, "reconnect attempt", |e| {
         matches!(e, ManagerEvent::ReconnectAttempt(_)).then_some(())
@@ -375,6 +388,129 @@ async fn heartbeat(kind: Kind, mode: Mode) {
     manager.close();
 }
 
+/// Events the server emits from its connection handler: python-socketio writes them before
+/// the namespace's CONNECT answer (`42/early,[...]` then `40/early,{...}`). They are kept and
+/// delivered once, in order, binary included, with the socket connected, before the
+/// `connect` event, as socket.io-client's `receiveBuffer` does; and to event streams too.
+async fn early(mode: Mode) {
+    let server = Server::start(Kind::Python, Ping::default()).await;
+    let manager = builder(&server.url(), mode).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let t = tx.clone();
+    let socket = manager
+        .socket("/early")
+        .on("early", move |s: Socket, args: RawArgs| {
+            let what = match args.parse::<Bytes>() {
+                Ok(b) => format!("binary {:?}", &b[..]),
+                Err(_) => args.parse::<Value>().unwrap().to_string(),
+            };
+            let _ = t.send(format!("early {what} connected={}", s.connected()));
+            async {}
+        })
+        .on_connect(move |_: Socket| {
+            let _ = tx.send("connect".to_owned());
+            async {}
+        })
+        .build();
+    let mut stream = socket.event_stream();
+    socket.connect();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push(recv(&mut rx, "early events and connect").await);
+    }
+    assert_eq!(
+        seen,
+        [
+            "early 1 connected=true",
+            "early 2 connected=true",
+            "early binary [1, 2, 3] connected=true",
+            "connect",
+        ]
+    );
+    for want in ["1", "2"] {
+        let (name, args) = tokio::time::timeout(WAIT, stream.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(name, "early");
+        assert_eq!(args.parse::<Value>().unwrap().to_string(), want);
+    }
+    let (_, args) = tokio::time::timeout(WAIT, stream.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        args.parse::<Bytes>().unwrap(),
+        Bytes::from_static(&[1, 2, 3])
+    );
+    // Nothing twice: after a round trip, no more early event came.
+    let r: u32 = socket.timeout(WAIT).emit_with_ack("ack", &1).await.unwrap();
+    assert_eq!(r, 1);
+    assert!(rx.try_recv().is_err());
+    manager.close();
+}
+
+/// The events kept before the CONNECT answer are bounded like the send buffer, with its
+/// overflow rule: the newest dropped (`Reject`) or the oldest (`DropOldest`).
+async fn early_bounded(overflow: Overflow, want: [&str; 2]) {
+    let server = Server::start(Kind::Python, Ping::default()).await;
+    let manager = builder(&server.url(), Mode::WebSocket).build().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let t = tx.clone();
+    let socket = manager
+        .socket("/early")
+        .send_buffer(2, overflow)
+        .on("early", move |_: Socket, args: RawArgs| {
+            let what = match args.parse::<Bytes>() {
+                Ok(_) => "binary".to_owned(),
+                Err(_) => args.parse::<Value>().unwrap().to_string(),
+            };
+            let _ = t.send(what);
+            async {}
+        })
+        .on_connect(move |_: Socket| {
+            let _ = tx.send("connect".to_owned());
+            async {}
+        })
+        .connect()
+        .await
+        .unwrap();
+    let seen = [
+        recv(&mut rx, "first").await,
+        recv(&mut rx, "second").await,
+        recv(&mut rx, "connect").await,
+    ];
+    assert_eq!(seen, [want[0], want[1], "connect"]);
+    let r: u32 = socket.timeout(WAIT).emit_with_ack("ack", &1).await.unwrap();
+    assert_eq!(r, 1);
+    assert!(rx.try_recv().is_err());
+    manager.close();
+}
+
+mod early {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_bounded_reject() {
+        super::early_bounded(Overflow::Reject, ["1", "2"]).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_bounded_drop_oldest() {
+        super::early_bounded(Overflow::DropOldest, ["2", "binary"]).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_polling() {
+        super::early(Mode::Polling).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_websocket() {
+        super::early(Mode::WebSocket).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn python_upgrade() {
+        super::early(Mode::Upgrade).await
+    }
+}
+
 macro_rules! matrix {
     ($($name:ident: $kind:expr, $mode:expr;)*) => {
         mod suite {
@@ -402,4 +538,7 @@ matrix! {
     volley_polling: Kind::Volley, Mode::Polling;
     volley_websocket: Kind::Volley, Mode::WebSocket;
     volley_upgrade: Kind::Volley, Mode::Upgrade;
+    python_polling: Kind::Python, Mode::Polling;
+    python_websocket: Kind::Python, Mode::WebSocket;
+    python_upgrade: Kind::Python, Mode::Upgrade;
 }

@@ -153,12 +153,17 @@ fn post(cfg: Arc<EngineConfig>, sid: String, mut conn: HttpConn, body: Bytes) ->
     })
 }
 
-/// Takes packets from the front of `queue` into one payload of about `max_payload` bytes
-/// (always at least one packet).
+/// The most packets one POST carries. python-engineio (python-socketio's server) decodes at
+/// most 16 packets per payload and drops a longer payload whole while answering `200 ok`;
+/// Node's server has no limit, and smaller POSTs cost it nothing.
+const MAX_PACKETS_PER_PAYLOAD: usize = 16;
+
+/// Takes packets from the front of `queue` into one payload of about `max_payload` bytes and
+/// at most [`MAX_PACKETS_PER_PAYLOAD`] packets (always at least one packet).
 fn batch(queue: &mut Vec<Packet>, max_payload: usize) -> Bytes {
     let mut out = BytesMut::new();
     let mut taken = 0;
-    for p in queue.iter() {
+    for p in queue.iter().take(MAX_PACKETS_PER_PAYLOAD) {
         let before = out.len();
         payload::push(p, &mut out);
         if taken > 0 && out.len() > max_payload {
@@ -289,5 +294,15 @@ mod tests {
         let b = batch(&mut q, 1000);
         assert_eq!(&b[..], b"43xxxxxxxx\x1e44xxxxxxxx");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn batches_have_at_most_16_packets() {
+        let mut q: Vec<Packet> = (0..20)
+            .map(|i| Packet::Message(Message::text(format!("{i}"))))
+            .collect();
+        let b = batch(&mut q, 1 << 20);
+        assert_eq!(b.iter().filter(|&&c| c == 0x1e).count(), 15);
+        assert_eq!(q.len(), 4);
     }
 }

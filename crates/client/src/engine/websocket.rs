@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::ClientRequestBuilder;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage, Utf8Bytes};
 use volley_proto::engine::{Message, OpenPacket, Packet};
 
 use super::net::Stream;
@@ -62,8 +62,27 @@ async fn read_packet(ws: &mut WsStream) -> Result<Packet, TransportError> {
                 ));
             }
             Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(ws_error(e)),
+            Some(Err(e)) => return Err(read_error(e)),
         }
+    }
+}
+
+/// A failed WebSocket read or write. A connection that ends without a closing handshake (the server
+/// was killed, the network reset) is a close, as the official client's `onclose` sees it
+/// (`"transport close"`), not a transport error.
+fn read_error(e: tungstenite::Error) -> TransportError {
+    use tungstenite::error::ProtocolError;
+    match e {
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Io(_)
+        | tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            TransportError::new(
+                TransportErrorKind::Closed,
+                format!("the WebSocket was closed: {e}"),
+            )
+        }
+        other => ws_error(other),
     }
 }
 
@@ -151,7 +170,7 @@ async fn run(
                     }
                     busy.store(false, Ordering::Release);
                     if let Err(e) = result {
-                        let _ = ev_tx.send(PumpEvent::Error(ws_error(e))).await;
+                        let _ = ev_tx.send(PumpEvent::Error(read_error(e))).await;
                         return;
                     }
                 }

@@ -27,6 +27,8 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub enum Kind {
     Node,
     Volley,
+    /// python-socketio 5.x on aiohttp (`tests/python/client_server.py`).
+    Python,
 }
 
 /// Heartbeat settings of a test server.
@@ -46,6 +48,7 @@ impl Default for Ping {
 }
 
 enum Running {
+    /// A child process: the Node or the Python server.
     Node(tokio::process::Child),
     Volley(tokio::runtime::Runtime),
     Stopped,
@@ -91,6 +94,11 @@ impl Server {
         self.running = match self.kind {
             Kind::Node => {
                 let (child, port) = start_node(self.port, self.ping).await;
+                self.port = port;
+                Running::Node(child)
+            }
+            Kind::Python => {
+                let (child, port) = start_python(self.port, self.ping).await;
                 self.port = port;
                 Running::Node(child)
             }
@@ -163,6 +171,44 @@ async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
     assert_eq!(v["event"], "listening", "{line}");
     let port = v["port"].as_u64().expect("port") as u16;
     // Keep draining stdout so that the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
+
+/// Starts `tests/python/client_server.py` (python-socketio on aiohttp). Fails loudly when
+/// `python3` or the Python packages are missing: `scripts/install-deps.sh` installs them.
+async fn start_python(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("python")
+        .join("client_server.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(port.to_string())
+        .arg(ping.interval.to_string())
+        .arg(ping.timeout.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start python3 (is Python 3 installed? see scripts/install-deps.sh)");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("python server did not start in time")
+        .expect("read python stdout");
+    let Some(line) = line else {
+        let status = child.wait().await;
+        panic!(
+            "the python server exited before listening ({status:?}): are python-socketio and \
+             aiohttp installed? run scripts/install-deps.sh"
+        );
+    };
+    let v: Value = serde_json::from_str(&line).expect("JSON line");
+    assert_eq!(v["event"], "listening", "{line}");
+    let port = v["port"].as_u64().expect("port") as u16;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, port)
 }
