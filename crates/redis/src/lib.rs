@@ -109,13 +109,18 @@
 //!
 //! [`LocalAdapter`]: volley_core::adapter::LocalAdapter
 
+mod adapter;
+mod channels;
 mod cluster;
+mod config;
+mod convert;
 mod link;
 pub mod message;
 pub mod packet;
+mod remote;
+mod request;
 pub mod value;
 
-pub use cluster::{
-    DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats,
-    SubscriptionMode,
-};
+pub use adapter::RedisAdapter;
+pub use cluster::RedisCluster;
+pub use config::{DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats, SubscriptionMode};

@@ -1,0 +1,218 @@
+//! Channel names, where each message is published, what is subscribed, and which
+//! namespace and kind a received channel belongs to.
+
+use std::sync::Arc;
+
+use volley_core::adapter::AdapterError;
+
+use crate::adapter::RedisAdapter;
+use crate::cluster::Shared;
+use crate::config::{Mode, SubscriptionMode};
+use crate::link::PubCmd;
+use crate::message::{Message, encode_classic, encode_classic_broadcast, encode_cluster};
+
+impl Shared {
+    pub(crate) fn classic(&self) -> bool {
+        matches!(self.config.mode, Mode::Classic)
+    }
+
+    pub(crate) fn pub_cmd(&self) -> PubCmd {
+        if self.classic() {
+            PubCmd::Publish
+        } else {
+            PubCmd::SPublish
+        }
+    }
+
+    /// `key#nsp#`: classic broadcasts (pattern `key#nsp#*`), the sharded main channel.
+    pub(crate) fn main_channel(&self, nsp: &str) -> String {
+        format!("{}#{nsp}#", self.config.key)
+    }
+
+    /// `key#nsp#room#`: classic single-room broadcasts, sharded room channels.
+    pub(crate) fn room_channel(&self, nsp: &str, room: &str) -> String {
+        format!("{}#{nsp}#{room}#", self.config.key)
+    }
+
+    pub(crate) fn request_channel(&self, nsp: &str) -> String {
+        format!("{}-request#{nsp}#", self.config.key)
+    }
+
+    pub(crate) fn response_channel(&self, nsp: &str) -> String {
+        format!("{}-response#{nsp}#", self.config.key)
+    }
+
+    pub(crate) fn own_response_channel(&self, nsp: &str) -> String {
+        match self.config.mode {
+            Mode::Classic => format!("{}-response#{nsp}#{}#", self.config.key, self.uid),
+            Mode::Sharded(_) => format!("{}#{nsp}#{}#", self.config.key, self.uid),
+        }
+    }
+
+    pub(crate) fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), AdapterError> {
+        self.link.publish(self.pub_cmd(), channel, payload)
+    }
+
+    /// Publishes a request (anything but a response) of namespace `nsp`.
+    pub(crate) fn publish_request(&self, nsp: &str, message: &Message) -> Result<(), AdapterError> {
+        if self.classic() {
+            let (channel, body) = match message {
+                Message::Broadcast {
+                    packet,
+                    opts,
+                    request_id: None,
+                } => {
+                    let channel = match opts.rooms.as_slice() {
+                        [room] => self.room_channel(nsp, room),
+                        _ => self.main_channel(nsp),
+                    };
+                    (
+                        channel,
+                        encode_classic_broadcast(&self.uid, packet, opts, false),
+                    )
+                }
+                _ => {
+                    let body = encode_classic(Some(&self.uid), message)
+                        .ok_or_else(|| AdapterError::Encode("not a classic message".into()))?;
+                    (self.request_channel(nsp), body)
+                }
+            };
+            self.publish(channel, body)
+        } else {
+            let body = encode_cluster(&self.uid, nsp, message)
+                .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
+            let channel = match (self.config.mode, message) {
+                (
+                    Mode::Sharded(mode),
+                    Message::Broadcast {
+                        opts,
+                        request_id: None,
+                        ..
+                    },
+                ) if opts.rooms.len() == 1 => {
+                    let room = &opts.rooms[0];
+                    let by_room = match mode {
+                        SubscriptionMode::Static => false,
+                        // A 20-character room looks like a socket id: Node's dynamic mode
+                        // does not subscribe those.
+                        SubscriptionMode::Dynamic => room.chars().count() != 20,
+                        SubscriptionMode::DynamicPrivate => true,
+                    };
+                    if by_room {
+                        self.room_channel(nsp, room)
+                    } else {
+                        self.main_channel(nsp)
+                    }
+                }
+                _ => self.main_channel(nsp),
+            };
+            self.publish(channel, body)
+        }
+    }
+
+    /// Publishes a response to `requester`'s request.
+    pub(crate) fn publish_response(&self, nsp: &str, requester: Option<&str>, message: &Message) {
+        let result = if self.classic() {
+            let Some(body) = encode_classic(None, message) else {
+                return;
+            };
+            // serverSideEmit acknowledgements always use the shared channel.
+            let specific = self.config.publish_on_specific_response_channel
+                && !matches!(message, Message::ServerSideEmitResponse { .. });
+            let channel = match requester {
+                Some(uid) if specific => format!("{}-response#{nsp}#{uid}#", self.config.key),
+                _ => self.response_channel(nsp),
+            };
+            self.publish(channel, body)
+        } else {
+            let Some(requester) = requester else {
+                return;
+            };
+            let Some(body) = encode_cluster(&self.uid, nsp, message) else {
+                return;
+            };
+            self.publish(self.room_channel(nsp, requester), body)
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "redis adapter: response not sent");
+        }
+    }
+
+    pub(crate) fn subscribe_namespace(&self, nsp: &str) {
+        self.link.update_subs(|s| match self.config.mode {
+            Mode::Classic => {
+                s.patterns.insert(format!("{}*", self.main_channel(nsp)));
+                s.channels.insert(self.request_channel(nsp));
+                s.channels.insert(self.response_channel(nsp));
+                s.channels.insert(self.own_response_channel(nsp));
+            }
+            Mode::Sharded(_) => {
+                s.shard.insert(self.main_channel(nsp));
+                s.shard.insert(self.own_response_channel(nsp));
+            }
+        });
+    }
+}
+
+/// What a subscribed channel carries.
+pub(crate) enum ChannelKind {
+    /// Classic `key#nsp#[room#]`.
+    ClassicBroadcast,
+    /// Classic `key-request#nsp#`.
+    ClassicRequest,
+    /// Classic `key-response#nsp#[uid#]`.
+    ClassicResponse,
+    /// Sharded main or room channel.
+    Sharded,
+    /// Sharded `key#nsp#<our uid>#`.
+    ShardedResponse,
+}
+
+impl Shared {
+    /// The namespace adapter and kind of a channel.
+    pub(crate) fn route(&self, channel: &str) -> Option<(Arc<RedisAdapter>, ChannelKind)> {
+        let key = &self.config.key;
+        let namespaces = self.namespaces.read().unwrap_or_else(|p| p.into_inner());
+        let find = |rest: &str| -> Option<(Arc<RedisAdapter>, usize)> {
+            // The longest namespace `N` such that `rest` starts with `N#`.
+            namespaces
+                .iter()
+                .filter(|(n, _)| {
+                    rest.len() > n.len() && rest.starts_with(n.as_str()) && {
+                        rest.as_bytes()[n.len()] == b'#'
+                    }
+                })
+                .max_by_key(|(n, _)| n.len())
+                .and_then(|(n, a)| a.upgrade().map(|a| (a, n.len() + 1)))
+        };
+        if self.classic() {
+            if let Some(rest) = channel
+                .strip_prefix(key.as_str())
+                .and_then(|r| r.strip_prefix("-request#"))
+            {
+                let (a, _) = find(rest)?;
+                return Some((a, ChannelKind::ClassicRequest));
+            }
+            if let Some(rest) = channel
+                .strip_prefix(key.as_str())
+                .and_then(|r| r.strip_prefix("-response#"))
+            {
+                let (a, _) = find(rest)?;
+                return Some((a, ChannelKind::ClassicResponse));
+            }
+            let rest = channel.strip_prefix(key.as_str())?.strip_prefix('#')?;
+            let (a, _) = find(rest)?;
+            Some((a, ChannelKind::ClassicBroadcast))
+        } else {
+            let rest = channel.strip_prefix(key.as_str())?.strip_prefix('#')?;
+            let (a, at) = find(rest)?;
+            let tail = &rest[at..];
+            let kind = if tail.strip_suffix('#') == Some(self.uid.as_str()) {
+                ChannelKind::ShardedResponse
+            } else {
+                ChannelKind::Sharded
+            };
+            Some((a, kind))
+        }
+    }
+}
