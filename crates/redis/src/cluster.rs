@@ -26,6 +26,58 @@ pub(crate) struct Shared {
 /// A server's membership in a Redis-backed cluster: two connections to Redis, shared by the
 /// adapters of all namespaces. Make it with [`RedisCluster::connect`], give
 /// [`RedisCluster::factory`] to the builder's `.adapter(...)`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use volley::SocketIo;
+/// use volley_redis::{RedisAdapterConfig, RedisCluster};
+///
+/// # struct Redis(std::process::Child, std::path::PathBuf);
+/// # impl Drop for Redis {
+/// #     fn drop(&mut self) { let _ = self.0.kill(); let _ = self.0.wait(); let _ = std::fs::remove_file(&self.1); }
+/// # }
+/// # fn start_redis() -> Result<(Redis, String), Box<dyn std::error::Error>> {
+/// #     use std::io::{Read, Write};
+/// #     let path = std::env::temp_dir().join(format!("volley-redis-doc-{}-{}.sock", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()));
+/// #     let _ = std::fs::remove_file(&path);
+/// #     let child = std::process::Command::new("redis-server")
+/// #         .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+/// #         .arg(&path)
+/// #         .stdout(std::process::Stdio::null())
+/// #         .spawn()?;
+/// #     let redis = Redis(child, path.clone());
+/// #     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+/// #     loop { // wait for PONG
+/// #         if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) {
+/// #             let mut buf = [0u8; 7];
+/// #             if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" { break; }
+/// #         }
+/// #         if std::time::Instant::now() > deadline { return Err("redis-server did not start".into()); }
+/// #         std::thread::sleep(std::time::Duration::from_millis(20));
+/// #     }
+/// #     Ok((redis, format!("redis+unix://{}", path.display())))
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let (_redis, url) = start_redis()?;
+/// // Two servers (in one process here, one per machine in real life) share one Redis.
+/// // `url` is e.g. "redis://127.0.0.1:6379".
+/// let mut servers = Vec::new();
+/// for _ in 0..2 {
+///     let cluster = RedisCluster::connect(&url, RedisAdapterConfig::default()).await?;
+///     let io = SocketIo::builder().adapter(cluster.factory()).build();
+///     io.of("/chat");
+///     cluster.ready(Duration::from_secs(5)).await?; // subscriptions confirmed
+///     servers.push((cluster, io));
+/// }
+/// let (_, io) = &servers[0];
+/// assert_eq!(io.of("/chat").server_count().await?, 2);
+/// // Reaches the clients of both servers.
+/// io.of("/chat").emit("hello", "every client of every server")?;
+/// # for (cluster, _) in &servers { cluster.close(); }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RedisCluster {
     shared: Arc<Shared>,
