@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use volley_core::adapter::{
     AckSink, Adapter, AdapterError, BroadcastOptions, BroadcastPacket, LocalAdapter, LocalSockets,
-    Room, RoomEvent, SocketInfo,
+    Room, RoomEvent, Session, SocketInfo,
 };
 use volley_core::{BoxFuture, RawArgs};
 
@@ -265,7 +265,7 @@ impl Adapter for RedisAdapter {
         if !self.shared.classic() {
             // As Node's sharded adapter, which has no allRooms().
             return Box::pin(std::future::ready(Err(AdapterError::Unsupported(
-                "allRooms() is not supported by the sharded adapter".into(),
+                "allRooms() is not supported by the sharded and streams adapters".into(),
             ))));
         }
         let Some(me) = self.arc() else {
@@ -316,5 +316,35 @@ impl Adapter for RedisAdapter {
         };
         self.shared
             .publish_request(&self.nsp, &Message::ServerSideEmit { packet, request_id })
+    }
+
+    /// Streams mode: keeps the session in Redis (`sio:session:<pid>`) for the recovery
+    /// duration, so any server of the cluster can restore it.
+    fn persist_session(&self, session: Session) -> Result<(), AdapterError> {
+        if !self.shared.streams() {
+            return Err(AdapterError::Unsupported(
+                "connection state recovery needs the streams mode".into(),
+            ));
+        }
+        self.persist(&session)
+    }
+
+    /// Streams mode: takes the session out of Redis, with the broadcasts it missed after
+    /// `offset` (read from the stream, each with its entry id as last argument).
+    fn restore_session(
+        &self,
+        pid: &str,
+        offset: &str,
+    ) -> BoxFuture<Result<Option<Session>, AdapterError>> {
+        if !self.shared.streams() {
+            return Box::pin(std::future::ready(Err(AdapterError::Unsupported(
+                "connection state recovery needs the streams mode".into(),
+            ))));
+        }
+        let Some(me) = self.arc() else {
+            return Box::pin(std::future::ready(Err(AdapterError::Closed)));
+        };
+        let (pid, offset) = (pid.to_owned(), offset.to_owned());
+        Box::pin(async move { me.restore(&pid, &offset).await })
     }
 }

@@ -9,18 +9,44 @@ use crate::adapter::RedisAdapter;
 use crate::cluster::Shared;
 use crate::config::{Mode, SubscriptionMode};
 use crate::link::PubCmd;
-use crate::message::{Message, encode_classic, encode_classic_broadcast, encode_cluster};
+use crate::message::{
+    Message, encode_classic, encode_classic_broadcast, encode_cluster, encode_cluster_msgpack,
+    encode_stream_entry,
+};
 
 impl Shared {
     pub(crate) fn classic(&self) -> bool {
         matches!(self.config.mode, Mode::Classic)
     }
 
+    pub(crate) fn streams(&self) -> bool {
+        matches!(self.config.mode, Mode::Streams)
+    }
+
+    /// Whether requests and responses use shard channels (SPUBLISH / SSUBSCRIBE).
+    pub(crate) fn sharded_pubsub(&self) -> bool {
+        match self.config.mode {
+            Mode::Classic => false,
+            Mode::Sharded(_) => true,
+            Mode::Streams => self.config.streams.sharded_pubsub,
+        }
+    }
+
     pub(crate) fn pub_cmd(&self) -> PubCmd {
-        if self.classic() {
-            PubCmd::Publish
-        } else {
+        if self.sharded_pubsub() {
             PubCmd::SPublish
+        } else {
+            PubCmd::Publish
+        }
+    }
+
+    /// The channel whose subscribers are the servers of namespace `nsp`, and how to count
+    /// them (`NUMSUB` or `SHARDNUMSUB`).
+    pub(crate) fn count_query(&self, nsp: &str) -> (&'static str, String) {
+        match self.config.mode {
+            Mode::Classic => ("NUMSUB", self.request_channel(nsp)),
+            _ if self.sharded_pubsub() => ("SHARDNUMSUB", self.main_channel(nsp)),
+            _ => ("NUMSUB", self.main_channel(nsp)),
         }
     }
 
@@ -45,7 +71,7 @@ impl Shared {
     pub(crate) fn own_response_channel(&self, nsp: &str) -> String {
         match self.config.mode {
             Mode::Classic => format!("{}-response#{nsp}#{}#", self.config.key, self.uid),
-            Mode::Sharded(_) => format!("{}#{nsp}#{}#", self.config.key, self.uid),
+            Mode::Sharded(_) | Mode::Streams => format!("{}#{nsp}#{}#", self.config.key, self.uid),
         }
     }
 
@@ -78,6 +104,8 @@ impl Shared {
                 }
             };
             self.publish(channel, body)
+        } else if self.streams() {
+            self.publish_streams(nsp, message)
         } else {
             let body = encode_cluster(&self.uid, nsp, message)
                 .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
@@ -128,7 +156,12 @@ impl Shared {
             let Some(requester) = requester else {
                 return;
             };
-            let Some(body) = encode_cluster(&self.uid, nsp, message) else {
+            let body = if self.streams() {
+                encode_cluster_msgpack(&self.uid, nsp, message)
+            } else {
+                encode_cluster(&self.uid, nsp, message)
+            };
+            let Some(body) = body else {
                 return;
             };
             self.publish(self.room_channel(nsp, requester), body)
@@ -146,11 +179,48 @@ impl Shared {
                 s.channels.insert(self.response_channel(nsp));
                 s.channels.insert(self.own_response_channel(nsp));
             }
-            Mode::Sharded(_) => {
-                s.shard.insert(self.main_channel(nsp));
-                s.shard.insert(self.own_response_channel(nsp));
+            Mode::Sharded(_) | Mode::Streams => {
+                let set = if self.sharded_pubsub() {
+                    &mut s.shard
+                } else {
+                    &mut s.channels
+                };
+                set.insert(self.main_channel(nsp));
+                set.insert(self.own_response_channel(nsp));
             }
         });
+    }
+
+    /// Streams mode: requests that want answers (a broadcast with acknowledgements,
+    /// serverSideEmit, fetchSockets) go over pub/sub as MessagePack; the rest is appended
+    /// to the stream (`XADD <stream> MAXLEN ~ <max_len> * uid .. nsp .. type .. data ..`).
+    fn publish_streams(&self, nsp: &str, message: &Message) -> Result<(), AdapterError> {
+        let ephemeral = matches!(
+            message,
+            Message::Broadcast {
+                request_id: Some(_),
+                ..
+            } | Message::ServerSideEmit { .. }
+                | Message::FetchSockets { .. }
+        );
+        if ephemeral {
+            let body = encode_cluster_msgpack(&self.uid, nsp, message)
+                .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
+            return self.publish(self.main_channel(nsp), body);
+        }
+        let cfg = &self.config.streams;
+        let fields = encode_stream_entry(&self.uid, nsp, message, cfg.only_plaintext)
+            .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&cfg.stream_name)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(cfg.max_len)
+            .arg("*");
+        for (k, v) in fields {
+            cmd.arg(k).arg(v);
+        }
+        self.link.send(cmd)
     }
 }
 

@@ -14,7 +14,10 @@ use crate::adapter::RedisAdapter;
 use crate::channels::ChannelKind;
 use crate::config::{Mode, RedisAdapterConfig, Stats};
 use crate::link::{Incoming, Link, LinkConfig};
-use crate::message::{decode_classic, decode_classic_broadcast, decode_cluster};
+use crate::message::{
+    decode_classic, decode_classic_broadcast, decode_cluster, decode_stream_entry,
+};
+use crate::reader::{self, ReaderConfig};
 
 pub(crate) struct Shared {
     pub(crate) config: RedisAdapterConfig,
@@ -130,9 +133,9 @@ impl RedisCluster {
             .map_err(|e| AdapterError::Config(format!("redis: {e}")))?;
         let uid = match config.mode {
             Mode::Classic => random_token(6, ALNUM),
-            Mode::Sharded(_) => random_token(16, HEX),
+            Mode::Sharded(_) | Mode::Streams => random_token(16, HEX),
         };
-        let (link, incoming) = Link::start(
+        let (link, incoming_tx, incoming) = Link::start(
             client,
             LinkConfig {
                 incoming_capacity: config.incoming_capacity,
@@ -150,6 +153,17 @@ impl RedisCluster {
             namespaces: RwLock::new(HashMap::new()),
         });
         tokio::spawn(process(Arc::downgrade(&shared), incoming));
+        if let Mode::Streams = shared.config.mode {
+            let s = &shared.config.streams;
+            let cfg = ReaderConfig {
+                stream: s.stream_name.clone(),
+                count: s.read_count,
+                block: s.block_time,
+            };
+            reader::spawn(&shared.link, cfg, incoming_tx);
+        } else {
+            drop(incoming_tx);
+        }
         if let Err(e) = shared.link.ready(wait).await {
             shared.link.close();
             return Err(e);
@@ -205,43 +219,69 @@ impl Shared {
     pub(crate) fn next_request_id(&self) -> String {
         match self.config.mode {
             Mode::Classic => random_token(12, ALNUM),
-            Mode::Sharded(_) => random_token(16, HEX),
+            Mode::Sharded(_) | Mode::Streams => random_token(16, HEX),
         }
     }
 }
 
-/// The processing task: decodes and dispatches what the subscriber received, in order.
+/// The processing task: decodes and dispatches what the subscriber and the stream reader
+/// received, in order.
 pub(crate) async fn process(shared: Weak<Shared>, mut incoming: mpsc::Receiver<Incoming>) {
     while let Some(msg) = incoming.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let Some((adapter, kind)) = shared.route(&msg.channel) else {
-            continue;
-        };
-        let decoded = match kind {
-            ChannelKind::ClassicBroadcast => decode_classic_broadcast(&msg.payload),
-            ChannelKind::ClassicRequest | ChannelKind::ClassicResponse => {
-                decode_classic(&msg.payload)
+        match msg {
+            Incoming::Message { channel, payload } => {
+                let Some((adapter, kind)) = shared.route(&channel) else {
+                    continue;
+                };
+                let decoded = match kind {
+                    ChannelKind::ClassicBroadcast => decode_classic_broadcast(&payload),
+                    ChannelKind::ClassicRequest | ChannelKind::ClassicResponse => {
+                        decode_classic(&payload)
+                    }
+                    ChannelKind::Sharded | ChannelKind::ShardedResponse => decode_cluster(&payload),
+                };
+                match decoded {
+                    Ok(env) => {
+                        let response_channel = matches!(
+                            kind,
+                            ChannelKind::ClassicResponse | ChannelKind::ShardedResponse
+                        );
+                        adapter.on_message(env, response_channel, None);
+                    }
+                    Err(e) => shared.decode_error(&channel, &e),
+                }
             }
-            ChannelKind::Sharded | ChannelKind::ShardedResponse => decode_cluster(&msg.payload),
-        };
-        match decoded {
-            Ok(env) => {
-                let response_channel = matches!(
-                    kind,
-                    ChannelKind::ClassicResponse | ChannelKind::ShardedResponse
-                );
-                adapter.on_message(env, response_channel);
-            }
-            Err(e) => {
-                shared
-                    .link
-                    .counters
-                    .decode_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(channel = %msg.channel, error = %e, "redis adapter: undecodable message");
-            }
+            Incoming::Entry { id, fields } => match decode_stream_entry(&fields) {
+                Ok(env) => {
+                    let adapter = env.nsp.as_deref().and_then(|n| shared.adapter(n));
+                    if let Some(adapter) = adapter {
+                        adapter.on_message(env, false, Some(&id));
+                    }
+                }
+                Err(e) => shared.decode_error(&shared.config.streams.stream_name, &e),
+            },
         }
+    }
+}
+
+impl Shared {
+    fn decode_error(&self, source: &str, e: &str) {
+        self.link
+            .counters
+            .decode_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(source, error = %e, "redis adapter: undecodable message");
+    }
+
+    /// The adapter of namespace `nsp`, if it is alive.
+    pub(crate) fn adapter(&self, nsp: &str) -> Option<Arc<RedisAdapter>> {
+        self.namespaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(nsp)
+            .and_then(Weak::upgrade)
     }
 }

@@ -156,10 +156,15 @@ mod convert;
 mod link;
 pub mod message;
 pub mod packet;
+mod reader;
 mod remote;
 mod request;
+mod session;
 pub mod value;
 
 pub use adapter::RedisAdapter;
 pub use cluster::RedisCluster;
-pub use config::{DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats, SubscriptionMode};
+pub use config::{
+    DEFAULT_MAX_DISCONNECTION_DURATION, DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats,
+    StreamsConfig, SubscriptionMode,
+};

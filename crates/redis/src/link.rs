@@ -23,11 +23,16 @@ use redis::{AsyncConnectionConfig, PushInfo, PushKind};
 use tokio::sync::{mpsc, watch};
 use volley_core::adapter::AdapterError;
 
-/// A message received on a subscribed channel.
+/// What the processing task receives.
 #[derive(Debug)]
-pub(crate) struct Incoming {
-    pub(crate) channel: String,
-    pub(crate) payload: Bytes,
+pub(crate) enum Incoming {
+    /// A message on a subscribed channel.
+    Message { channel: String, payload: Bytes },
+    /// An entry of the stream (streams mode), with its id.
+    Entry {
+        id: String,
+        fields: Vec<(Bytes, Bytes)>,
+    },
 }
 
 /// Which publish command.
@@ -37,11 +42,8 @@ pub(crate) enum PubCmd {
     SPublish,
 }
 
-struct Outgoing {
-    cmd: PubCmd,
-    channel: String,
-    payload: Vec<u8>,
-}
+/// A command of the ordered publish queue (PUBLISH, SPUBLISH, XADD, SET).
+struct Outgoing(redis::Cmd);
 
 /// What the adapter wants to be subscribed to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,10 +63,14 @@ enum Ctl {
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-struct LinkState {
-    healthy: bool,
+pub(crate) struct LinkState {
+    pub(crate) healthy: bool,
     /// The desired-set revision the subscriber last confirmed.
     synced: u64,
+    /// Streams mode: whether the stream reader is reading.
+    pub(crate) reading: bool,
+    /// The link was closed.
+    pub(crate) closed: bool,
 }
 
 /// Counters, for monitoring.
@@ -95,7 +101,9 @@ pub(crate) struct Link {
     healthy: AtomicBool,
     desired: Mutex<(u64, Subs)>,
     ctl: mpsc::UnboundedSender<Ctl>,
-    state: watch::Sender<LinkState>,
+    pub(crate) state: watch::Sender<LinkState>,
+    /// Whether a stream reader must be reading for the link to be ready.
+    needs_reader: AtomicBool,
     out: mpsc::Sender<Outgoing>,
     pub(crate) counters: Arc<Counters>,
     last_error: Mutex<String>,
@@ -107,7 +115,7 @@ impl Link {
     pub(crate) fn start(
         client: redis::Client,
         config: LinkConfig,
-    ) -> (Arc<Self>, mpsc::Receiver<Incoming>) {
+    ) -> (Arc<Self>, mpsc::Sender<Incoming>, mpsc::Receiver<Incoming>) {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(config.incoming_capacity.max(1));
         let (out_tx, out_rx) = mpsc::channel(config.outgoing_capacity.max(1));
@@ -119,13 +127,14 @@ impl Link {
             desired: Mutex::new((0, Subs::default())),
             ctl: ctl_tx,
             state: watch::Sender::new(LinkState::default()),
+            needs_reader: AtomicBool::new(false),
             out: out_tx,
             counters: Arc::default(),
             last_error: Mutex::new("not connected yet".into()),
         });
-        tokio::spawn(supervise(link.clone(), ctl_rx, in_tx));
+        tokio::spawn(supervise(link.clone(), ctl_rx, in_tx.clone()));
         tokio::spawn(publish_loop(Arc::downgrade(&link), out_rx));
-        (link, in_rx)
+        (link, in_tx, in_rx)
     }
 
     pub(crate) fn is_healthy(&self) -> bool {
@@ -160,7 +169,8 @@ impl Link {
     pub(crate) async fn ready(&self, timeout: Duration) -> Result<(), AdapterError> {
         let want = self.desired.lock().unwrap_or_else(|p| p.into_inner()).0;
         let mut rx = self.state.subscribe();
-        let wait = rx.wait_for(|s| s.healthy && s.synced >= want);
+        let reader = self.needs_reader.load(Ordering::Acquire);
+        let wait = rx.wait_for(|s| s.healthy && s.synced >= want && (s.reading || !reader));
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(self.unavailable()),
@@ -175,24 +185,30 @@ impl Link {
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), AdapterError> {
+        let name = match cmd {
+            PubCmd::Publish => "PUBLISH",
+            PubCmd::SPublish => "SPUBLISH",
+        };
+        let mut c = redis::cmd(name);
+        c.arg(channel).arg(payload);
+        self.send(c)
+    }
+
+    /// Queues a command after the publishes queued so far; fails at once like
+    /// [`publish`](Self::publish).
+    pub(crate) fn send(&self, cmd: redis::Cmd) -> Result<(), AdapterError> {
         if !self.is_healthy() {
             self.counters
                 .dropped_outgoing
                 .fetch_add(1, Ordering::Relaxed);
             return Err(self.unavailable());
         }
-        self.out
-            .try_send(Outgoing {
-                cmd,
-                channel,
-                payload,
-            })
-            .map_err(|_| {
-                self.counters
-                    .dropped_outgoing
-                    .fetch_add(1, Ordering::Relaxed);
-                AdapterError::QueueFull
-            })
+        self.out.try_send(Outgoing(cmd)).map_err(|_| {
+            self.counters
+                .dropped_outgoing
+                .fetch_add(1, Ordering::Relaxed);
+            AdapterError::QueueFull
+        })
     }
 
     /// Runs a command on the publisher connection.
@@ -216,6 +232,42 @@ impl Link {
         }
     }
 
+    /// A stream reader will run: [`ready`](Self::ready) waits for it too.
+    pub(crate) fn expect_reader(&self) {
+        self.needs_reader.store(true, Ordering::Release);
+    }
+
+    /// The Redis client (for connections of their own, like the stream reader's).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The link settings.
+    pub(crate) fn config(&self) -> &LinkConfig {
+        &self.config
+    }
+
+    /// Runs a pipeline on the publisher connection.
+    pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, AdapterError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some((generation, mut conn)) = conn else {
+            return Err(self.unavailable());
+        };
+        match tokio::time::timeout(self.config.command_timeout, pipe.query_async(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    let _ = self.ctl.send(Ctl::Lost(generation));
+                }
+                Err(AdapterError::Unavailable(format!("redis: {e}")))
+            }
+            Err(_) => Err(AdapterError::Unavailable("redis command timed out".into())),
+        }
+    }
+
     /// Stops the tasks and closes the connections.
     pub(crate) fn close(&self) {
         let _ = self.ctl.send(Ctl::Close);
@@ -226,7 +278,7 @@ impl Link {
     }
 }
 
-fn bytes_of(v: &redis::Value) -> Option<Bytes> {
+pub(crate) fn bytes_of(v: &redis::Value) -> Option<Bytes> {
     match v {
         redis::Value::BulkString(b) => Some(Bytes::copy_from_slice(b)),
         redis::Value::SimpleString(s) => Some(Bytes::copy_from_slice(s.as_bytes())),
@@ -266,7 +318,10 @@ fn push_sender(
         };
         let channel = String::from_utf8_lossy(&channel).into_owned();
         // Overflow policy: never wait; drop the newest message and count it.
-        if incoming.try_send(Incoming { channel, payload }).is_err() {
+        if incoming
+            .try_send(Incoming::Message { channel, payload })
+            .is_err()
+        {
             let n = counters.dropped_incoming.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
                 tracing::warn!(
@@ -376,9 +431,9 @@ async fn supervise(
                         *link.conn.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some((generation, publisher));
                         link.healthy.store(true, Ordering::Release);
-                        link.state.send_replace(LinkState {
-                            healthy: true,
-                            synced: rev,
+                        link.state.send_modify(|s| {
+                            s.healthy = true;
+                            s.synced = rev;
                         });
                         if ever_connected {
                             link.counters.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -394,6 +449,7 @@ async fn supervise(
                                 c = ctl_rx.recv() => match c {
                                     None | Some(Ctl::Close) => {
                                         mark_down(&link, "closed");
+                                        link.state.send_modify(|s| s.closed = true);
                                         break 'outer;
                                     }
                                     Some(Ctl::Sync) => match sync_subs(&link, &mut sub, &mut current).await {
@@ -437,7 +493,10 @@ async fn supervise(
             tokio::select! {
                 () = &mut sleep => break,
                 c = ctl_rx.recv() => match c {
-                    None | Some(Ctl::Close) => break 'outer,
+                    None | Some(Ctl::Close) => {
+                        link.state.send_modify(|s| s.closed = true);
+                        break 'outer;
+                    }
                     Some(_) => {}
                 },
             }
@@ -473,12 +532,8 @@ async fn publish_loop(link: std::sync::Weak<Link>, mut rx: mpsc::Receiver<Outgoi
             }
             Some((generation, mut conn)) => {
                 let mut pipe = redis::pipe();
-                for o in &batch {
-                    let cmd = match o.cmd {
-                        PubCmd::Publish => "PUBLISH",
-                        PubCmd::SPublish => "SPUBLISH",
-                    };
-                    pipe.cmd(cmd).arg(&o.channel).arg(&o.payload[..]).ignore();
+                for o in batch.drain(..) {
+                    pipe.add_command(o.0).ignore();
                 }
                 if let Err(e) = pipe.exec_async(&mut conn).await {
                     link.counters
@@ -498,6 +553,20 @@ async fn publish_loop(link: std::sync::Weak<Link>, mut rx: mpsc::Receiver<Outgoi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payload(i: Incoming) -> Bytes {
+        match i {
+            Incoming::Message { payload, .. } => payload,
+            Incoming::Entry { .. } => panic!("not a message"),
+        }
+    }
+
+    fn channel(i: Incoming) -> String {
+        match i {
+            Incoming::Message { channel, .. } => channel,
+            Incoming::Entry { .. } => panic!("not a message"),
+        }
+    }
 
     fn message(channel: &str, payload: &str) -> PushInfo {
         PushInfo {
@@ -519,12 +588,12 @@ mod tests {
             assert!(push(message("ch", &i.to_string())).is_ok());
         }
         assert_eq!(counters.dropped_incoming.load(Ordering::Relaxed), 3);
-        assert_eq!(&rx.try_recv().unwrap().payload[..], b"0");
-        assert_eq!(&rx.try_recv().unwrap().payload[..], b"1");
+        assert_eq!(&payload(rx.try_recv().unwrap())[..], b"0");
+        assert_eq!(&payload(rx.try_recv().unwrap())[..], b"1");
         assert!(rx.try_recv().is_err());
         // Room again after the processing task caught up.
         assert!(push(message("ch", "5")).is_ok());
-        assert_eq!(&rx.try_recv().unwrap().payload[..], b"5");
+        assert_eq!(&payload(rx.try_recv().unwrap())[..], b"5");
         // A lost connection is never dropped: it goes to the supervisor.
         let _ = push(PushInfo {
             kind: PushKind::Disconnection,
@@ -548,7 +617,7 @@ mod tests {
             kind: PushKind::SMessage,
             data: vec![bulk("socket.io#/#"), bulk("y")],
         });
-        assert_eq!(rx.try_recv().unwrap().channel, "socket.io#/#room#");
-        assert_eq!(rx.try_recv().unwrap().channel, "socket.io#/#");
+        assert_eq!(channel(rx.try_recv().unwrap()), "socket.io#/#room#");
+        assert_eq!(channel(rx.try_recv().unwrap()), "socket.io#/#");
     }
 }

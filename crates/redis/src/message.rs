@@ -1,11 +1,13 @@
-//! The messages nodes exchange, and their two wire forms: the classic adapter's
+//! The messages nodes exchange, and their wire forms: the classic adapter's
 //! (`createAdapter`: request codes 0-9) and the cluster adapter's (`createShardedAdapter`:
 //! message types 1-13). Decoding is by key, never by position (except the classic
 //! broadcast envelope, an array), and lenient: a missing `uid` or `packet.nsp`, unknown
-//! flags, rooms sent as numbers are all accepted.
+//! flags, rooms sent as numbers are all accepted. The Redis Streams adapter's entries and
+//! sessions are in [`stream`]'s functions.
 
 mod classic;
 mod cluster;
+mod stream;
 
 pub use classic::{
     classic_code, decode_classic, decode_classic_broadcast, encode_classic,
@@ -14,6 +16,10 @@ pub use classic::{
 pub use cluster::{
     cluster_data, cluster_type, decode_cluster, decode_cluster_data, decode_cluster_value,
     encode_cluster, encode_cluster_msgpack,
+};
+pub use stream::{
+    decode_session, decode_stream_entry, encode_session, encode_stream_entry, next_entry_id,
+    parse_entry_id, reaches,
 };
 
 use crate::value::{Value, from_json, from_msgpack};

@@ -51,7 +51,14 @@ impl AckSink for RemoteAckSink {
 }
 
 impl RedisAdapter {
-    pub(crate) fn on_message(self: &Arc<Self>, env: Envelope, on_response_channel: bool) {
+    /// A message of another server. `offset` is the id of the stream entry it came in
+    /// (streams mode).
+    pub(crate) fn on_message(
+        self: &Arc<Self>,
+        env: Envelope,
+        on_response_channel: bool,
+        offset: Option<&str>,
+    ) {
         if env.uid.as_deref() == Some(self.shared.uid.as_str()) {
             return;
         }
@@ -80,7 +87,16 @@ impl RedisAdapter {
                 let local_opts = local_opts(&opts);
                 match request_id {
                     None => {
-                        let p = build_packet(&self.nsp, &packet.data, None);
+                        let mut data = packet.data;
+                        // Connection state recovery: the entry id is the client's offset.
+                        if let (Some(offset), Some(_), Value::Array(args)) =
+                            (offset, self.shared.config.streams.recovery, &mut data)
+                        {
+                            if packet.kind == 2 && !local_opts.flags.volatile {
+                                args.push(Value::Str(offset.to_owned()));
+                            }
+                        }
+                        let p = build_packet(&self.nsp, &data, None);
                         self.local.deliver(&p, &local_opts);
                     }
                     Some(request_id) => {

@@ -78,25 +78,10 @@ impl RedisAdapter {
         if !link.is_healthy() {
             return Err(link.unavailable());
         }
-        let n: i64 = if self.shared.classic() {
-            let (_, n): (String, i64) = link
-                .query(
-                    redis::cmd("PUBSUB")
-                        .arg("NUMSUB")
-                        .arg(self.shared.request_channel(&self.nsp)),
-                )
-                .await?;
-            n
-        } else {
-            let (_, n): (String, i64) = link
-                .query(
-                    redis::cmd("PUBSUB")
-                        .arg("SHARDNUMSUB")
-                        .arg(self.shared.main_channel(&self.nsp)),
-                )
-                .await?;
-            n
-        };
+        let (sub, channel) = self.shared.count_query(&self.nsp);
+        let (_, n): (String, i64) = link
+            .query(redis::cmd("PUBSUB").arg(sub).arg(channel))
+            .await?;
         Ok(n.max(1) as usize)
     }
 

@@ -221,23 +221,29 @@ pub fn encode_cluster_msgpack(uid: &str, nsp: &str, message: &Message) -> Option
     encode_cluster_as(uid, nsp, message, true)
 }
 
-fn encode_cluster_as(
-    uid: &str,
-    nsp: &str,
-    message: &Message,
-    always_msgpack: bool,
-) -> Option<Vec<u8>> {
+/// Whether messages of type `code` may carry binary (broadcast, broadcast ack, fetchSockets
+/// response, serverSideEmit and its response), and are then MessagePack.
+pub(crate) fn binary_capable(code: u64) -> bool {
     use cluster_type as t;
-    let (code, data) = cluster_data(message)?;
-    let binary_capable = matches!(
+    matches!(
         code,
         t::BROADCAST
             | t::BROADCAST_ACK
             | t::FETCH_SOCKETS_RESPONSE
             | t::SERVER_SIDE_EMIT
             | t::SERVER_SIDE_EMIT_RESPONSE
-    );
-    let msgpack = always_msgpack || binary_capable && data.as_ref().is_some_and(Value::has_binary);
+    )
+}
+
+fn encode_cluster_as(
+    uid: &str,
+    nsp: &str,
+    message: &Message,
+    always_msgpack: bool,
+) -> Option<Vec<u8>> {
+    let (code, data) = cluster_data(message)?;
+    let msgpack =
+        always_msgpack || binary_capable(code) && data.as_ref().is_some_and(Value::has_binary);
     let mut m = vec![("type".to_owned(), Value::Int(code as i64))];
     if let Some(d) = data {
         m.push(("data".into(), d));
