@@ -1,6 +1,6 @@
 //! A Redis adapter for Volley that speaks the bytes of Node's `@socket.io/redis-adapter`
-//! (8.x), so Rust and Node servers can share one cluster, and `@socket.io/redis-emitter`
-//! reaches Volley's clients.
+//! (8.x) and `@socket.io/redis-streams-adapter` (0.3), so Rust and Node servers can share
+//! one cluster, and `@socket.io/redis-emitter` reaches Volley's clients.
 //!
 //! ```
 //! use std::time::Duration;
@@ -57,6 +57,9 @@
 //! For Node's sharded adapter (`createShardedAdapter`, Redis >= 7), set
 //! `mode: Mode::Sharded(SubscriptionMode::Dynamic)` (or the `subscriptionMode` the Node
 //! nodes use).
+//!
+//! For Node's Redis Streams adapter, use [`RedisAdapterConfig::streams()`] ([`Mode::Streams`],
+//! settings in [`StreamsConfig`]); see "Streams mode" below.
 //!
 //! # How it works
 //!
@@ -145,6 +148,30 @@
 //!   are counted in [`Stats::dropped_outgoing`].
 //! - Requests time out after `requests_timeout` (5 s) with
 //!   `timeout reached: only X responses received out of Y`, as in Node.
+//!
+//!
+//! ## Streams mode (`@socket.io/redis-streams-adapter` 0.3.1)
+//! - **Durable operations** (broadcasts without acknowledgements, socketsJoin/Leave,
+//!   disconnectSockets) are appended to one stream, `XADD socket.io MAXLEN ~ 10000 * uid
+//!   <uid> nsp <nsp> type <decimal> data <data>`, where `data` is the cluster message's
+//!   `data` as JSON, or base64 MessagePack when the type may carry binary and does.
+//! - **Requests and responses** (broadcasts with acknowledgements, fetchSockets,
+//!   serverSideEmit, and every answer) go over pub/sub as MessagePack cluster messages:
+//!   `socket.io#N#` and `socket.io#N#<uid>#` (SUBSCRIBE, or SSUBSCRIBE with
+//!   `sharded_pubsub`). Servers are counted with `PUBSUB NUMSUB socket.io#N#`.
+//! - **Reading**: a third connection loops `XREAD COUNT 100 BLOCK 5000 STREAMS socket.io
+//!   <last id>`, starting after the newest entry at first connection and then always from
+//!   the last entry read: a lost connection or a Redis restart loses nothing still in the
+//!   stream (Node re-reads from `$`). It waits for room in the processing queue rather than
+//!   dropping: memory stays bounded, the backlog stays in Redis.
+//! - **Connection state recovery**: `persist_session` keeps `SET sio:session:<pid>
+//!   base64(msgpack {sid, pid, rooms, data}) PX <recovery>`; `restore_session(pid, offset)`
+//!   takes it (`MULTI GET DEL EXEC`), checks the offset is still in the stream, and reads
+//!   the broadcasts of the namespace after it (`XRANGE`) that reach the session's rooms,
+//!   each with its entry id as last argument. With [`StreamsConfig::recovery`] set,
+//!   broadcasts received from the stream carry their entry id as a last argument too.
+//! - Not supported: Node's `streamCount` > 1 (one stream per namespace hash), and
+//!   `all_rooms` (Node's streams adapter has none either).
 //!
 //! [`LocalAdapter`]: volley_core::adapter::LocalAdapter
 

@@ -3,7 +3,7 @@
 //! message types 1-13). Decoding is by key, never by position (except the classic
 //! broadcast envelope, an array), and lenient: a missing `uid` or `packet.nsp`, unknown
 //! flags, rooms sent as numbers are all accepted. The Redis Streams adapter's entries and
-//! sessions are in [`stream`]'s functions.
+//! sessions: [`encode_stream_entry`], [`encode_session`] and their decoders.
 
 mod classic;
 mod cluster;
