@@ -315,3 +315,69 @@ async fn sessions_are_kept_in_redis_and_restored_with_their_missed_packets() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_node_kept_is_restored_with_the_packets_node_would_send() {
+    // What Node's redis-streams-adapter 0.3.1 wrote (e2e/interop/scripts/capture-streams.mjs),
+    // put back into a fresh Redis with the same entry ids.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/streams-node-capture.json");
+    let capture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let port = free_port();
+    let _redis = Redis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for e in capture["entries"].as_array().unwrap() {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg("socket.io").arg(e["id"].as_str().unwrap());
+        for kv in e["fields"].as_array().unwrap() {
+            cmd.arg(kv[0].as_str().unwrap())
+                .arg(kv[1].as_str().unwrap());
+        }
+        let _: String = cmd.query_async(&mut conn).await.unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg(capture["session"]["key"].as_str().unwrap())
+        .arg(capture["session"]["value"].as_str().unwrap())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let a = node(&url, config(), "a", "ra").await;
+    let pid = capture["client"]["pid"].as_str().unwrap();
+    let offset = capture["client"]["offset"].as_str().unwrap();
+    let session =
+        a.io.of("/")
+            .adapter()
+            .restore_session(pid, offset)
+            .await
+            .unwrap()
+            .expect("the session");
+    assert_eq!(&*session.id, capture["client"]["id"].as_str().unwrap());
+    let ids: Vec<&str> = capture["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    // missed1 (to room1), not missed2 (except room1), missed3 (binary, to all): each with
+    // its entry id last, as Node's restoreSession gives them.
+    let texts: Vec<String> = session
+        .missed_packets
+        .iter()
+        .map(|p| String::from_utf8(p.text().to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            format!(r#"2["missed1","x","{}"]"#, ids[9]),
+            format!(
+                r#"51-["missed3",{{"_placeholder":true,"num":0}},"{}"]"#,
+                ids[11]
+            ),
+        ]
+    );
+    assert_eq!(&session.missed_packets[1].attachments()[0][..], [4]);
+}
