@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
+use tokio::sync::mpsc;
+
 use volley_core::adapter::{
     AckSink, Adapter, AdapterError, BroadcastOptions, BroadcastPacket, LocalAdapter, LocalSockets,
     Room, RoomEvent, Session, SocketInfo,
@@ -16,6 +18,7 @@ use crate::convert::{request_opts, strings_of, value_to_info, wire_opts};
 use crate::message::{Message, Packet};
 use crate::packet::{args_to_values, packet_data};
 use crate::request::Pending;
+use crate::session::{Ordered, deliver_in_order};
 use crate::value::Value;
 
 /// The adapter of one namespace: a [`LocalAdapter`] for this server's sockets, plus Redis
@@ -25,6 +28,8 @@ pub struct RedisAdapter {
     pub(crate) nsp: String,
     pub(crate) shared: Arc<Shared>,
     pub(crate) pending: Mutex<HashMap<String, Pending>>,
+    /// Streams mode with recovery: local deliveries waiting for their stream offsets.
+    pub(crate) in_order: Option<mpsc::UnboundedSender<Ordered>>,
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -84,12 +89,23 @@ impl RedisAdapter {
             }
             _ => LocalAdapter::new(sockets),
         };
+        let (in_order, ordered_rx) = if shared.streams() && shared.config.streams.recovery.is_some()
+        {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let adapter = Arc::new(Self {
             local,
             nsp: nsp.clone(),
             shared: shared.clone(),
             pending: Mutex::new(HashMap::new()),
+            in_order,
         });
+        if let Some(rx) = ordered_rx {
+            tokio::spawn(deliver_in_order(Arc::downgrade(&adapter), rx));
+        }
         shared
             .namespaces
             .write()
@@ -146,16 +162,30 @@ impl Adapter for RedisAdapter {
         if !opts.flags.local {
             match packet_data(packet) {
                 Ok(data) => {
-                    let packet = Packet {
+                    let wire = Packet {
                         kind: 2,
                         data,
                         nsp: self.shared.classic().then(|| self.nsp.clone()),
                     };
                     let msg = Message::Broadcast {
-                        packet,
+                        packet: wire,
                         opts: wire_opts(opts),
                         request_id: None,
                     };
+                    if let (Some(queue), false) = (&self.in_order, opts.flags.volatile) {
+                        // Recovery: delivered here once the stream gave its offset.
+                        let offset = self.shared.append_broadcast(&self.nsp, &msg);
+                        if let Err(e) = &offset {
+                            tracing::debug!(error = %e, "redis adapter: not appended");
+                        }
+                        let _ = queue.send(Ordered {
+                            packet: packet.clone(),
+                            message: msg,
+                            opts: opts.clone(),
+                            offset: offset.ok(),
+                        });
+                        return;
+                    }
                     self.publish_or_log(&msg);
                 }
                 Err(e) => tracing::debug!(error = %e, "redis adapter: cannot read packet"),

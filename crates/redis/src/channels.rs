@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
 use volley_core::adapter::AdapterError;
 
 use crate::adapter::RedisAdapter;
@@ -208,6 +209,20 @@ impl Shared {
                 .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
             return self.publish(self.main_channel(nsp), body);
         }
+        self.link.send(self.xadd(nsp, message)?)
+    }
+
+    /// Streams mode: appends a broadcast to the stream; the receiver gets its entry id.
+    pub(crate) fn append_broadcast(
+        &self,
+        nsp: &str,
+        message: &Message,
+    ) -> Result<oneshot::Receiver<String>, AdapterError> {
+        self.link.send_with_reply(self.xadd(nsp, message)?)
+    }
+
+    /// `XADD <stream> MAXLEN ~ <max_len> * uid .. nsp .. type .. [data ..]`.
+    fn xadd(&self, nsp: &str, message: &Message) -> Result<redis::Cmd, AdapterError> {
         let cfg = &self.config.streams;
         let fields = encode_stream_entry(&self.uid, nsp, message, cfg.only_plaintext)
             .ok_or_else(|| AdapterError::Encode("not a cluster message".into()))?;
@@ -220,7 +235,7 @@ impl Shared {
         for (k, v) in fields {
             cmd.arg(k).arg(v);
         }
-        self.link.send(cmd)
+        Ok(cmd)
     }
 }
 

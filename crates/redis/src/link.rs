@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use volley_core::adapter::AdapterError;
 
 /// What the processing task receives.
@@ -42,8 +42,12 @@ pub(crate) enum PubCmd {
     SPublish,
 }
 
-/// A command of the ordered publish queue (PUBLISH, SPUBLISH, XADD, SET).
-struct Outgoing(redis::Cmd);
+/// A command of the ordered publish queue (PUBLISH, SPUBLISH, XADD, SET), and who wants
+/// its reply (as a string: an XADD's entry id).
+struct Outgoing {
+    cmd: redis::Cmd,
+    reply: Option<oneshot::Sender<String>>,
+}
 
 /// What the adapter wants to be subscribed to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -197,13 +201,32 @@ impl Link {
     /// Queues a command after the publishes queued so far; fails at once like
     /// [`publish`](Self::publish).
     pub(crate) fn send(&self, cmd: redis::Cmd) -> Result<(), AdapterError> {
+        self.enqueue(cmd, None)
+    }
+
+    /// Like [`send`](Self::send); the receiver gets the command's reply as a string (an
+    /// XADD's entry id), or is dropped if the command fails.
+    pub(crate) fn send_with_reply(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<oneshot::Receiver<String>, AdapterError> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(cmd, Some(tx))?;
+        Ok(rx)
+    }
+
+    fn enqueue(
+        &self,
+        cmd: redis::Cmd,
+        reply: Option<oneshot::Sender<String>>,
+    ) -> Result<(), AdapterError> {
         if !self.is_healthy() {
             self.counters
                 .dropped_outgoing
                 .fetch_add(1, Ordering::Relaxed);
             return Err(self.unavailable());
         }
-        self.out.try_send(Outgoing(cmd)).map_err(|_| {
+        self.out.try_send(Outgoing { cmd, reply }).map_err(|_| {
             self.counters
                 .dropped_outgoing
                 .fetch_add(1, Ordering::Relaxed);
@@ -532,10 +555,30 @@ async fn publish_loop(link: std::sync::Weak<Link>, mut rx: mpsc::Receiver<Outgoi
             }
             Some((generation, mut conn)) => {
                 let mut pipe = redis::pipe();
+                let mut replies = Vec::new();
                 for o in batch.drain(..) {
-                    pipe.add_command(o.0).ignore();
+                    pipe.add_command(o.cmd);
+                    match o.reply {
+                        Some(tx) => replies.push(tx),
+                        None => {
+                            pipe.ignore();
+                        }
+                    }
                 }
-                if let Err(e) = pipe.exec_async(&mut conn).await {
+                let result = if replies.is_empty() {
+                    pipe.exec_async(&mut conn).await
+                } else {
+                    pipe.query_async::<Vec<redis::Value>>(&mut conn)
+                        .await
+                        .map(|values| {
+                            for (tx, v) in replies.into_iter().zip(values) {
+                                if let Some(b) = bytes_of(&v) {
+                                    let _ = tx.send(String::from_utf8_lossy(&b).into_owned());
+                                }
+                            }
+                        })
+                };
+                if let Err(e) = result {
                     link.counters
                         .dropped_outgoing
                         .fetch_add(n, Ordering::Relaxed);

@@ -3,8 +3,13 @@
 //! Redis (`SET <prefix><pid> base64(msgpack {sid, pid, rooms, data}) PX <ttl>`); on
 //! restore it is taken (`GET` + `DEL` in one `MULTI`), its offset must still be in the
 //! stream, and the broadcasts it missed are read back from the stream after that offset.
+//! With recovery on, this server's own broadcasts reach its local sockets with their offset
+//! (the stream entry id) as last argument, once Redis gave it, in order.
 
-use volley_core::adapter::{AdapterError, BroadcastPacket, Session};
+use std::sync::Weak;
+
+use tokio::sync::{mpsc, oneshot};
+use volley_core::adapter::{AdapterError, BroadcastOptions, BroadcastPacket, Session};
 
 use crate::adapter::RedisAdapter;
 use crate::config::DEFAULT_MAX_DISCONNECTION_DURATION;
@@ -122,5 +127,45 @@ impl RedisAdapter {
             args.push(Value::Str(id.to_owned()));
         }
         Some(build_packet(&self.nsp, &data, None))
+    }
+}
+
+/// A local delivery waiting for its offset.
+pub(crate) struct Ordered {
+    /// The packet as the server encoded it (delivered as is when there is no offset).
+    pub(crate) packet: BroadcastPacket,
+    /// The broadcast as published (its packet's `[event, ...args]` gets the offset).
+    pub(crate) message: Message,
+    pub(crate) opts: BroadcastOptions,
+    /// The stream entry id, once the XADD is done; `None` when it could not be queued.
+    pub(crate) offset: Option<oneshot::Receiver<String>>,
+}
+
+/// Delivers this server's broadcasts to its local sockets in order, each with its offset
+/// as last argument (as Node's `ClusterAdapter` does with recovery on). Without an offset
+/// (Redis unreachable), the packet is delivered as it is, as in Node.
+pub(crate) async fn deliver_in_order(
+    adapter: Weak<RedisAdapter>,
+    mut queue: mpsc::UnboundedReceiver<Ordered>,
+) {
+    while let Some(o) = queue.recv().await {
+        let offset = match o.offset {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        let Some(me) = adapter.upgrade() else {
+            return;
+        };
+        let packet = match (offset, o.message) {
+            (Some(id), Message::Broadcast { packet, .. }) => match packet.data {
+                Value::Array(mut args) => {
+                    args.push(Value::Str(id));
+                    build_packet(&me.nsp, &Value::Array(args), None)
+                }
+                _ => o.packet,
+            },
+            _ => o.packet,
+        };
+        me.local.deliver(&packet, &o.opts);
     }
 }

@@ -381,3 +381,47 @@ async fn a_session_node_kept_is_restored_with_the_packets_node_would_send() {
     );
     assert_eq!(&session.missed_packets[1].attachments()[0][..], [4]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_recovery_broadcasts_carry_their_stream_offset_everywhere() {
+    let port = free_port();
+    let _redis = Redis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let config = || RedisAdapterConfig {
+        streams: StreamsConfig {
+            recovery: Some(Duration::from_secs(60)),
+            ..StreamsConfig::default()
+        },
+        ..config()
+    };
+    let a = node(&url, config(), "a", "ra").await;
+    let b = node(&url, config(), "b", "rb").await;
+    let mut a1 = connect_client(a.addr).await;
+    let mut b1 = connect_client(b.addr).await;
+
+    a.io.emit("e", &1).unwrap();
+    a.io.emit("f", &2).unwrap();
+    let offset = |text: &str, prefix: &str| -> String {
+        let rest = text
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{text}"));
+        let id = rest.trim_end_matches("\"]").to_owned();
+        assert!(
+            volley_redis::message::parse_entry_id(&id).is_some(),
+            "{text}"
+        );
+        id
+    };
+    // The sender's own clients get the offset too, in order.
+    let a_e = offset(&next_text(&mut a1).await, r#"42["e",1,""#);
+    let a_f = offset(&next_text(&mut a1).await, r#"42["f",2,""#);
+    let b_e = offset(&next_text(&mut b1).await, r#"42["e",1,""#);
+    let b_f = offset(&next_text(&mut b1).await, r#"42["f",2,""#);
+    assert_eq!((&a_e, &a_f), (&b_e, &b_f));
+    let id = |s: &str| volley_redis::message::parse_entry_id(s).unwrap();
+    assert!(id(&a_e) < id(&a_f), "{a_e} then {a_f}");
+    // Volatile broadcasts are not kept for recovery: no offset.
+    a.io.volatile().emit("v", &3).unwrap();
+    assert_eq!(next_text(&mut a1).await, r#"42["v",3]"#);
+    assert_eq!(next_text(&mut b1).await, r#"42["v",3]"#);
+}
