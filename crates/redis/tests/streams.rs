@@ -425,3 +425,47 @@ async fn with_recovery_broadcasts_carry_their_stream_offset_everywhere() {
     assert_eq!(next_text(&mut a1).await, r#"42["v",3]"#);
     assert_eq!(next_text(&mut b1).await, r#"42["v",3]"#);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_behind_waits_instead_of_dropping() {
+    let port = free_port();
+    let _redis = Redis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    // A one-message processing queue and small reads: the reader must wait for room.
+    let config = RedisAdapterConfig {
+        incoming_capacity: 1,
+        streams: StreamsConfig {
+            read_count: 3,
+            ..StreamsConfig::default()
+        },
+        ..config()
+    };
+    let b = node(&url, config, "b", "rb").await;
+    let mut b1 = connect_client(b.addr).await;
+    // 300 entries in one pipeline, from a writer of its own.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        let data = format!(
+            r#"{{"packet":{{"type":2,"data":["n",{i}]}},"opts":{{"rooms":[],"except":[],"flags":{{}}}}}}"#
+        );
+        pipe.cmd("XADD")
+            .arg("socket.io")
+            .arg("*")
+            .arg("uid")
+            .arg("emitter")
+            .arg("nsp")
+            .arg("/")
+            .arg("type")
+            .arg("3")
+            .arg("data")
+            .arg(data)
+            .ignore();
+    }
+    let () = pipe.query_async(&mut conn).await.unwrap();
+    for i in 0..300 {
+        assert_eq!(next_text(&mut b1).await, format!(r#"42["n",{i}]"#));
+    }
+    assert_eq!(b.cluster.stats().dropped_incoming, 0);
+}
