@@ -4,7 +4,8 @@
 //! - It starts after the stream's newest entry at the time it first connects (Node starts
 //!   at `$` on every call, which misses what is added between two reads), then always
 //!   resumes from the id of the last entry it read: after a lost connection or a Redis
-//!   restart, nothing still in the stream is missed.
+//!   restart, nothing still in the stream is missed. A stream whose newest entry is older
+//!   than the last one read (Redis restarted empty) is read from its start.
 //! - Memory stays bounded when this server falls behind: at most `read_count` entries are
 //!   read at once, and the reader waits for room in the processing queue instead of
 //!   dropping (the backlog stays in Redis, trimmed by `MAXLEN ~`).
@@ -18,6 +19,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 
 use crate::link::{Incoming, Link, bytes_of};
+use crate::message::parse_entry_id;
 
 /// One stream entry: its id and its fields.
 pub(crate) type Entry = (String, Vec<(Bytes, Bytes)>);
@@ -51,9 +53,13 @@ async fn read_loop(link: Arc<Link>, cfg: ReaderConfig, incoming: mpsc::Sender<In
     loop {
         let session = async {
             let mut conn = connect(&link, &cfg).await?;
+            let newest = newest_id(&mut conn, &cfg.stream).await?;
             let mut from = match last.clone() {
+                // A stream newer than what we read (Redis restarted empty, or failed over
+                // to a replica that lost the tail): everything in it is new to us.
+                Some(id) if entry_id(&newest) < entry_id(&id) => "0-0".to_owned(),
                 Some(id) => id,
-                None => newest_id(&mut conn, &cfg.stream).await?,
+                None => newest,
             };
             last = Some(from.clone());
             set_reading(&link, true);
@@ -103,6 +109,10 @@ async fn connect(link: &Link, cfg: &ReaderConfig) -> redis::RedisResult<Multiple
     link.client()
         .get_multiplexed_async_connection_with_config(&conn_cfg)
         .await
+}
+
+fn entry_id(id: &str) -> (u64, u64) {
+    parse_entry_id(id).unwrap_or_default()
 }
 
 /// The id of the stream's newest entry, or `0-0` when it is empty or missing.

@@ -166,14 +166,16 @@ async fn the_reader_resumes_from_its_last_id_after_a_redis_restart() {
     drop(redis);
     let _redis = Redis::start(port);
     // An entry written as soon as Redis is back, by a writer of its own (as
-    // `@socket.io/redis-streams-emitter` would), whether or not the servers reconnected yet.
+    // `@socket.io/redis-streams-emitter` would), whether or not the servers reconnected yet;
+    // with an id older than the last one read (a clock behind, say): the stream restarted
+    // empty, so the reader reads it from its start.
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let data =
         r#"{"packet":{"type":2,"data":["back",2]},"opts":{"rooms":[],"except":[],"flags":{}}}"#;
     let _: String = redis::cmd("XADD")
         .arg("socket.io")
-        .arg("*")
+        .arg("1-1")
         .arg("uid")
         .arg("emitter")
         .arg("nsp")

@@ -78,10 +78,12 @@ pub(crate) type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub(crate) async fn next_text(ws: &mut Client) -> String {
+    // One bound for the whole wait: pings (answered here) must not extend it.
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
+        let msg = tokio::time::timeout_at(deadline, ws.next())
             .await
-            .expect("a frame within WAIT")
+            .expect("a message within WAIT")
             .expect("open")
             .expect("no error");
         if let Ws::Text(t) = msg {
