@@ -1,23 +1,65 @@
 //! A Redis adapter for Volley that speaks the bytes of Node's `@socket.io/redis-adapter`
-//! (8.x), so Rust and Node servers can share one cluster, and `@socket.io/redis-emitter`
-//! reaches Volley's clients.
+//! (8.x) and `@socket.io/redis-streams-adapter` (0.3), so Rust and Node servers can share
+//! one cluster, and `@socket.io/redis-emitter` reaches Volley's clients.
 //!
-//! ```no_run
+//! ```
+//! use std::time::Duration;
+//!
 //! use volley::SocketIo;
 //! use volley_redis::{RedisAdapterConfig, RedisCluster};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let cluster = RedisCluster::connect("redis://127.0.0.1:6379", RedisAdapterConfig::default()).await?;
-//! let io = SocketIo::builder().adapter(cluster.factory()).build();
-//! io.of("/chat");
-//! cluster.ready(std::time::Duration::from_secs(5)).await?; // subscriptions confirmed
-//! io.emit("hello", "every client of every server")?;
+//! # struct Redis(std::process::Child, std::path::PathBuf);
+//! # impl Drop for Redis {
+//! #     fn drop(&mut self) { let _ = self.0.kill(); let _ = self.0.wait(); let _ = std::fs::remove_file(&self.1); }
+//! # }
+//! # fn start_redis() -> Result<(Redis, String), Box<dyn std::error::Error>> {
+//! #     use std::io::{Read, Write};
+//! #     let path = std::env::temp_dir().join(format!("volley-redis-doc-{}-{}.sock", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos()));
+//! #     let _ = std::fs::remove_file(&path);
+//! #     let child = std::process::Command::new("redis-server")
+//! #         .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+//! #         .arg(&path)
+//! #         .stdout(std::process::Stdio::null())
+//! #         .spawn()?;
+//! #     let redis = Redis(child, path.clone());
+//! #     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+//! #     loop { // wait for PONG
+//! #         if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&path) {
+//! #             let mut buf = [0u8; 7];
+//! #             if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" { break; }
+//! #         }
+//! #         if std::time::Instant::now() > deadline { return Err("redis-server did not start".into()); }
+//! #         std::thread::sleep(std::time::Duration::from_millis(20));
+//! #     }
+//! #     Ok((redis, format!("redis+unix://{}", path.display())))
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let (_redis, url) = start_redis()?;
+//! // Two servers (in one process here, one per machine in real life) share one Redis.
+//! // `url` is e.g. "redis://127.0.0.1:6379".
+//! let mut servers = Vec::new();
+//! for _ in 0..2 {
+//!     let cluster = RedisCluster::connect(&url, RedisAdapterConfig::default()).await?;
+//!     let io = SocketIo::builder().adapter(cluster.factory()).build();
+//!     io.of("/chat");
+//!     cluster.ready(Duration::from_secs(5)).await?; // subscriptions confirmed
+//!     servers.push((cluster, io));
+//! }
+//! let (_, io) = &servers[0];
+//! assert_eq!(io.of("/chat").server_count().await?, 2);
+//! // Reaches the clients of both servers.
+//! io.of("/chat").emit("hello", "every client of every server")?;
+//! # for (cluster, _) in &servers { cluster.close(); }
 //! # Ok(()) }
 //! ```
 //!
 //! For Node's sharded adapter (`createShardedAdapter`, Redis >= 7), set
 //! `mode: Mode::Sharded(SubscriptionMode::Dynamic)` (or the `subscriptionMode` the Node
 //! nodes use).
+//!
+//! For Node's Redis Streams adapter, use [`RedisAdapterConfig::streams()`] ([`Mode::Streams`],
+//! settings in [`StreamsConfig`]); see "Streams mode" below.
 //!
 //! # How it works
 //!
@@ -107,15 +149,49 @@
 //! - Requests time out after `requests_timeout` (5 s) with
 //!   `timeout reached: only X responses received out of Y`, as in Node.
 //!
+//!
+//! ## Streams mode (`@socket.io/redis-streams-adapter` 0.3.1)
+//! - **Durable operations** (broadcasts without acknowledgements, socketsJoin/Leave,
+//!   disconnectSockets) are appended to one stream, `XADD socket.io MAXLEN ~ 10000 * uid
+//!   <uid> nsp <nsp> type <decimal> data <data>`, where `data` is the cluster message's
+//!   `data` as JSON, or base64 MessagePack when the type may carry binary and does.
+//! - **Requests and responses** (broadcasts with acknowledgements, fetchSockets,
+//!   serverSideEmit, and every answer) go over pub/sub as MessagePack cluster messages:
+//!   `socket.io#N#` and `socket.io#N#<uid>#` (SUBSCRIBE, or SSUBSCRIBE with
+//!   `sharded_pubsub`). Servers are counted with `PUBSUB NUMSUB socket.io#N#`.
+//! - **Reading**: a third connection loops `XREAD COUNT 100 BLOCK 5000 STREAMS socket.io
+//!   <last id>`, starting after the newest entry at first connection and then always from
+//!   the last entry read: a lost connection or a Redis restart loses nothing still in the
+//!   stream (Node re-reads from `$`). It waits for room in the processing queue rather than
+//!   dropping: memory stays bounded, the backlog stays in Redis.
+//! - **Connection state recovery**: `persist_session` keeps `SET sio:session:<pid>
+//!   base64(msgpack {sid, pid, rooms, data}) PX <recovery>`; `restore_session(pid, offset)`
+//!   takes it (`MULTI GET DEL EXEC`), checks the offset is still in the stream, and reads
+//!   the broadcasts of the namespace after it (`XRANGE`) that reach the session's rooms,
+//!   each with its entry id as last argument. With [`StreamsConfig::recovery`] set,
+//!   broadcasts received from the stream carry their entry id as a last argument too.
+//! - Not supported: Node's `streamCount` > 1 (one stream per namespace hash), and
+//!   `all_rooms` (Node's streams adapter has none either).
+//!
 //! [`LocalAdapter`]: volley_core::adapter::LocalAdapter
 
+mod adapter;
+mod channels;
 mod cluster;
+mod config;
+mod convert;
 mod link;
 pub mod message;
 pub mod packet;
+mod reader;
+mod remote;
+mod request;
+mod session;
 pub mod value;
 
-pub use cluster::{
-    DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapter, RedisAdapterConfig, RedisCluster, Stats,
-    SubscriptionMode,
+pub use adapter::RedisAdapter;
+pub use cluster::RedisCluster;
+pub use config::{
+    DEFAULT_MAX_DISCONNECTION_DURATION, DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats,
+    StreamsConfig, SubscriptionMode,
 };

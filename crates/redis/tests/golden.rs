@@ -233,14 +233,17 @@ fn emitter_requests_without_uid_are_understood() {
 
 #[test]
 fn our_encoder_writes_the_captured_bytes_where_key_order_is_fixed() {
-    // Classic broadcast and classic requests are written in Node's key order: the bytes
-    // themselves match.
+    // Classic broadcast and classic requests, and the streams adapter's pub/sub messages, are
+    // written in Node's key order: the bytes themselves match.
     for row in samples() {
         let Some(h) = row["payload_hex"].as_str() else {
             continue;
         };
         let variant = row["variant"].as_str().unwrap();
-        if !variant.starts_with("classic") && !variant.starts_with("sharded") {
+        if !variant.starts_with("classic")
+            && !variant.starts_with("sharded")
+            && variant != "streams"
+        {
             continue;
         }
         if row["note"]
@@ -265,4 +268,125 @@ fn our_encoder_writes_the_captured_bytes_where_key_order_is_fixed() {
             String::from_utf8_lossy(&bytes)
         );
     }
+}
+
+#[test]
+fn streams_entries_are_written_byte_for_byte_as_node_writes_them() {
+    use volley_redis::message::{decode_stream_entry, encode_stream_entry};
+    let mut seen = 0;
+    for row in samples().iter().filter(|r| r["cmd"] == "XADD") {
+        let args: Vec<&str> = row["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        // MAXLEN ~ 10000 * <field> <value> ...
+        assert_eq!(&args[..4], ["MAXLEN", "~", "10000", "*"]);
+        let fields: Vec<(&str, &str)> = args[4..].chunks(2).map(|c| (c[0], c[1])).collect();
+        let env = decode_stream_entry(&fields).unwrap();
+        let again = encode_stream_entry(
+            env.uid.as_deref().unwrap(),
+            env.nsp.as_deref().unwrap(),
+            &env.message,
+            false,
+        )
+        .unwrap();
+        let again: Vec<(&str, String)> = again
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect();
+        let want: Vec<(&str, String)> = fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        assert_eq!(again, want);
+        seen += 1;
+    }
+    assert!(seen >= 3);
+}
+
+#[test]
+fn streams_sessions_are_written_byte_for_byte_as_node_writes_them() {
+    use volley_redis::message::{decode_session, encode_session};
+    let mut seen = 0;
+    for row in samples().iter().filter(|r| r["cmd"] == "SET") {
+        let value = row["value_base64"].as_str().unwrap();
+        let session = decode_session(value.as_bytes()).unwrap();
+        assert_eq!(
+            row["key"].as_str().unwrap(),
+            format!("sio:session:{}", session.pid)
+        );
+        assert_eq!(&*session.id, row["decoded"]["sid"].as_str().unwrap());
+        assert_eq!(session.rooms.len(), 3);
+        assert_eq!(session.data, serde_json::json!({}));
+        assert_eq!(encode_session(&session), value);
+        assert_eq!(row["args"], serde_json::json!(["PX", "60000"]));
+        seen += 1;
+    }
+    assert!(seen >= 1);
+}
+
+/// `tests/data/streams-node-capture.json`: what Node's `@socket.io/redis-streams-adapter`
+/// 0.3.1 wrote to Redis (`e2e/interop/scripts/capture-streams.mjs`).
+fn streams_capture() -> Json {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/streams-node-capture.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn node_streams_capture_decodes_and_re_encodes_byte_for_byte() {
+    use volley_redis::message::{
+        decode_session, decode_stream_entry, encode_session, encode_stream_entry,
+    };
+    let capture = streams_capture();
+    let entries = capture["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 12);
+    let mut kinds = Vec::new();
+    for e in entries {
+        let fields: Vec<(String, String)> = e["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| {
+                (
+                    kv[0].as_str().unwrap().to_owned(),
+                    kv[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let env = decode_stream_entry(&fields).unwrap();
+        kinds.push(fields[2].1.clone());
+        let again: Vec<(String, String)> = encode_stream_entry(
+            env.uid.as_deref().unwrap(),
+            env.nsp.as_deref().unwrap(),
+            &env.message,
+            false,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), String::from_utf8(v).unwrap()))
+        .collect();
+        assert_eq!(again, fields, "entry {}", e["id"]);
+    }
+    assert_eq!(
+        kinds,
+        ["3", "3", "3", "3", "3", "4", "5", "6", "3", "3", "3", "3"]
+    );
+
+    let value = capture["session"]["value"].as_str().unwrap();
+    let session = decode_session(value.as_bytes()).unwrap();
+    assert_eq!(&*session.id, capture["client"]["id"].as_str().unwrap());
+    assert_eq!(session.pid, capture["client"]["pid"].as_str().unwrap());
+    assert_eq!(
+        session.data,
+        serde_json::json!({"user": {"name": "ana", "n": 7}})
+    );
+    let mut rooms: Vec<String> = session.rooms.iter().map(|r| r.to_string()).collect();
+    rooms.sort();
+    assert_eq!(Json::from(rooms), capture["client"]["rooms"]);
+    assert_eq!(encode_session(&session), value);
+    assert_eq!(
+        capture["session"]["key"].as_str().unwrap(),
+        format!("sio:session:{}", session.pid)
+    );
+    assert_eq!(capture["session"]["pttl"], 60000);
 }

@@ -3,100 +3,15 @@
 //! error, and after Redis returns the adapter resubscribes and counts servers again by
 //! itself. Needs `redis-server` (the test starts it on a free loopback port).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{Redis, WAIT, free_port, next_text, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use volley::{RawArgs, SocketIo};
 use volley_redis::{RedisAdapterConfig, RedisCluster};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-}
-
-struct Redis(std::process::Child);
-
-impl Redis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-        // A readiness probe: redis-server has no other signal than its log. The bound is only
-        // reached when redis-server is broken.
-        let deadline = Instant::now() + WAIT;
-        while !ping(port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server does not answer on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The longest any expected thing may take: a bound on a hang, never reached unless
-/// something is broken, however busy the machine.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Polls `f` until it holds, failing after [`WAIT`]: only for a state that no signal reports
-/// (the adapter has no "link lost" notification).
-async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_text(ws: &mut Client) -> String {
-    loop {
-        let msg = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a frame within WAIT")
-            .expect("open")
-            .expect("no error");
-        if let Ws::Text(t) = msg {
-            let t = t.to_string();
-            if t == "2" {
-                ws.send(Ws::text("3")).await.unwrap();
-                continue;
-            }
-            return t;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {

@@ -4,7 +4,7 @@
 // scripts/cluster-node.mjs (official socket.io + @socket.io/redis-adapter).
 //
 //   node scripts/cluster-driver.mjs '<json>'
-//   json: {"nodes":[{"url":"http://127.0.0.1:3101"},...], "mode":"classic"|"sharded",
+//   json: {"nodes":[{"url":"http://127.0.0.1:3101"},...], "mode":"classic"|"sharded"|"streams",
 //          "redis":"redis://127.0.0.1:6390", "label":"before-restart",
 //          "extras":true}
 //   extras: false for servers that serve only CLUSTER.md (ref-node): no /chat namespace, no

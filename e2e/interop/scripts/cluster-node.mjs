@@ -1,10 +1,11 @@
 // A Node cluster node for the mixed-cluster tests: official socket.io 4.8 with the official
-// @socket.io/redis-adapter 8.3 (classic `createAdapter` or `createShardedAdapter`), serving
+// @socket.io/redis-adapter 8.3 (classic `createAdapter` or `createShardedAdapter`) or the
+// official @socket.io/redis-streams-adapter 0.3.1 (`REDIS_ADAPTER=streams`), serving
 // the cluster handlers of ../shared/conformance/CLUSTER.md (C0-C13) on "/" and "/chat",
 // plus `cluster:emit-rooms` (several rooms with except) and `cluster:emit-volatile` — the
 // same as conformance-server in cluster mode.
 //
-//   PORT=3101 REDIS_URL=redis://127.0.0.1:6390 REDIS_ADAPTER=classic|sharded \
+//   PORT=3101 REDIS_URL=redis://127.0.0.1:6390 REDIS_ADAPTER=classic|sharded|streams \
 //   SUBSCRIPTION_MODE=dynamic SERVER_NAME=node-a node scripts/cluster-node.mjs
 //
 // Prints {"event":"listening","port":N} once the HTTP server listens and the adapter's
@@ -13,6 +14,7 @@
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { createClient } from "redis";
 
 const PORT = Number(process.env.PORT || 3101);
@@ -30,11 +32,15 @@ const pub = createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
 for (const c of [pub, sub]) c.on("error", (e) => process.env.VERBOSE && console.error("redis error:", e.message));
 await Promise.all([pub.connect(), sub.connect()]);
-io.adapter(
-  MODE === "sharded"
-    ? createShardedAdapter(pub, sub, { subscriptionMode: process.env.SUBSCRIPTION_MODE || "dynamic" })
-    : createAdapter(pub, sub, { requestsTimeout: 20000 }),
-);
+const adapters = {
+  classic: () => createAdapter(pub, sub, { requestsTimeout: 20000 }),
+  sharded: () =>
+    createShardedAdapter(pub, sub, { subscriptionMode: process.env.SUBSCRIPTION_MODE || "dynamic" }),
+  // The streams adapter duplicates `pub` for its reader and its subscriber.
+  streams: () => createStreamsAdapter(pub),
+};
+if (!adapters[MODE]) throw new Error(`unknown REDIS_ADAPTER ${MODE}`);
+io.adapter(adapters[MODE]());
 
 const sorted = (a) => [...a].sort();
 function handlers(nsp) {

@@ -1,6 +1,6 @@
 //! Cluster mode of conformance-server (`../shared/conformance/CLUSTER.md`): with `REDIS_URL` set, every namespace
-//! uses the Redis adapter (`REDIS_ADAPTER=classic|sharded`, `SUBSCRIPTION_MODE` for the
-//! sharded one) and `/` (and `/chat`) serve the cluster handlers C0-C13, plus
+//! uses the Redis adapter (`REDIS_ADAPTER=classic|sharded|streams`, `SUBSCRIPTION_MODE`
+//! for the sharded one) and `/` (and `/chat`) serve the cluster handlers C0-C13, plus
 //! `cluster:emit-rooms` (rooms, except, data: several rooms with except) and
 //! `cluster:emit-volatile` (data: a volatile broadcast to all).
 
@@ -24,29 +24,44 @@ pub struct ClusterEnv {
 }
 
 impl ClusterEnv {
-    /// Reads the environment; `None` without `REDIS_URL`.
-    pub fn from_env(port: u16) -> Option<Self> {
-        let url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty())?;
-        let mode = match std::env::var("REDIS_ADAPTER").as_deref() {
-            Ok("sharded") => {
-                let sub = match std::env::var("SUBSCRIPTION_MODE").as_deref() {
-                    Ok("static") => SubscriptionMode::Static,
-                    Ok("dynamic-private") => SubscriptionMode::DynamicPrivate,
-                    _ => SubscriptionMode::Dynamic,
-                };
-                Mode::Sharded(sub)
-            }
-            _ => Mode::Classic,
+    /// Reads the environment; `None` without `REDIS_URL`, an error for an unknown
+    /// `REDIS_ADAPTER` or `SUBSCRIPTION_MODE` (a mode the server does not know must fail
+    /// loudly at start).
+    pub fn from_env(port: u16) -> Result<Option<Self>, String> {
+        let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+            return Ok(None);
         };
+        let adapter = std::env::var("REDIS_ADAPTER").unwrap_or_default();
+        let mut config = match adapter.as_str() {
+            "" | "classic" => RedisAdapterConfig::default(),
+            "sharded" => {
+                let sub = match std::env::var("SUBSCRIPTION_MODE")
+                    .unwrap_or_default()
+                    .as_str()
+                {
+                    "static" => SubscriptionMode::Static,
+                    "dynamic-private" => SubscriptionMode::DynamicPrivate,
+                    "" | "dynamic" => SubscriptionMode::Dynamic,
+                    other => return Err(format!("unknown SUBSCRIPTION_MODE {other:?}")),
+                };
+                RedisAdapterConfig {
+                    mode: Mode::Sharded(sub),
+                    ..Default::default()
+                }
+            }
+            "streams" => RedisAdapterConfig::streams(),
+            other => {
+                return Err(format!(
+                    "unknown REDIS_ADAPTER {other:?} (classic, sharded or streams)"
+                ));
+            }
+        };
+        if std::env::var("RECOVERY").as_deref() == Ok("1") {
+            // SUITES.md section 6: a 2-minute window; offsets travel with stream broadcasts.
+            config.streams.recovery = Some(Duration::from_secs(120));
+        }
         let name = std::env::var("SERVER_NAME").unwrap_or_else(|_| format!("volley-{port}"));
-        Some(Self {
-            url,
-            name,
-            config: RedisAdapterConfig {
-                mode,
-                ..Default::default()
-            },
-        })
+        Ok(Some(Self { url, name, config }))
     }
 
     /// Joins the cluster.

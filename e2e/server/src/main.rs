@@ -12,7 +12,7 @@
 //! answers `{id, recovered, rooms}` (rooms sorted) on `/` and `/custom`.
 //!
 //! With `REDIS_URL` set it also joins a Redis cluster (`../shared/conformance/CLUSTER.md`):
-//! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded`, `SERVER_NAME`), and
+//! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded|streams`, `SERVER_NAME`), and
 //! `/` and `/chat` serve the cluster handlers (see `cluster.rs`).
 
 use volley_conformance_server::cluster;
@@ -133,10 +133,11 @@ async fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
+    let cluster_env = cluster::ClusterEnv::from_env(port).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("conformance-server listening on http://127.0.0.1:{port}");
     let engine = engine_echo();
-    let io = match cluster::ClusterEnv::from_env(port) {
+    let io = match cluster_env {
         None => {
             let io = socket_io(modes, None);
             // SUITES.md section 6: the cluster handlers on "/" always, on one server too

@@ -5,7 +5,8 @@
 //! room, several rooms with except, binary, `/chat`), fetchSockets, serverSideEmit with
 //! ack, emitWithAck across the cluster, socketsJoin/Leave, disconnectSockets, allRooms and
 //! `@socket.io/redis-emitter` (classic). Then Redis is restarted and everything is checked
-//! again. In classic and in sharded mode.
+//! again. In classic and in sharded mode, and in streams mode (Node's
+//! `@socket.io/redis-streams-adapter` 0.3.1 next to Volley's `Mode::Streams`).
 //!
 //! The tests start `redis-server` themselves on a free loopback port and fail loudly if it
 //! or Node cannot start.
@@ -219,18 +220,35 @@ async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
     }
 }
 
-/// Waits (bounded) until Redis counts `n` servers on `/` and `/chat`.
-async fn wait_servers(redis: &Redis, n: i64, sharded: bool) {
+/// How many clients wait in a blocking command: here, in `XREAD` (each streams server has
+/// one reader).
+fn stream_readers(redis: &Redis) -> usize {
+    redis_cmd(redis.port, &["INFO", "clients"])
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("blocked_clients:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until Redis counts `n` servers on `/` and `/chat` (and, in streams mode,
+/// `n` stream readers: Node's reader reads from `$`, so it must be waiting before anything
+/// is written).
+async fn wait_servers(redis: &Redis, n: i64, mode: &str) {
     let within = WAIT;
-    let (a, b) = if sharded {
-        ("socket.io#/#", "socket.io#/chat#")
-    } else {
+    let sharded = mode == "sharded";
+    let (a, b) = if mode == "classic" {
         ("socket.io-request#/#", "socket.io-request#/chat#")
+    } else {
+        ("socket.io#/#", "socket.io#/chat#")
     };
     let deadline = Instant::now() + within;
     loop {
         let counts = (redis.numsub(a, sharded), redis.numsub(b, sharded));
-        if counts == (Some(n), Some(n)) {
+        let readers = mode != "streams" || stream_readers(redis) >= n as usize;
+        if counts == (Some(n), Some(n)) && readers {
             return;
         }
         assert!(
@@ -273,15 +291,15 @@ async fn mixed_cluster(volley_mode: Mode, restart: bool) {
         Mode::Sharded(SubscriptionMode::Static) => ("sharded", "static"),
         Mode::Sharded(SubscriptionMode::Dynamic) => ("sharded", "dynamic"),
         Mode::Sharded(SubscriptionMode::DynamicPrivate) => ("sharded", "dynamic-private"),
+        Mode::Streams => ("streams", ""),
     };
     let label = format!("{mode} {subscription}").trim_end().to_owned();
-    let sharded = mode == "sharded";
     let mut redis = Redis::start(free_port());
     let url = redis.url();
     let node = start_node(&url, mode, subscription, "node-a").await;
     let v1 = start_volley(&url, volley_mode, "volley-b").await;
     let v2 = start_volley(&url, volley_mode, "volley-c").await;
-    wait_servers(&redis, 3, sharded).await;
+    wait_servers(&redis, 3, mode).await;
     let urls: Vec<String> = [node.port, v1.port, v2.port]
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
@@ -304,7 +322,7 @@ async fn mixed_cluster(volley_mode: Mode, restart: bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let redis = Redis::start(redis.port);
-    wait_servers(&redis, 3, sharded).await;
+    wait_servers(&redis, 3, mode).await;
     eprintln!(
         "{label}: 3 servers counted again {:?} after the shutdown",
         t0.elapsed()
@@ -332,4 +350,9 @@ async fn sharded_static_mixed_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_dynamic_private_mixed_cluster() {
     mixed_cluster(Mode::Sharded(SubscriptionMode::DynamicPrivate), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_mixed_cluster_survives_a_redis_restart() {
+    mixed_cluster(Mode::Streams, true).await;
 }
