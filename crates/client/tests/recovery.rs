@@ -16,7 +16,9 @@ use std::time::Duration;
 use common::{Kind, Proxy, Server, WAIT, recv, wait_for};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use volley_client::{DisconnectReason, Manager, RawArgs, Socket, SocketEvent, TransportKind};
+use volley_client::{
+    AckSender, DisconnectReason, Manager, RawArgs, Socket, SocketEvent, TransportKind,
+};
 
 /// A "tick" as a handler saw it: every argument, as JSON.
 type Tick = Vec<Value>;
@@ -198,7 +200,8 @@ async fn recovers_from_volley() {
 }
 
 /// A manual disconnect leaves the session: the next connection is a fresh one, although the
-/// CONNECT carries the pid and the last offset (as socket.io-client's does).
+/// CONNECT carries the pid and the last offset (as socket.io-client's does), which an event
+/// with an ack id does not change.
 async fn manual_disconnect_is_fresh(kind: Kind) {
     let server = Server::start_recovery(kind).await;
     let observer_manager = manager(&server.url());
@@ -215,6 +218,28 @@ async fn manual_disconnect_is_fresh(kind: Kind) {
     let id = socket.id().expect("id");
     broadcast(&observer, 1).await;
     let offset = offset_of(&recv(&mut ticks, "tick 1").await, 1);
+    // An event with an ack id: its last argument is no offset, even a string (in JS it is
+    // the ack callback), and the server appends none.
+    let (qtx, mut questions) = mpsc::unbounded_channel();
+    socket.on(
+        "question",
+        move |_: Socket, args: RawArgs, ack: AckSender| {
+            let qtx = qtx.clone();
+            async move {
+                let _ = qtx.send(args.get::<Value>(args.len() - 1).map(Result::ok));
+                let _ = ack.send(&"ok");
+            }
+        },
+    );
+    let poked: bool = tokio::time::timeout(WAIT, socket.emit_with_ack("poke", &"not-an-offset"))
+        .await
+        .expect("poke in time")
+        .expect("poke");
+    assert!(poked);
+    assert_eq!(
+        recv(&mut questions, "question").await,
+        Some(Some(json!("not-an-offset")))
+    );
 
     socket.disconnect();
     assert!(!socket.connected());

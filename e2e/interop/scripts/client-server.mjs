@@ -22,6 +22,8 @@
 //               from the second time on (for the client's retries)
 //   "broadcast" emits "tick" with the same arguments to the whole namespace, then acknowledges
 //               with true
+//   "poke"      emitWithAck("question", ...args) to the client (reply ignored), then
+//               acknowledges with true
 //   "state"     acknowledges with {"id", "recovered", "count": sockets in the namespace}
 // RECOVERY=1 in the environment turns connection state recovery on (2-minute window).
 // /secure refuses connections whose auth.token is not "ok": message "not authorized",
@@ -80,6 +82,11 @@ function behave(socket) {
   socket.on("broadcast", (...args) => {
     const cb = args.pop();
     socket.nsp.emit("tick", ...args);
+    cb(true);
+  });
+  socket.on("poke", (...args) => {
+    const cb = args.pop();
+    socket.timeout(30000).emitWithAck("question", ...args).catch(() => {});
     cb(true);
   });
   socket.on("state", (cb) =>

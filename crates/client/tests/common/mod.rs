@@ -247,6 +247,16 @@ fn behave(s: Socket, state: Arc<State>) {
             let _ = ack.send(&true);
         },
     );
+    s.on(
+        "poke",
+        |s: Socket, args: RawArgs, ack: AckSender| async move {
+            let reply = s
+                .timeout(WAIT)
+                .emit_args_with_ack::<RawArgs>("question", args);
+            let _ = ack.send(&true);
+            let _ = reply.await;
+        },
+    );
     s.on("state", |s: Socket, ack: AckSender| async move {
         let count = s.nsp().sockets().len();
         let _ =
