@@ -159,6 +159,12 @@ impl Client {
         self.socket.connected()
     }
 
+    /// Whether the last namespace connection restored the previous session (see
+    /// [`Socket::recovered`](crate::Socket::recovered)).
+    pub fn recovered(&self) -> bool {
+        self.socket.recovered()
+    }
+
     /// Disconnects and closes the connection, waiting briefly for the close to go out.
     pub fn close(mut self) {
         self.shutdown();

@@ -20,6 +20,12 @@
 //   "handshake" acknowledges with {"query": query.q, "header": the x-volley-test header}
 //   "flaky"     counts how often it saw its first argument; acknowledges with that count only
 //               from the second time on (for the client's retries)
+//   "broadcast" emits "tick" with the same arguments to the whole namespace, then acknowledges
+//               with true
+//   "poke"      emitWithAck("question", ...args) to the client (reply ignored), then
+//               acknowledges with true
+//   "state"     acknowledges with {"id", "recovered", "count": sockets in the namespace}
+// RECOVERY=1 in the environment turns connection state recovery on (2-minute window).
 // /secure refuses connections whose auth.token is not "ok": message "not authorized",
 // data {"code":42}.
 
@@ -33,6 +39,9 @@ const io = new Server(httpServer, {
   pingInterval: pingInterval || 25000,
   pingTimeout: pingTimeout || 20000,
   maxHttpBufferSize: 1e7,
+  ...(process.env.RECOVERY === "1"
+    ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } }
+    : {}),
 });
 
 const collected = [];
@@ -70,6 +79,19 @@ function behave(socket) {
     collected.push(key);
     if (n >= 2 && typeof cb === "function") cb(n);
   });
+  socket.on("broadcast", (...args) => {
+    const cb = args.pop();
+    socket.nsp.emit("tick", ...args);
+    cb(true);
+  });
+  socket.on("poke", (...args) => {
+    const cb = args.pop();
+    socket.timeout(30000).emitWithAck("question", ...args).catch(() => {});
+    cb(true);
+  });
+  socket.on("state", (cb) =>
+    cb({ id: socket.id, recovered: socket.recovered, count: socket.nsp.sockets.size }),
+  );
 }
 
 io.on("connection", (socket) => {

@@ -72,7 +72,18 @@ impl Driver {
                                 self.fire_disconnect(&s, DisconnectReason::IoClientDisconnect);
                             }
                         }
-                        if !self.any_active() {
+                        // As socket.io-client's `disconnect`: the last active socket leaving
+                        // closes the connection, even when it asked to connect again since
+                        // (its `Activate` follows and opens a new one). Reusing the connection
+                        // would put its CONNECT right behind its DISCONNECT, which the Node
+                        // server reads as a CONNECT for a connected namespace (it handles the
+                        // DISCONNECT a tick later) and answers by closing the connection: a
+                        // recoverable "forced close" instead of a manual disconnect.
+                        let others = self
+                            .sockets()
+                            .iter()
+                            .any(|s| s.nsp != nsp && lock(&s.state).active);
+                        if !others {
                             break (DisconnectReason::ForcedClose, true);
                         }
                     }

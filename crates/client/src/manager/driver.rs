@@ -299,15 +299,24 @@ impl Driver {
     pub(super) fn send_connect(&self, session: &mut Session, socket: &Arc<SocketInner>) {
         let auth = read(&socket.opts).auth.clone();
         match auth {
-            Auth::None => session.send(frames(socket.parser.connect(&socket.nsp, None))),
-            Auth::Static(v) => session.send(frames(socket.parser.connect(&socket.nsp, Some(&v)))),
+            Auth::None => {
+                let auth = lock(&socket.state).connect_auth(None);
+                session.send(frames(socket.parser.connect(&socket.nsp, auth.as_ref())));
+            }
+            Auth::Static(v) => {
+                let auth = lock(&socket.state).connect_auth(Some(v));
+                session.send(frames(socket.parser.connect(&socket.nsp, auth.as_ref())));
+            }
             Auth::Dynamic(f) => {
                 let cmd = self.inner.cmd.clone();
                 let nsp = socket.nsp.clone();
                 let generation = self.generation;
                 let parser = socket.parser;
+                let socket = socket.clone();
                 tokio::spawn(async move {
                     let auth = f().await;
+                    // As socket.io-client: the pid and offset as they are once `auth` is known.
+                    let auth = lock(&socket.state).connect_auth(auth);
                     let packet = parser.connect(&nsp, auth.as_ref());
                     let _ = cmd.send(Cmd::ConnectPacket {
                         nsp,

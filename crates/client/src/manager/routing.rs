@@ -46,11 +46,16 @@ impl Driver {
         };
         match p.kind {
             PacketType::Connect => {
-                let sid = match &p.data {
-                    PacketData::Json(json) => serde_json::from_slice::<Value>(json)
-                        .ok()
-                        .and_then(|v| v.get("sid").and_then(Value::as_str).map(SocketId::from)),
-                    _ => None,
+                let (sid, pid) = match &p.data {
+                    PacketData::Json(json) => match serde_json::from_slice::<Value>(json) {
+                        Ok(v) => {
+                            let field =
+                                |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                            (field("sid").map(SocketId::from), field("pid"))
+                        }
+                        Err(_) => (None, None),
+                    },
+                    _ => (None, None),
                 };
                 let received = {
                     let mut st = lock(&socket.state);
@@ -65,6 +70,10 @@ impl Driver {
                     }
                     st.connected = true;
                     st.sid = sid;
+                    // As socket.io-client's `onconnect`: recovered when the server answers
+                    // with the pid it gave last time; the pid is whatever it gave now.
+                    st.recovered = pid.is_some() && st.pid == pid;
+                    st.pid = pid;
                     // Flushed here, under the lock: later emits go through the channel, after.
                     for b in std::mem::take(&mut st.buffer) {
                         session.send(frames(b.packet));
@@ -205,9 +214,26 @@ impl Driver {
         for a in any {
             run_now_or_spawn(a(handle.clone(), name.clone(), args.clone()));
         }
+        // socket.io-client's `emitEvent`: once the listeners ran, a string last argument is
+        // the offset to resume from, when the server gave a pid and the event has no ack id
+        // (its last argument would be the ack callback). The handlers see it as it came.
+        let offset = match args.len() {
+            0 => None,
+            n if id.is_none() => Some(n - 1),
+            _ => None,
+        }
+        .filter(|_| lock(&socket.state).pid.is_some())
+        .and_then(|i| args.get::<String>(i))
+        .and_then(Result::ok);
         match handler {
             Some(h) => run_now_or_spawn(h(handle.clone(), args, AckSender::new(handle, id))),
             None => tracing::trace!(event = %name, "no handler for event"),
+        }
+        if let Some(offset) = offset {
+            let mut st = lock(&socket.state);
+            if st.pid.is_some() {
+                st.last_offset = Some(offset);
+            }
         }
     }
 

@@ -138,6 +138,57 @@ impl Socket {
         lock(&self.inner.state).connected
     }
 
+    /// Whether the last namespace connection restored the previous session (connection
+    /// state recovery, socket.io-client's `socket.recovered`): the server kept the socket's
+    /// id, rooms and data, and sent the events missed meanwhile, in order, before this
+    /// socket's `connect` handlers ran.
+    ///
+    /// With a server that has recovery on (Node's `connectionStateRecovery`,
+    /// `volley::SocketIoBuilder::connection_state_recovery`), the socket keeps the private
+    /// session id of the CONNECT answer and the offset the server appends to each event as
+    /// its last argument (handlers see it: take it in [`RawArgs`](crate::RawArgs) or in a
+    /// tuple), and sends both in the next CONNECT, merged into `auth`. It stays `false`
+    /// after [`disconnect`](Self::disconnect) then [`connect`](Self::connect): the server
+    /// does not keep a session the client left.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use volley::adapter::ConnectionStateRecovery;
+    /// # use volley::{Socket as ServerSocket, SocketIo};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let io = SocketIo::builder()
+    /// #     .connection_state_recovery(ConnectionStateRecovery::default())
+    /// #     .build();
+    /// # io.of("/").on_connection(|s: ServerSocket| async move {
+    /// #     let _ = s.emit("hello", &"world");
+    /// # });
+    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// # let url = format!("http://{}", listener.local_addr()?);
+    /// # tokio::spawn(volley::serve(listener, io.service()));
+    /// use volley_client::{Manager, RawArgs, Socket};
+    ///
+    /// let manager = Manager::builder(&url).build()?;
+    /// let socket = manager.socket("/").build();
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// socket.on("hello", move |_: Socket, args: RawArgs| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         // ["world", "<offset>"]: the server appended the offset.
+    ///         let _ = tx.send(args.len());
+    ///     }
+    /// });
+    /// socket.connect();
+    /// assert_eq!(rx.recv().await, Some(2));
+    /// // A first connection restores nothing.
+    /// assert!(!socket.recovered());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn recovered(&self) -> bool {
+        lock(&self.inner.state).recovered
+    }
+
     /// Whether the socket wants to be connected (it reconnects when the connection drops).
     /// False after [`disconnect`](Self::disconnect), a server-side disconnect or a refusal.
     pub fn active(&self) -> bool {

@@ -67,6 +67,14 @@ pub(crate) struct SocketState {
     /// Events that arrived before the namespace's CONNECT answer (the official client's
     /// `receiveBuffer`), delivered once it comes; bounded like the send buffer.
     pub(crate) received: VecDeque<Received>,
+    /// The private session id of the last CONNECT answer (the official client's `_pid`):
+    /// set only by a server with connection state recovery on, and never cleared, as in
+    /// socket.io-client 4.8 (a server does not restore a session the client left).
+    pub(crate) pid: Option<String>,
+    /// The offset of the last event handled while `pid` was set (`_lastOffset`).
+    pub(crate) last_offset: Option<String>,
+    /// Whether the last CONNECT answer restored the previous session (`recovered`).
+    pub(crate) recovered: bool,
 }
 
 /// An event received before the socket was connected.
@@ -77,6 +85,34 @@ pub(crate) struct Received {
 }
 
 impl SocketState {
+    /// The `auth` of the next CONNECT packet: with a `pid`, `{pid, offset}` then the keys of
+    /// `auth`, as socket.io-client's `Object.assign({ pid, offset }, auth)` (an absent offset
+    /// is left out, as `JSON.stringify` leaves out `undefined`).
+    pub(crate) fn connect_auth(&self, auth: Option<Value>) -> Option<Value> {
+        let Some(pid) = &self.pid else {
+            return auth;
+        };
+        let mut o = serde_json::Map::new();
+        o.insert("pid".into(), Value::String(pid.clone()));
+        if let Some(offset) = &self.last_offset {
+            o.insert("offset".into(), Value::String(offset.clone()));
+        }
+        match auth {
+            Some(Value::Object(a)) => o.extend(a),
+            // `Object.assign` copies the indexes of an array or a string as keys.
+            Some(Value::Array(a)) => {
+                o.extend(a.into_iter().enumerate().map(|(i, v)| (i.to_string(), v)));
+            }
+            Some(Value::String(a)) => o.extend(
+                a.encode_utf16()
+                    .enumerate()
+                    .map(|(i, u)| (i.to_string(), Value::String(String::from_utf16_lossy(&[u])))),
+            ),
+            _ => {}
+        }
+        Some(Value::Object(o))
+    }
+
     /// Takes the acknowledgements that are not waiting in the send buffer: those whose
     /// event went out on a connection that is now gone.
     pub(crate) fn take_sent_acks(&mut self) -> Vec<AckTx> {
@@ -232,5 +268,51 @@ impl SocketInner {
         ));
         *slot = Some(tx.clone());
         tx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::SocketState;
+
+    fn state(pid: Option<&str>, offset: Option<&str>) -> SocketState {
+        SocketState {
+            pid: pid.map(str::to_owned),
+            last_offset: offset.map(str::to_owned),
+            ..SocketState::default()
+        }
+    }
+
+    #[test]
+    fn connect_auth_is_object_assign() {
+        // No pid: `auth` as it is.
+        let st = state(None, Some("o"));
+        assert_eq!(st.connect_auth(None), None);
+        assert_eq!(st.connect_auth(Some(json!(1))), Some(json!(1)));
+        // A pid and no offset yet: `offset: undefined` is left out.
+        let st = state(Some("p"), None);
+        assert_eq!(st.connect_auth(None), Some(json!({ "pid": "p" })));
+        // `auth` keys after, overriding.
+        let st = state(Some("p"), Some("o"));
+        let auth = st.connect_auth(Some(json!({ "token": "t", "offset": "mine" })));
+        assert_eq!(
+            auth,
+            Some(json!({ "pid": "p", "offset": "mine", "token": "t" }))
+        );
+        // Indexes of arrays and strings become keys; other values add nothing.
+        assert_eq!(
+            st.connect_auth(Some(json!(["a", 2]))),
+            Some(json!({ "pid": "p", "offset": "o", "0": "a", "1": 2 }))
+        );
+        assert_eq!(
+            st.connect_auth(Some(json!("ab"))),
+            Some(json!({ "pid": "p", "offset": "o", "0": "a", "1": "b" }))
+        );
+        assert_eq!(
+            st.connect_auth(Some(json!(true))),
+            Some(json!({ "pid": "p", "offset": "o" }))
+        );
     }
 }

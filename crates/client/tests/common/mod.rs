@@ -59,6 +59,8 @@ pub struct Server {
     pub kind: Kind,
     pub port: u16,
     ping: Ping,
+    /// Connection state recovery on (Node and Volley only).
+    recovery: bool,
     running: Running,
 }
 
@@ -76,10 +78,25 @@ impl Server {
 
     /// Starts a server of `kind` on `port` (0: a free one).
     pub async fn start_on(kind: Kind, ping: Ping, port: u16) -> Server {
+        Self::start_with(kind, ping, port, false).await
+    }
+
+    /// Starts a server of `kind` (Node or Volley) with connection state recovery on.
+    pub async fn start_recovery(kind: Kind) -> Server {
+        assert_ne!(
+            kind,
+            Kind::Python,
+            "python-socketio has no connection state recovery"
+        );
+        Self::start_with(kind, Ping::default(), 0, true).await
+    }
+
+    async fn start_with(kind: Kind, ping: Ping, port: u16, recovery: bool) -> Server {
         let mut s = Server {
             kind,
             port,
             ping,
+            recovery,
             running: Running::Stopped,
         };
         s.launch().await;
@@ -93,7 +110,7 @@ impl Server {
     async fn launch(&mut self) {
         self.running = match self.kind {
             Kind::Node => {
-                let (child, port) = start_node(self.port, self.ping).await;
+                let (child, port) = start_node(self.port, self.ping, self.recovery).await;
                 self.port = port;
                 Running::Node(child)
             }
@@ -103,7 +120,7 @@ impl Server {
                 Running::Node(child)
             }
             Kind::Volley => {
-                let (rt, port) = start_volley(self.port, self.ping).await;
+                let (rt, port) = start_volley(self.port, self.ping, self.recovery).await;
                 self.port = port;
                 Running::Volley(rt)
             }
@@ -144,7 +161,7 @@ impl Server {
     }
 }
 
-async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
+async fn start_node(port: u16, ping: Ping, recovery: bool) -> (tokio::process::Child, u16) {
     let dir = tokio::task::spawn_blocking(volley_test_support::ensure_node_modules)
         .await
         .expect("npm install");
@@ -154,6 +171,7 @@ async fn start_node(port: u16, ping: Ping) -> (tokio::process::Child, u16) {
         .arg(ping.interval.to_string())
         .arg(ping.timeout.to_string())
         .current_dir(&dir)
+        .env("RECOVERY", if recovery { "1" } else { "0" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -222,6 +240,28 @@ struct State {
 }
 
 fn behave(s: Socket, state: Arc<State>) {
+    s.on(
+        "broadcast",
+        |s: Socket, args: RawArgs, ack: AckSender| async move {
+            let _ = s.nsp().emit_args("tick", args);
+            let _ = ack.send(&true);
+        },
+    );
+    s.on(
+        "poke",
+        |s: Socket, args: RawArgs, ack: AckSender| async move {
+            let reply = s
+                .timeout(WAIT)
+                .emit_args_with_ack::<RawArgs>("question", args);
+            let _ = ack.send(&true);
+            let _ = reply.await;
+        },
+    );
+    s.on("state", |s: Socket, ack: AckSender| async move {
+        let count = s.nsp().sockets().len();
+        let _ =
+            ack.send(&json!({ "id": s.id().as_str(), "recovered": s.recovered(), "count": count }));
+    });
     s.on("echo", |s: Socket, args: RawArgs| async move {
         let _ = s.emit_args("echo", args);
     });
@@ -306,12 +346,15 @@ fn behave(s: Socket, state: Arc<State>) {
     );
 }
 
-fn volley_io(ping: Ping) -> SocketIo {
-    let io = SocketIo::builder()
+fn volley_io(ping: Ping, recovery: bool) -> SocketIo {
+    let mut b = SocketIo::builder()
         .ping_interval(Duration::from_millis(ping.interval))
         .ping_timeout(Duration::from_millis(ping.timeout))
-        .max_payload(10_000_000)
-        .build();
+        .max_payload(10_000_000);
+    if recovery {
+        b = b.connection_state_recovery(volley::adapter::ConnectionStateRecovery::default());
+    }
+    let io = b.build();
     let state = Arc::new(State::default());
     let st = state.clone();
     io.of("/").on_connection(move |s: Socket| {
@@ -340,7 +383,7 @@ fn volley_io(ping: Ping) -> SocketIo {
     io
 }
 
-async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
+async fn start_volley(port: u16, ping: Ping, recovery: bool) -> (tokio::runtime::Runtime, u16) {
     // `Server::stop` returned once the previous listener was closed: the port is free.
     let listener = std::net::TcpListener::bind(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port}: {e}"));
@@ -353,7 +396,7 @@ async fn start_volley(port: u16, ping: Ping) -> (tokio::runtime::Runtime, u16) {
         .expect("server runtime");
     rt.spawn(async move {
         let listener = TcpListener::from_std(listener).expect("listener");
-        let io = volley_io(ping);
+        let io = volley_io(ping, recovery);
         let _ = volley::serve(listener, io.service()).await;
     });
     (rt, port)
@@ -368,6 +411,8 @@ pub struct Proxy {
     live: watch::Sender<usize>,
     upstream: watch::Sender<u64>,
     frozen: watch::Sender<bool>,
+    /// Bumped by [`Proxy::cut`]: every connection open then is closed.
+    epoch: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -384,7 +429,8 @@ impl Proxy {
         let (frozen, _) = watch::channel(false);
         let (live, _) = watch::channel(0usize);
         let (sent, _) = watch::channel(0u64);
-        let (tx, count, up) = (frozen.clone(), live.clone(), sent.clone());
+        let (epoch, _) = watch::channel(0u64);
+        let (tx, count, up, ep) = (frozen.clone(), live.clone(), sent.clone(), epoch.clone());
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
@@ -397,8 +443,14 @@ impl Proxy {
                 let down = pipe(sr, cw, tx.subscribe(), None);
                 let count = count.clone();
                 count.send_modify(|n| *n += 1);
+                let mut cut = ep.subscribe();
+                cut.mark_unchanged();
                 conns.spawn(async move {
-                    tokio::join!(up, down);
+                    // Dropping both halves closes both connections.
+                    tokio::select! {
+                        _ = async { tokio::join!(up, down) } => {}
+                        _ = cut.changed() => {}
+                    }
                     count.send_modify(|n| *n -= 1);
                 });
             }
@@ -408,8 +460,16 @@ impl Proxy {
             live,
             upstream: sent,
             frozen,
+            epoch,
             task,
         }
+    }
+
+    /// Cuts the network: closes every open connection (both sides see it at once) and
+    /// freezes, so that new connections hang until [`freeze(false)`](Self::freeze).
+    pub fn cut(&self) {
+        self.freeze(true);
+        self.epoch.send_modify(|e| *e += 1);
     }
 
     pub fn url(&self) -> String {
