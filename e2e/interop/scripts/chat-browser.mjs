@@ -113,8 +113,8 @@ async function snapshot(step, name, typing) {
   report({ event: "snapshot", step, page: name, ...seen });
 }
 
-async function screenshot(name) {
-  const path = `${shotDir}/chat-${name}.png`;
+async function screenshot(name, label = name) {
+  const path = `${shotDir}/chat-${label}.png`;
   await pages[name].screenshot({ path });
   report({ event: "screenshot", name, path });
 }
@@ -165,6 +165,19 @@ async function main() {
   await snapshot("refused", "dave");
   await screenshot("dave");
   for (const name of ["alice", "carol"]) await snapshot("left", name);
+
+  // A network blip: alice's connection drops and carol writes to lobby meanwhile; alice's
+  // client comes back by itself, recovered: same room, the message she missed, and the page
+  // says nothing was missed.
+  await join(carol, "lobby");
+  await see(alice, "#log li", "carol joined");
+  await alice.evaluate(() => socket.io.engine.close());
+  await type(carol, "are you there?");
+  await carol.press("#text", "Enter");
+  await see(alice, "#status", "nothing missed");
+  await see(alice, "#log li", "carol: are you there?");
+  await snapshot("blip", "alice");
+  await screenshot("alice", "alice-after-blip");
 }
 
 let code = 0;

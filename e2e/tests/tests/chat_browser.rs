@@ -113,6 +113,27 @@ async fn chat_page_works_in_chromium() {
     let carol = snapshot(&out, "left", "carol");
     assert_eq!(log(&carol), ["notice: You joined garden"], "{out}");
     assert_eq!(carol["online"], "2 online", "{out}");
+
+    // A network blip: alice came back recovered (connection state recovery), still in lobby,
+    // with carol's message written while she was away, exactly once.
+    let alice = snapshot(&out, "blip", "alice");
+    let status = alice["status"].as_str().unwrap_or_default();
+    assert!(
+        status.starts_with("connected as alice (") && status.ends_with("nothing missed"),
+        "{out}"
+    );
+    assert_eq!(alice["room"], "lobby", "{out}");
+    let log = log(&alice);
+    let missed = "message: carol: are you there?";
+    assert_eq!(log.iter().filter(|l| *l == missed).count(), 1, "{out}");
+    assert_eq!(log.last().map(String::as_str), Some(missed), "{out}");
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.as_str() == "notice: You joined lobby")
+            .count(),
+        1,
+        "a recovered client does not join again: {out}"
+    );
 }
 
 /// The snapshot the script took of `page` at `step`.

@@ -7,7 +7,9 @@
 //!
 //! The chat is the `/chat` namespace. A middleware refuses a wrong token; a client then joins
 //! a room, sends messages to it (acknowledged, so the sender sees "delivered") and a
-//! volatile typing hint, and everyone sees how many people are online.
+//! volatile typing hint, and everyone sees how many people are online. Connection state
+//! recovery is on (on one server): a client whose network blips comes back with its id and
+//! room and gets every message it missed, and the page says so.
 //!
 //! The handlers are plain `async fn`s registered by name. Each takes what it needs as
 //! arguments: the event's data (`Data<T>`), the acknowledgement (`AckSender`) and the chat's
@@ -29,7 +31,8 @@ use serde_json::{Value, json};
 use volley::adapter::AdapterFactory;
 use volley::adapter::Room;
 use volley::{
-    AckSender, BroadcastOperator, ConnectError, Data, Namespace, Socket, SocketIo, State,
+    AckSender, BroadcastOperator, ConnectError, ConnectionStateRecovery, Data, DisconnectReason,
+    Namespace, Socket, SocketIo, State,
 };
 
 /// What the chat accepts: the application state its handlers share.
@@ -68,14 +71,21 @@ pub fn socket_io_with(adapter: Option<AdapterFactory>) -> SocketIo {
     let rules = Rules::default();
     // Handlers receive the rules as `State<Rules>`.
     let mut builder = SocketIo::builder().state(rules);
+    // Recovery needs an adapter that keeps sessions: the in-memory one does, the classic
+    // Redis adapter does not (the Streams mode of volley-redis does).
+    let recovery = adapter.is_none();
     if let Some(adapter) = adapter {
         builder = builder.adapter(adapter);
+    } else {
+        // A client that lost its connection for up to 2 minutes gets its id, its room and
+        // every message it missed (Node's `connectionStateRecovery`).
+        builder = builder.connection_state_recovery(ConnectionStateRecovery::default());
     }
     let io = builder.build();
     io.of("/chat")
         // A middleware takes the socket only; the rules are a `Copy` value it keeps.
         .middleware(move |socket| authenticate(socket, rules))
-        .on_connection(on_connect);
+        .on_connection(move |socket| on_connect(socket, recovery));
     io
 }
 
@@ -122,9 +132,12 @@ async fn authenticate(socket: Socket, rules: Rules) -> Result<(), ConnectError> 
 // Broadcasts fail only for a reserved event name or data that is not JSON, neither of which
 // happens here; emits to one socket fail only when it is gone. Hence the `let _ =` below.
 
-/// A client joined `/chat`: announce it and register its event handlers.
-async fn on_connect(socket: Socket) {
-    let _ = socket.broadcast().emit("user connected", &name(&socket));
+/// A client joined `/chat`: announce it and register its event handlers. A recovered
+/// client is back after a blip, with its room and the messages it missed: nobody is told.
+async fn on_connect(socket: Socket, recovery: bool) {
+    if !socket.recovered() {
+        let _ = socket.broadcast().emit("user connected", &name(&socket));
+    }
     send_online(socket.nsp()).await;
 
     socket
@@ -132,8 +145,13 @@ async fn on_connect(socket: Socket) {
         .on("leave", leave)
         .on("message", message)
         .on("typing", typing);
-    // Still in its room here, so the others hear that it left.
-    socket.on_disconnecting(|socket, _| leave(socket));
+    // Still in its room here, so the others hear that it left. A lost connection keeps
+    // the room when recovery is on: its session saves the room, and the client comes back.
+    socket.on_disconnecting(move |socket, reason: DisconnectReason| async move {
+        if !(recovery && reason.is_recoverable()) {
+            leave(socket).await;
+        }
+    });
     socket.on_disconnect(|socket, _| send_online(socket.nsp()));
 }
 

@@ -72,9 +72,12 @@ function connect(name, token) {
     showError("");
     $("room").hidden = false;
     const engine = socket.io.engine;
-    setStatus(`connected as ${me} (${engine.transport.name})`);
-    engine.once("upgrade", (t) => setStatus(`connected as ${me} (${t.name})`));
-    if (room) join(room); // back after a reconnection: enter the room again
+    // Back after a network blip with the same id and room, the missed messages replayed
+    // before this event (connection state recovery); otherwise enter the room again.
+    const back = socket.recovered ? " · back after a network blip, nothing missed" : "";
+    setStatus(`connected as ${me} (${engine.transport.name})${back}`);
+    engine.once("upgrade", (t) => setStatus(`connected as ${me} (${t.name})${back}`));
+    if (room && !socket.recovered) join(room);
   });
 
   // The middleware refused us (err.data carries its details), or the server is unreachable.
