@@ -11,9 +11,13 @@
 //! By default the handlers take `Data<serde_json::Value>`, what a user writing an echo server
 //! would write (and what the socketioxide peer uses). With `--raw` they take
 //! [`volley::RawArgs`] instead, forwarding the arguments as sent without parsing them.
+//!
+//! With `--recovery`, connection state recovery is on (Node's `connectionStateRecovery`
+//! defaults): every event without an ack carries its offset and is kept for replay, which is
+//! what the recovery-on/off comparison in BENCHMARKS.md measures.
 
 use serde_json::Value;
-use volley::{AckSender, Data, RawArgs, Socket, SocketIo};
+use volley::{AckSender, ConnectionStateRecovery, Data, RawArgs, Socket, SocketIo};
 
 fn register_value_handlers(io: &SocketIo) {
     let io2 = io.clone();
@@ -69,12 +73,17 @@ fn register_raw_handlers(io: &SocketIo) {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let raw = std::env::args().skip(1).any(|a| a == "--raw");
+    let recovery = std::env::args().skip(1).any(|a| a == "--recovery");
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
 
-    let io = SocketIo::builder().build();
+    let mut builder = SocketIo::builder();
+    if recovery {
+        builder = builder.connection_state_recovery(ConnectionStateRecovery::default());
+    }
+    let io = builder.build();
     if raw {
         register_raw_handlers(&io);
     } else {
@@ -83,8 +92,9 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!(
-        "volley bench-server listening on 127.0.0.1:{port} (handlers take {})",
-        if raw { "RawArgs" } else { "Data<Value>" }
+        "volley bench-server listening on 127.0.0.1:{port} (handlers take {}{})",
+        if raw { "RawArgs" } else { "Data<Value>" },
+        if recovery { ", recovery on" } else { "" }
     );
     volley::serve(listener, io.service()).await
 }
