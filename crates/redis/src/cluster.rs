@@ -757,14 +757,16 @@ impl RedisAdapter {
                 let local_opts = local_opts(&opts);
                 match request_id {
                     None => {
-                        let p = build_packet(&self.nsp, &packet.data, None);
+                        let parser = self.local.local_sockets().parser();
+                        let p = build_packet(parser, &self.nsp, &packet.data, None);
                         self.local.deliver(&p, &local_opts);
                     }
                     Some(request_id) => {
                         let Some(id) = self.local.local_sockets().next_ack_id() else {
                             return;
                         };
-                        let p = build_packet(&self.nsp, &packet.data, Some(id));
+                        let parser = self.local.local_sockets().parser();
+                        let p = build_packet(parser, &self.nsp, &packet.data, Some(id));
                         let ttl = local_opts
                             .flags
                             .timeout
