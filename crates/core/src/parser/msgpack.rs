@@ -21,13 +21,10 @@ use super::CodecError;
 /// JavaScript's `undefined` as notepack.io 2.x writes it (fixext 1, type 0).
 pub(super) const UNDEFINED: &[u8] = &[0xd4, 0x00, 0x00];
 
-/// An argument: `undefined` becomes `nil` (JSON.stringify makes it `null` too).
+/// An argument: `undefined` becomes `nil` (JSON.stringify makes it `null` too), and other
+/// extension values inside are [normalized].
 fn arg(frame: &Bytes, r: Range<usize>) -> Bytes {
-    if frame.get(r.clone()) == Some(UNDEFINED) {
-        Bytes::from_static(&[0xc0])
-    } else {
-        frame.slice(r)
-    }
+    normalized(frame, r)
 }
 
 /// How deeply arrays and maps may nest in a received packet.
@@ -46,12 +43,20 @@ fn span(b: &[u8], start: usize, len: usize) -> Option<usize> {
 /// Where the value starting at `pos` ends; `None` when it is malformed, truncated or nested
 /// deeper than `depth`.
 pub(super) fn skip(b: &[u8], pos: usize, depth: usize) -> Option<usize> {
+    walk(b, pos, depth, &mut false)
+}
+
+/// [`skip`], noting in `ext` whether an extension value was seen.
+fn walk(b: &[u8], pos: usize, depth: usize, ext: &mut bool) -> Option<usize> {
     let m = *b.get(pos)?;
+    if matches!(m, 0xc7..=0xc9 | 0xd4..=0xd8) {
+        *ext = true;
+    }
     let p = pos + 1;
     match m {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Some(p),
-        0x80..=0x8f => items(b, p, usize::from(m & 0x0f) * 2, depth),
-        0x90..=0x9f => items(b, p, usize::from(m & 0x0f), depth),
+        0x80..=0x8f => items(b, p, usize::from(m & 0x0f) * 2, depth, ext),
+        0x90..=0x9f => items(b, p, usize::from(m & 0x0f), depth, ext),
         0xa0..=0xbf => span(b, p, usize::from(m & 0x1f)),
         0xc4 | 0xd9 => span(b, p + 1, be(b, p, 1)?),
         0xc5 | 0xda => span(b, p + 2, be(b, p, 2)?),
@@ -68,21 +73,134 @@ pub(super) fn skip(b: &[u8], pos: usize, depth: usize) -> Option<usize> {
         0xd6 => span(b, p, 5),
         0xd7 => span(b, p, 9),
         0xd8 => span(b, p, 17),
-        0xdc => items(b, p + 2, be(b, p, 2)?, depth),
-        0xdd => items(b, p + 4, be(b, p, 4)?, depth),
-        0xde => items(b, p + 2, be(b, p, 2)?.checked_mul(2)?, depth),
-        0xdf => items(b, p + 4, be(b, p, 4)?.checked_mul(2)?, depth),
+        0xdc => items(b, p + 2, be(b, p, 2)?, depth, ext),
+        0xdd => items(b, p + 4, be(b, p, 4)?, depth, ext),
+        0xde => items(b, p + 2, be(b, p, 2)?.checked_mul(2)?, depth, ext),
+        0xdf => items(b, p + 4, be(b, p, 4)?.checked_mul(2)?, depth, ext),
         0xc1 => None,
     }
 }
 
-fn items(b: &[u8], mut p: usize, count: usize, depth: usize) -> Option<usize> {
+fn items(b: &[u8], mut p: usize, count: usize, depth: usize, ext: &mut bool) -> Option<usize> {
     let depth = depth.checked_sub(1)?;
     // Every value takes at least one byte: the loop ends with the input.
     for _ in 0..count {
-        p = skip(b, p, depth)?;
+        p = walk(b, p, depth, ext)?;
     }
     Some(p)
+}
+
+/// One received value (a well-formed one, checked by [`skip`]) as JSON would carry it:
+/// notepack.io 2.x's extension values rewritten. `undefined` (fixext 1, type 0) is dropped
+/// from maps and becomes `nil` elsewhere; a `Date` (fixext 8, type 0: milliseconds) becomes
+/// its ISO-8601 string, as `JSON.stringify` gives; other extensions become `nil`. Values
+/// without extensions are returned as they are.
+pub(super) fn normalized(frame: &Bytes, r: Range<usize>) -> Bytes {
+    let mut ext = false;
+    if walk(frame, r.start, MAX_DEPTH, &mut ext).is_none() || !ext {
+        return frame.slice(r);
+    }
+    let mut out = Vec::with_capacity(r.len());
+    match rewrite(frame, r.start, &mut out) {
+        Some((_, true)) => Bytes::from(out),
+        _ => Bytes::from_static(&[0xc0]),
+    }
+}
+
+/// Rewrites the value at `pos` into `out`: (where it ended, whether anything was written:
+/// `false` for `undefined`).
+fn rewrite(b: &[u8], pos: usize, out: &mut Vec<u8>) -> Option<(usize, bool)> {
+    let m = *b.get(pos)?;
+    let (count, start, map) = match m {
+        0x80..=0x8f => (usize::from(m & 0x0f), pos + 1, true),
+        0xde => (be(b, pos + 1, 2)?, pos + 3, true),
+        0xdf => (be(b, pos + 1, 4)?, pos + 5, true),
+        0x90..=0x9f => (usize::from(m & 0x0f), pos + 1, false),
+        0xdc => (be(b, pos + 1, 2)?, pos + 3, false),
+        0xdd => (be(b, pos + 1, 4)?, pos + 5, false),
+        0xc7..=0xc9 | 0xd4..=0xd8 => {
+            let end = skip(b, pos, 1)?;
+            let (tag, data) = match m {
+                0xd4..=0xd8 => (*b.get(pos + 1)?, b.get(pos + 2..end)?),
+                0xc7 => (*b.get(pos + 2)?, b.get(pos + 3..end)?),
+                0xc8 => (*b.get(pos + 3)?, b.get(pos + 4..end)?),
+                _ => (*b.get(pos + 5)?, b.get(pos + 6..end)?),
+            };
+            return Some(match (tag, data.len()) {
+                (0, 1) => (end, false),
+                (0, 8) => {
+                    let hi = i32::from_be_bytes(data[..4].try_into().ok()?);
+                    let lo = u32::from_be_bytes(data[4..].try_into().ok()?);
+                    let ms = i64::from(hi) * (1 << 32) + i64::from(lo);
+                    write_str(out, &iso_date(ms));
+                    (end, true)
+                }
+                _ => {
+                    out.push(0xc0);
+                    (end, true)
+                }
+            });
+        }
+        _ => {
+            let end = skip(b, pos, 1)?;
+            out.extend_from_slice(b.get(pos..end)?);
+            return Some((end, true));
+        }
+    };
+    let mut body = Vec::new();
+    let mut kept = 0;
+    let mut p = start;
+    for _ in 0..count {
+        if map {
+            let key_end = skip(b, p, MAX_DEPTH)?;
+            let mark = body.len();
+            body.extend_from_slice(b.get(p..key_end)?);
+            let (end, written) = rewrite(b, key_end, &mut body)?;
+            if written {
+                kept += 1;
+            } else {
+                body.truncate(mark);
+            }
+            p = end;
+        } else {
+            let (end, written) = rewrite(b, p, &mut body)?;
+            if !written {
+                body.push(0xc0);
+            }
+            kept += 1;
+            p = end;
+        }
+    }
+    if map {
+        let _ = rmp::encode::write_map_len(out, kept as u32);
+    } else {
+        write_array_len(out, kept);
+    }
+    out.extend_from_slice(&body);
+    Some((p, true))
+}
+
+/// Milliseconds since the epoch as `Date.prototype.toISOString` writes them.
+fn iso_date(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, min, s, milli) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
 }
 
 /// A map header: (entries, where the first key starts).
@@ -230,7 +348,7 @@ fn to_json(b: &[u8], r: Range<usize>, maps_only: bool) -> Option<Bytes> {
     if !(is_map || is_str && !maps_only) {
         return None;
     }
-    let v: serde_json::Value = decode(b.get(r)?).ok()?;
+    let v: serde_json::Value = decode(&normalized(&Bytes::copy_from_slice(b), r)).ok()?;
     serde_json::to_vec(&v).ok().map(Bytes::from)
 }
 
@@ -468,6 +586,29 @@ impl<'de> Deserialize<'de> for Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn undefined_and_dates_read_as_json_gives_them() {
+        // {sid: "x", pid: undefined}, as socket.io 4.8's CONNECT reply without recovery.
+        let b = Bytes::from_static(&[
+            0x82, 0xa3, b's', b'i', b'd', 0xa1, b'x', 0xa3, b'p', b'i', b'd', 0xd4, 0, 0,
+        ]);
+        let n = normalized(&b, 0..b.len());
+        assert_eq!(&n[..], &[0x81, 0xa3, b's', b'i', b'd', 0xa1, b'x']);
+        // [undefined, Date(0), Date(1_700_000_000_123)] (notepack.io 2.x's fixext 8).
+        let ms: i64 = 1_700_000_000_123;
+        let mut b = vec![0x93, 0xd4, 0, 0, 0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xd7, 0];
+        b.extend_from_slice(&((ms >> 32) as i32).to_be_bytes());
+        b.extend_from_slice(&(ms as u32).to_be_bytes());
+        let b = Bytes::from(b);
+        let v: serde_json::Value = decode(&normalized(&b, 0..b.len())).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([null, "1970-01-01T00:00:00.000Z", "2023-11-14T22:13:20.123Z"])
+        );
+        assert_eq!(iso_date(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(iso_date(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
 
     #[test]
     fn skip_rejects_truncation_and_depth() {
