@@ -13,6 +13,7 @@
 //     {ints, floats, text, nil, bin};
 //   "burst" (n) makes the server emit "n" 0..n-1;
 //   "seq" (i) is recorded; "seq-done" is acked with the list recorded;
+//   "shout" (args) broadcasts "shouted" (args) to every socket of the namespace, encoded once;
 //   "big" (<bin>) is acked with its length and whether it is the expected payload, and
 //     echoed as "big-back".
 // Prints JSON lines as sio-client.mjs does; exit status 0 when every check passed.
@@ -96,6 +97,17 @@ async function run() {
   check(got.every((v, i) => v === i), "server burst in order");
   check(recorded.length === 300 && recorded.every((v, i) => v === i), "client burst in order");
   report({ event: "burst", received: got.length, recorded: recorded.length });
+  // A broadcast reaches this socket and another client's, in one encoding.
+  const other = io(url, { ...OPTS, forceNew: true });
+  other.on("question", (q, ack) => ack({ answer: `${q} yes`, from: other.nsp }));
+  await connected(other);
+  const shouted = [root, other].map((s) => once(s, "shouted"));
+  root.emit("shout", 1, 0.5, "é", Buffer.from([6]));
+  for (const [a, b, c, d] of await Promise.all(shouted)) {
+    check(a === 1 && b === 0.5 && c === "é" && Buffer.isBuffer(d) && d.equals(Buffer.from([6])), "broadcast");
+  }
+  report({ event: "broadcast", received: 2 });
+  other.close();
   // 1 MB binary both ways.
   const big = bigPayload(1_000_000);
   const back = once(root, "big-back");

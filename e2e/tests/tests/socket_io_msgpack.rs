@@ -82,6 +82,12 @@ fn msgpack_server() -> (SocketIo, sio::Observer) {
                         ack.send(&seen).expect("ack check");
                     },
                 );
+                socket.on("shout", |socket: Socket, args: RawArgs| async move {
+                    socket
+                        .nsp()
+                        .emit_args("shouted", args)
+                        .expect("broadcast shouted");
+                });
                 socket.on("burst", |socket: Socket, Data(n): Data<u32>| async move {
                     for i in 0..n {
                         socket.emit("n", &i).expect("emit n");
@@ -164,6 +170,10 @@ async fn run(mode: &'static str) {
         "{out}"
     );
     assert_eq!(
+        out.events("broadcast"),
+        vec![json!({"event": "broadcast", "received": 2})]
+    );
+    assert_eq!(
         out.events("burst"),
         vec![json!({"event": "burst", "received": 300, "recorded": 300})]
     );
@@ -171,9 +181,9 @@ async fn run(mode: &'static str) {
         out.events("big"),
         vec![json!({"event": "big", "len": 1_000_000, "same": true})]
     );
-    // Server -> client acks, on both namespaces.
+    // Server -> client acks, on both namespaces (and from the second client of "/").
     let mut answers = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let a = seen.wait("answer").await;
         answers.push(a);
     }
@@ -181,6 +191,7 @@ async fn run(mode: &'static str) {
     assert_eq!(
         answers,
         vec![
+            json!({"kind": "answer", "nsp": "/", "reply": {"answer": "q? yes", "from": "/"}}),
             json!({"kind": "answer", "nsp": "/", "reply": {"answer": "q? yes", "from": "/"}}),
             json!({"kind": "answer", "nsp": "/custom", "reply": {"answer": "q? yes", "from": "/custom"}}),
         ]
