@@ -226,6 +226,35 @@ async fn msgpack_and_json_servers_share_one_cluster() {
     }
     answers.sort();
     assert_eq!(answers, ["from json", "from msgpack"]);
+
+    // serverSideEmit with acks, both ways: arguments arrive as values whatever the format of
+    // the sender, and the answers come back. (No binary: Node's adapter sends these requests
+    // as JSON, where a Buffer becomes {"type":"Buffer","data":[...]}.)
+    for io in [&io_a, &io_b] {
+        io.of("/").on_server_event("sse", |args, ack| async move {
+            let (n, f, s): (u8, f64, String) = args.parse().expect("typed arguments");
+            if let Some(ack) = ack {
+                // One value per server, as Node's adapter answers.
+                ack.send(&(n + 1, f * 2.0, s + "!")).expect("answer");
+            }
+        });
+    }
+    for (from, to) in [(&io_a, "json"), (&io_b, "msgpack")] {
+        let mut answers = from
+            .of("/")
+            .server_side_emit_with_ack::<(u8, f64, String)>("sse", (1, 1.25, "é"), WAIT)
+            .await
+            .expect("sent");
+        let answer = tokio::time::timeout(WAIT, answers.next())
+            .await
+            .expect("an answer")
+            .expect("the stream is not over");
+        assert_eq!(
+            answer.result.expect("typed answer"),
+            (2, 2.5, "é!".to_owned()),
+            "answer from the {to} server"
+        );
+    }
     a.close();
     b.close();
 }
