@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::parser::{CodecError, JsonWriter, Parser};
+use crate::parser::{CodecError, JsonWriter, MsgPackWriter, Parser};
 
 /// Receives the arguments of an event or acknowledgement, one at a time, and encodes them in
 /// its parser's format.
@@ -111,12 +111,18 @@ impl Args for RawArgs {
 pub trait ArgsDyn {
     /// Writes the arguments in the JSON format.
     fn write_json(&self, w: &mut JsonWriter<'_>) -> Result<(), CodecError>;
+    /// Writes the arguments in the MessagePack format.
+    fn write_msgpack(&self, w: &mut MsgPackWriter<'_>) -> Result<(), CodecError>;
     /// Whether there is no argument at all.
     fn is_empty_dyn(&self) -> bool;
 }
 
 impl<T: Args + ?Sized> ArgsDyn for T {
     fn write_json(&self, w: &mut JsonWriter<'_>) -> Result<(), CodecError> {
+        self.write_to(w)
+    }
+
+    fn write_msgpack(&self, w: &mut MsgPackWriter<'_>) -> Result<(), CodecError> {
         self.write_to(w)
     }
 

@@ -96,14 +96,16 @@ impl RedisAdapter {
                                 args.push(Value::Str(offset.to_owned()));
                             }
                         }
-                        let p = build_packet(&self.nsp, &data, None);
+                        let parser = self.local.local_sockets().parser();
+                        let p = build_packet(parser, &self.nsp, &data, None);
                         self.local.deliver(&p, &local_opts);
                     }
                     Some(request_id) => {
                         let Some(id) = self.local.local_sockets().next_ack_id() else {
                             return;
                         };
-                        let p = build_packet(&self.nsp, &packet.data, Some(id));
+                        let parser = self.local.local_sockets().parser();
+                        let p = build_packet(parser, &self.nsp, &packet.data, Some(id));
                         let ttl = local_opts
                             .flags
                             .timeout

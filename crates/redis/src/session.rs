@@ -126,7 +126,12 @@ impl RedisAdapter {
         if let Value::Array(args) = &mut data {
             args.push(Value::Str(id.to_owned()));
         }
-        Some(build_packet(&self.nsp, &data, None))
+        Some(build_packet(
+            self.local.local_sockets().parser(),
+            &self.nsp,
+            &data,
+            None,
+        ))
     }
 }
 
@@ -160,7 +165,12 @@ pub(crate) async fn deliver_in_order(
             (Some(id), Message::Broadcast { packet, .. }) => match packet.data {
                 Value::Array(mut args) => {
                     args.push(Value::Str(id));
-                    build_packet(&me.nsp, &Value::Array(args), None)
+                    build_packet(
+                        me.local.local_sockets().parser(),
+                        &me.nsp,
+                        &Value::Array(args),
+                        None,
+                    )
                 }
                 _ => o.packet,
             },

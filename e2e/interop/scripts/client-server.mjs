@@ -1,7 +1,8 @@
 // The official Node Socket.IO server (socket.io 4.8), for volley-client's tests.
 //
-//   node scripts/client-server.mjs <port> <pingInterval ms> <pingTimeout ms>
+//   node scripts/client-server.mjs <port> <pingInterval ms> <pingTimeout ms> [msgpack]
 //
+// With "msgpack" the server uses socket.io-msgpack-parser instead of the default parser.
 // <port> 0 picks a free port. Prints {"event":"listening","port":N} on stdout once it
 // listens, then runs until killed (or until its stdin closes, so that it never outlives the
 // test that started it).
@@ -31,8 +32,10 @@
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
+import msgpackParser from "socket.io-msgpack-parser";
 
-const [port, pingInterval, pingTimeout] = process.argv.slice(2).map(Number);
+const [port, pingInterval, pingTimeout] = process.argv.slice(2, 5).map(Number);
+const msgpack = process.argv[5] === "msgpack";
 
 const httpServer = createServer();
 const io = new Server(httpServer, {
@@ -42,6 +45,7 @@ const io = new Server(httpServer, {
   ...(process.env.RECOVERY === "1"
     ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } }
     : {}),
+  ...(msgpack && { parser: msgpackParser }),
 });
 
 const collected = [];

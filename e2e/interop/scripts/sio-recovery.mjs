@@ -1,9 +1,10 @@
 // Connection state recovery with the official `socket.io-client`, one scenario per run.
 //
-//   node scripts/sio-recovery.mjs <url> <mode> <scenario>
+//   node scripts/sio-recovery.mjs <url> <mode> <scenario> [msgpack]
 //
 // <url>       e.g. http://127.0.0.1:40123 (the server serves /socket.io/ with recovery on)
 // <mode>      polling | websocket | upgrade (as sio-client.mjs)
+// msgpack     use socket.io-msgpack-parser (the server must too)
 // <scenario>  cut      the transport is cut (socket.io.engine.close()); the client comes back
 //                      by itself and must be recovered
 //             manual   socket.disconnect() then socket.connect(): a fresh session
@@ -21,8 +22,9 @@
 // Exit status 0 when the scenario ran to its end without error; the deadline is 20 s.
 
 import { io } from "socket.io-client";
+import msgpackParser from "socket.io-msgpack-parser";
 
-const [url, mode, scenario] = process.argv.slice(2);
+const [url, mode, scenario, parserName] = process.argv.slice(2);
 const TRANSPORTS = {
   polling: ["polling"],
   websocket: ["websocket"],
@@ -67,6 +69,7 @@ async function main() {
     reconnectionDelay: delay,
     reconnectionDelayMax: delay,
     randomizationFactor: 0,
+    ...(parserName === "msgpack" && { parser: msgpackParser }),
   });
   const got = [];
   const waiters = [];

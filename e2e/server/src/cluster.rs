@@ -70,16 +70,15 @@ impl ClusterEnv {
     }
 }
 
-/// JSON text of a value, as one raw argument.
-fn raw(v: &str) -> Bytes {
-    Bytes::from(serde_json::to_vec(v).unwrap_or_else(|_| b"null".to_vec()))
-}
-
-/// `args[from..]` followed by `extra` JSON values, attachments kept.
-fn forward(args: &RawArgs, from: usize, extra: &[Bytes]) -> RawArgs {
+/// `args[from..]` followed by the string `extra` if any, attachments kept, in the format the
+/// arguments came in (JSON or MessagePack, `PARSER=msgpack`).
+fn forward(args: &RawArgs, from: usize, extra: Option<&str>) -> RawArgs {
     let mut out: Vec<Bytes> = args.args().iter().skip(from).cloned().collect();
-    out.extend(extra.iter().cloned());
-    RawArgs::new(out, args.attachments().to_vec())
+    if let Some(s) = extra {
+        let s = RawArgs::from_args(args.parser(), &volley::One(s)).unwrap_or_default();
+        out.extend(s.args().iter().cloned());
+    }
+    RawArgs::with_parser(args.parser(), out, args.attachments().to_vec())
 }
 
 /// Sorts values as JavaScript's default `sort()` does for strings (other values by their
@@ -199,7 +198,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
         socket.on("cluster:emit-all", move |_: Socket, args: RawArgs| {
             let (ns, name) = (ns.clone(), name.clone());
             async move {
-                let _ = ns.emit_args("cluster:all", forward(&args, 0, &[raw(&name)]));
+                let _ = ns.emit_args("cluster:all", forward(&args, 0, Some(&name)));
             }
         });
     }
@@ -211,7 +210,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                 if let Some(room) = room_arg(&args, 0) {
                     let _ = ns
                         .to(room)
-                        .emit_args("cluster:room", forward(&args, 0, &[]));
+                        .emit_args("cluster:room", forward(&args, 0, None));
                 }
             }
         });
@@ -224,7 +223,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                 if let Some(room) = room_arg(&args, 0) {
                     let _ = ns
                         .except(room)
-                        .emit_args("cluster:except", forward(&args, 0, &[]));
+                        .emit_args("cluster:except", forward(&args, 0, None));
                 }
             }
         });
@@ -239,7 +238,7 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
                 let _ = ns
                     .to(rooms)
                     .except(except)
-                    .emit_args("cluster:rooms", forward(&args, 2, &[raw(&name)]));
+                    .emit_args("cluster:rooms", forward(&args, 2, Some(&name)));
             }
         });
     }
@@ -250,14 +249,14 @@ fn on_connection(socket: Socket, ns: Namespace, name: String) {
             async move {
                 let _ = ns
                     .volatile()
-                    .emit_args("cluster:volatile", forward(&args, 0, &[]));
+                    .emit_args("cluster:volatile", forward(&args, 0, None));
             }
         });
     }
     socket.on("cluster:broadcast", |s: Socket, args: RawArgs| async move {
         let _ = s
             .broadcast()
-            .emit_args("cluster:broadcast", forward(&args, 0, &[]));
+            .emit_args("cluster:broadcast", forward(&args, 0, None));
     });
     {
         let ns = ns.clone();

@@ -7,6 +7,8 @@
 pub struct Modes {
     /// `RECOVERY=1`: connection state recovery, 2-minute window, middlewares skipped.
     pub recovery: bool,
+    /// `PARSER=msgpack`: the MessagePack parser (`socket.io-msgpack-parser` 3.x).
+    pub msgpack: bool,
 }
 
 /// Reads one variable: unset or empty is `None`.
@@ -27,14 +29,11 @@ impl Modes {
             Some("1") => true,
             Some(v) => return Err(format!("RECOVERY={v:?}: expected 1 (or 0 / unset)")),
         };
-        match var(&get, "PARSER").as_deref() {
-            None | Some("json") => {}
-            Some(v) => {
-                return Err(format!(
-                    "PARSER={v:?} is not supported (only the default JSON parser)"
-                ));
-            }
-        }
+        let msgpack = match var(&get, "PARSER").as_deref() {
+            None | Some("json") => false,
+            Some("msgpack") => true,
+            Some(v) => return Err(format!("PARSER={v:?}: expected msgpack (or json / unset)")),
+        };
         for flag in ["ALLOW_EIO3", "ADMIN"] {
             match var(&get, flag).as_deref() {
                 None | Some("0") => {}
@@ -45,7 +44,7 @@ impl Modes {
             None | Some("classic" | "sharded") => {}
             Some(v) => return Err(format!("REDIS_ADAPTER={v:?}: expected classic or sharded")),
         }
-        Ok(Self { recovery })
+        Ok(Self { recovery, msgpack })
     }
 }
 
@@ -64,12 +63,26 @@ mod tests {
     #[test]
     fn known_values_and_failures() {
         assert_eq!(modes(&[]), Ok(Modes::default()));
-        assert_eq!(modes(&[("RECOVERY", "1")]), Ok(Modes { recovery: true }));
+        assert_eq!(
+            modes(&[("RECOVERY", "1")]),
+            Ok(Modes {
+                recovery: true,
+                ..Modes::default()
+            })
+        );
+        assert_eq!(
+            modes(&[("PARSER", "msgpack"), ("RECOVERY", "1")]),
+            Ok(Modes {
+                recovery: true,
+                msgpack: true
+            })
+        );
+        assert_eq!(modes(&[("PARSER", "json")]), Ok(Modes::default()));
         assert_eq!(modes(&[("RECOVERY", "0")]), Ok(Modes::default()));
         for bad in [
             ("RECOVERY", "true"),
             ("RECOVERY", "yes"),
-            ("PARSER", "msgpack"),
+            ("PARSER", "MessagePack"),
             ("ALLOW_EIO3", "1"),
             ("ADMIN", "1"),
             ("REDIS_ADAPTER", "bogus"),

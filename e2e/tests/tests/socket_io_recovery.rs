@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use volley::{AckSender, ConnectionStateRecovery, Data, Socket, SocketIo};
+use volley::{AckSender, ConnectionStateRecovery, Data, Parser, Socket, SocketIo};
 use volley_test_support::{NodeOutput, run_node};
 
 use sio::{Obs, observer, serve, str_of};
@@ -44,8 +44,9 @@ fn one(out: &NodeOutput, event: &str) -> Value {
     lines.into_iter().next().unwrap_or_default()
 }
 
-fn server(window: Duration, obs: Obs) -> SocketIo {
+fn server(window: Duration, obs: Obs, parser: Parser) -> SocketIo {
     let io = SocketIo::builder()
+        .parser(parser)
         .connection_state_recovery(
             ConnectionStateRecovery::default().max_disconnection_duration(window),
         )
@@ -93,11 +94,20 @@ fn server(window: Duration, obs: Obs) -> SocketIo {
     io
 }
 
-async fn scenario(mode: Mode, name: &'static str, window: Duration) -> (NodeOutput, sio::Observer) {
+async fn scenario(
+    mode: Mode,
+    name: &'static str,
+    window: Duration,
+    parser: Parser,
+) -> (NodeOutput, sio::Observer) {
     let (obs, seen) = observer();
-    let srv = serve(server(window, obs)).await;
+    let srv = serve(server(window, obs, parser)).await;
     let url = srv.url();
-    let out = run_node(SCRIPT, &[&url, mode.as_str(), name], DEADLINE).await;
+    let mut args = vec![url.as_str(), mode.as_str(), name];
+    if parser == Parser::MsgPack {
+        args.push("msgpack");
+    }
+    let out = run_node(SCRIPT, &args, DEADLINE).await;
     assert!(
         out.events("error").is_empty(),
         "the script reported errors\n{out}"
@@ -123,7 +133,16 @@ fn values(out: &NodeOutput) -> Vec<Value> {
 }
 
 async fn cut(mode: Mode) {
-    let (out, mut seen) = scenario(mode, "cut", Duration::from_secs(120)).await;
+    cut_with(mode, Parser::Json).await
+}
+
+/// The same with the MessagePack parser on both sides (offsets appended to msgpack packets).
+async fn cut_msgpack(mode: Mode) {
+    cut_with(mode, Parser::MsgPack).await
+}
+
+async fn cut_with(mode: Mode, parser: Parser) {
+    let (out, mut seen) = scenario(mode, "cut", Duration::from_secs(120), parser).await;
     let first = seen.wait("connect").await;
     assert_eq!(first["recovered"], false);
     let id = str_of(&first, "id").to_owned();
@@ -157,7 +176,7 @@ async fn cut(mode: Mode) {
 }
 
 async fn manual(mode: Mode) {
-    let (out, mut seen) = scenario(mode, "manual", Duration::from_secs(120)).await;
+    let (out, mut seen) = scenario(mode, "manual", Duration::from_secs(120), Parser::Json).await;
     let first = seen.wait("connect").await;
     let gone = seen.wait("disconnect").await;
     assert_eq!(gone["reason"], "client namespace disconnect");
@@ -176,7 +195,7 @@ async fn manual(mode: Mode) {
 
 async fn expired(mode: Mode) {
     // The client comes back after 1.5 s; the window is 300 ms.
-    let (out, mut seen) = scenario(mode, "expired", Duration::from_millis(300)).await;
+    let (out, mut seen) = scenario(mode, "expired", Duration::from_millis(300), Parser::Json).await;
     let first = seen.wait("connect").await;
     seen.wait("disconnect").await;
     let back = seen.wait("connect").await;
@@ -214,4 +233,4 @@ macro_rules! each_transport {
     )+};
 }
 
-each_transport!(cut, manual, expired);
+each_transport!(cut, cut_msgpack, manual, expired);
