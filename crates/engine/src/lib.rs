@@ -38,7 +38,7 @@ pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
 pub use metrics::EngineMetrics;
 pub use ratelimit::{DEFAULT_RATE_LIMIT_MAX_ADDRESSES, HandshakeRateLimit};
-pub use request::RequestInfo;
+pub use request::{ProtocolVersion, RequestInfo};
 pub use serve::serve;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};
 pub use session::Incoming;

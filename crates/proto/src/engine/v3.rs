@@ -130,8 +130,9 @@ pub fn decode_binary_frame(frame: Bytes) -> Result<Packet, DecodeError> {
     }
 }
 
-/// Decodes one text record of a v3 payload: a packet in text form, or `b4` + base64.
-fn decode_text_record(record: Bytes, at: usize) -> Result<Packet, DecodeError> {
+/// Decodes one v3 packet in text form (a payload record or a WebSocket text frame): a
+/// packet as in v4, or a binary message as `b4` + base64. `at` is added to error offsets.
+pub fn decode_text_record(record: Bytes, at: usize) -> Result<Packet, DecodeError> {
     if record.first() == Some(&b'b') {
         if record.get(1) != Some(&b'4') {
             return Err(DecodeError::new(DecodeErrorKind::UnknownPacketType, at + 1));
