@@ -9,7 +9,8 @@
 //! Optional modes (SUITES.md section 6; an unknown mode or value fails at start):
 //! `RECOVERY=1` turns connection state recovery on (2-minute window, middlewares skipped);
 //! a recovered socket gets no second `auth` event, and `recovery:state` (with an ack)
-//! answers `{id, recovered, rooms}` (rooms sorted) on `/` and `/custom`.
+//! answers `{id, recovered, rooms}` (rooms sorted) on `/` and `/custom`. `ALLOW_EIO3=1`
+//! also accepts Engine.IO v3 clients (socket.io-client 2.x) on `/socket.io/`.
 //!
 //! With `REDIS_URL` set it also joins a Redis cluster (`../shared/conformance/CLUSTER.md`):
 //! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded`, `SERVER_NAME`), and
@@ -108,6 +109,10 @@ fn socket_io(modes: Modes, adapter: Option<volley::adapter::AdapterFactory>) -> 
         .connect_timeout(Duration::from_secs(1));
     if let Some(factory) = adapter {
         builder = builder.adapter(factory);
+    }
+    if modes.allow_eio3 {
+        // Node's allowEIO3: true (socket.io-client 2.x).
+        builder = builder.allow_eio3(true);
     }
     if modes.recovery {
         // Node's connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true }

@@ -7,6 +7,9 @@
 pub struct Modes {
     /// `RECOVERY=1`: connection state recovery, 2-minute window, middlewares skipped.
     pub recovery: bool,
+    /// `ALLOW_EIO3=1`: `/socket.io/` also accepts Engine.IO v3 clients (socket.io-client
+    /// 2.x), as Node's `allowEIO3: true`.
+    pub allow_eio3: bool,
 }
 
 /// Reads one variable: unset or empty is `None`.
@@ -27,6 +30,11 @@ impl Modes {
             Some("1") => true,
             Some(v) => return Err(format!("RECOVERY={v:?}: expected 1 (or 0 / unset)")),
         };
+        let allow_eio3 = match var(&get, "ALLOW_EIO3").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => return Err(format!("ALLOW_EIO3={v:?}: expected 1 (or 0 / unset)")),
+        };
         match var(&get, "PARSER").as_deref() {
             None | Some("json") => {}
             Some(v) => {
@@ -35,7 +43,7 @@ impl Modes {
                 ));
             }
         }
-        for flag in ["ALLOW_EIO3", "ADMIN"] {
+        for flag in ["ADMIN"] {
             match var(&get, flag).as_deref() {
                 None | Some("0") => {}
                 Some(v) => return Err(format!("{flag}={v:?} is not supported")),
@@ -45,7 +53,10 @@ impl Modes {
             None | Some("classic" | "sharded") => {}
             Some(v) => return Err(format!("REDIS_ADAPTER={v:?}: expected classic or sharded")),
         }
-        Ok(Self { recovery })
+        Ok(Self {
+            recovery,
+            allow_eio3,
+        })
     }
 }
 
@@ -64,13 +75,26 @@ mod tests {
     #[test]
     fn known_values_and_failures() {
         assert_eq!(modes(&[]), Ok(Modes::default()));
-        assert_eq!(modes(&[("RECOVERY", "1")]), Ok(Modes { recovery: true }));
+        assert_eq!(
+            modes(&[("RECOVERY", "1")]),
+            Ok(Modes {
+                recovery: true,
+                ..Modes::default()
+            })
+        );
+        assert_eq!(
+            modes(&[("ALLOW_EIO3", "1"), ("RECOVERY", "1")]),
+            Ok(Modes {
+                recovery: true,
+                allow_eio3: true,
+            })
+        );
         assert_eq!(modes(&[("RECOVERY", "0")]), Ok(Modes::default()));
         for bad in [
             ("RECOVERY", "true"),
             ("RECOVERY", "yes"),
             ("PARSER", "msgpack"),
-            ("ALLOW_EIO3", "1"),
+            ("ALLOW_EIO3", "yes"),
             ("ADMIN", "1"),
             ("REDIS_ADAPTER", "bogus"),
         ] {
