@@ -5,7 +5,7 @@
 //
 // <url>       e.g. http://127.0.0.1:40123 (no path; the server serves /socket.io/)
 // <mode>      polling | websocket | upgrade (polling, then the upgrade, which is waited for)
-// <scenario>  main | heartbeat | room | refused (see SCENARIOS)
+// <scenario>  main | heartbeat | room | refusal | refused (see SCENARIOS)
 //
 // Prints one JSON object per line on stdout, each with an "event" key, as sio-client.mjs:
 // "transport", "error" (exit status 1), "done", plus the scenario's own lines.
@@ -182,6 +182,22 @@ const SCENARIOS = {
     report({ event: "room", v2: [show(a[0]), show(b[0])], v4: [show(a[1]), show(b[1])] });
     v2.close();
     v4.close();
+  },
+
+  // Middleware refusals reach a 2.x client as a plain value: the error's data, or else its
+  // message.
+  async refusal() {
+    const root = ioV2(url, OPTS);
+    await connected(root);
+    await settleTransport(root);
+    const plain = ioV2(url + "/secret", OPTS);
+    const [a] = await once(plain, "error");
+    const withData = ioV2(url + "/secret-data", OPTS);
+    const [b] = await once(withData, "error");
+    report({ event: "refusal", plain: a, with_data: b, root_connected: root.connected });
+    plain.close();
+    withData.close();
+    root.close();
   },
 
   // Without allowEIO3 the server refuses the handshake.

@@ -10,7 +10,7 @@ mod sio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use volley::{AckSender, DisconnectReason, RawArgs, Socket, SocketIo};
+use volley::{AckSender, ConnectError, DisconnectReason, RawArgs, Socket, SocketIo};
 use volley_test_support::{NodeOutput, run_node};
 
 use sio::{Obs, observer, serve, str_of};
@@ -222,6 +222,23 @@ async fn room(mode: Mode) {
     assert_eq!(room["v4"], both, "{out}");
 }
 
+async fn refusal(mode: Mode) {
+    let (obs, _seen) = observer();
+    let io = server(&obs, true);
+    io.of("/secret")
+        .middleware(|_: Socket| async { Err(ConnectError::new("not authorized")) });
+    io.of("/secret-data").middleware(|_: Socket| async {
+        Err(ConnectError::new("not authorized").with_data(json!({"code": 7})))
+    });
+    let srv = serve(io).await;
+    let out = run_node(SCRIPT, &[&srv.url(), mode.as_str(), "refusal"], DEADLINE).await;
+    assert_clean(&out, mode);
+    let r = one(&out, "refusal");
+    assert_eq!(r["plain"], "not authorized", "{out}");
+    assert_eq!(r["with_data"], json!({"code": 7}), "{out}");
+    assert_eq!(r["root_connected"], true, "{out}");
+}
+
 async fn refused(mode: Mode) {
     let (obs, mut seen) = observer();
     let srv = serve(server(&obs, false)).await;
@@ -290,4 +307,4 @@ macro_rules! each_transport {
     )+};
 }
 
-each_transport!(main_scenario, heartbeat, room, refused);
+each_transport!(main_scenario, heartbeat, room, refusal, refused);

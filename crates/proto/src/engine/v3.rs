@@ -326,6 +326,7 @@ impl Iterator for BinaryPayloadDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn text(s: &str) -> Result<Vec<Packet>, DecodeError> {
         decode_text(Bytes::copy_from_slice(s.as_bytes())).collect()
@@ -464,6 +465,49 @@ mod tests {
         );
         assert!(decode_binary_frame(Bytes::new()).is_err());
         assert!(decode_binary_frame(Bytes::from_static(&[0, 1])).is_err());
+    }
+
+    fn packet_strategy() -> impl Strategy<Value = Packet> {
+        prop_oneof![
+            ".*".prop_map(|s: String| Packet::Message(Message::text(s))),
+            proptest::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|b| Packet::Message(Message::Binary(Bytes::from(b)))),
+            Just(Packet::Ping(Bytes::new())),
+            Just(Packet::Pong(Bytes::from_static(b"probe"))),
+            Just(Packet::Close),
+            Just(Packet::Noop),
+            Just(Packet::Upgrade),
+        ]
+    }
+
+    proptest! {
+        // Every list of packets survives both framings.
+        #[test]
+        fn payloads_round_trip(packets in proptest::collection::vec(packet_strategy(), 1..8)) {
+            for binary in [false, true] {
+                let mut out = BytesMut::new();
+                for p in &packets {
+                    push(p, binary, &mut out);
+                }
+                let again: Vec<Packet> = if binary {
+                    decode_binary(out.freeze()).collect::<Result<_, _>>().unwrap()
+                } else {
+                    decode_text(out.freeze()).collect::<Result<_, _>>().unwrap()
+                };
+                prop_assert_eq!(&again, &packets);
+            }
+        }
+
+        // Arbitrary bytes never panic, and errors point inside the input.
+        #[test]
+        fn arbitrary_bytes_are_errors_not_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let body = Bytes::from(data.clone());
+            for item in decode_text(body.clone()).chain(decode_binary(body)) {
+                if let Err(e) = item {
+                    prop_assert!(e.offset() <= data.len());
+                }
+            }
+        }
     }
 
     #[test]
