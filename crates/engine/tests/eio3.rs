@@ -204,3 +204,25 @@ async fn upgrade_from_polling() {
     assert_eq!(h.next_message().await.1, Message::text("hello"));
     assert_eq!(ws_next(&mut ws).await, Some(WsMessage::text("4hello")));
 }
+
+#[tokio::test]
+async fn a_pong_from_a_v3_client_is_the_wrong_direction() {
+    let mut h = Harness::new(v3_config());
+    let sid = handshake(&mut h, "").await;
+    assert_eq!(post(&h.engine, &uri(&sid), "1:3").await.text(), "ok");
+    assert_eq!(h.next_close().await.1, CloseReason::TransportError);
+}
+
+#[tokio::test]
+async fn websocket_without_binary_support_gets_base64_text() {
+    let mut h = Harness::new(v3_config());
+    let mut ws = ws_in_memory(&h.engine, "EIO=3&transport=websocket&b64=1").await;
+    let _open = ws_next(&mut ws).await;
+    let _ = h.next_open().await;
+    ws.send(WsMessage::text("b4AQI=")).await.unwrap();
+    assert_eq!(
+        h.next_message().await.1,
+        Message::Binary(Bytes::from_static(&[1, 2]))
+    );
+    assert_eq!(ws_next(&mut ws).await, Some(WsMessage::text("b4AQI=")));
+}
