@@ -16,6 +16,9 @@ pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
 /// GET, a POST and an upgrade in flight at once.
 pub(crate) const COMMAND_QUEUE: usize = 8;
 
+/// Where the driver answers a POST.
+pub(crate) type PostReply = oneshot::Sender<Result<(), EngineError>>;
+
 /// What HTTP handlers ask of a session's driver.
 pub(crate) enum Command {
     /// A long-polling GET: answered with a payload when frames are queued.
@@ -23,7 +26,8 @@ pub(crate) enum Command {
     /// A long-polling POST body, already limited to `maxPayload`.
     /// (Boxed: the channel allocates a block of 32 commands per session up front, so the
     /// size of the largest variant is paid 32 times by every session.)
-    Post(Box<(Bytes, oneshot::Sender<Result<(), EngineError>>)>),
+    /// The flag is set for an Engine.IO v3 binary payload (`application/octet-stream`).
+    Post(Box<(Bytes, bool, PostReply)>),
     /// A WebSocket for this sid, to upgrade to.
     Upgrade(Box<WsStream>),
     /// The HTTP layer saw the session misbehave (overlapping POSTs, oversize body).

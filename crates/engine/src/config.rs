@@ -141,6 +141,7 @@ pub struct EngineConfig {
     pub(crate) polling: bool,
     pub(crate) websocket: bool,
     pub(crate) allow_upgrades: bool,
+    pub(crate) allow_eio3: bool,
     pub(crate) cors: Option<Cors>,
     pub(crate) cookie: Option<Cookie>,
     pub(crate) allow_request: Option<AllowRequest>,
@@ -162,6 +163,7 @@ impl fmt::Debug for EngineConfig {
             .field("polling", &self.polling)
             .field("websocket", &self.websocket)
             .field("allow_upgrades", &self.allow_upgrades)
+            .field("allow_eio3", &self.allow_eio3)
             .field("cors", &self.cors)
             .field("cookie", &self.cookie)
             .field("allow_request", &self.allow_request.is_some())
@@ -184,6 +186,7 @@ impl Default for EngineConfig {
             polling: true,
             websocket: true,
             allow_upgrades: true,
+            allow_eio3: false,
             cors: None,
             cookie: None,
             allow_request: None,
@@ -247,6 +250,11 @@ impl EngineConfig {
     /// The handshake rate limit per client address, if any.
     pub fn handshake_rate_limit(&self) -> Option<HandshakeRateLimit> {
         self.handshake_rate_limit
+    }
+
+    /// Whether Engine.IO v3 clients are accepted.
+    pub fn allows_eio3(&self) -> bool {
+        self.allow_eio3
     }
 
     pub(crate) fn allows(&self, t: TransportKind) -> bool {
@@ -314,6 +322,14 @@ impl EngineConfigBuilder {
     /// Whether polling sessions may upgrade to WebSocket (default true).
     pub fn allow_upgrades(mut self, yes: bool) -> Self {
         self.config.allow_upgrades = yes;
+        self
+    }
+
+    /// Also accepts Engine.IO v3 clients (`EIO=3`, `socket.io-client` 2.x), as Node's
+    /// `allowEIO3` (default false: their handshake gets HTTP 400, code 5 "Unsupported
+    /// protocol version").
+    pub fn allow_eio3(mut self, yes: bool) -> Self {
+        self.config.allow_eio3 = yes;
         self
     }
 

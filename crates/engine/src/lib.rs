@@ -10,6 +10,11 @@
 //! - [`EngineService`] / [`EngineLayer`] make it a tower service for hyper, axum or anything
 //!   tower-based; [`serve`] is a small HTTP/1 loop for standalone use.
 //! - [`EngineConfig`] holds Node's options with Node's defaults.
+//!
+//! With `EngineConfigBuilder::allow_eio3` (Node's `allowEIO3`, off by default) Engine.IO v3
+//! clients are accepted too: the same sessions and messages, with v3's long-polling framing,
+//! type-prefixed binary WebSocket frames and the heartbeat the other way round (the client
+//! pings, the server answers). [`EngineSocket::protocol`] tells which one a session speaks.
 
 mod command;
 mod config;
@@ -38,7 +43,7 @@ pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
 pub use metrics::EngineMetrics;
 pub use ratelimit::{DEFAULT_RATE_LIMIT_MAX_ADDRESSES, HandshakeRateLimit};
-pub use request::RequestInfo;
+pub use request::{ProtocolVersion, RequestInfo};
 pub use serve::serve;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};
 pub use session::Incoming;

@@ -7,6 +7,17 @@ use http::{HeaderMap, Method, Uri};
 use crate::error::EngineError;
 use volley_proto::TransportKind;
 
+/// The Engine.IO protocol revision a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ProtocolVersion {
+    /// Engine.IO v3 (`EIO=3`), as `socket.io-client` 2.x speaks it: the client pings, other
+    /// long-polling framing. Only with `EngineConfigBuilder::allow_eio3`.
+    V3,
+    /// Engine.IO v4 (`EIO=4`).
+    V4,
+}
+
 /// What an Engine.IO request asks for, read from its method, query string and headers.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
@@ -68,6 +79,22 @@ impl RequestInfo {
             sid,
             eio,
         })
+    }
+
+    /// The protocol revision asked for: v4 for `EIO=4`, v3 for anything else, as Node reads
+    /// it (whether v3 is accepted is the engine's configuration).
+    pub fn protocol(&self) -> ProtocolVersion {
+        if self.eio.as_deref() == Some("4") {
+            ProtocolVersion::V4
+        } else {
+            ProtocolVersion::V3
+        }
+    }
+
+    /// Whether the client takes binary data as binary (no `b64` query parameter); otherwise
+    /// binary messages are sent to it as base64 text (Engine.IO v3).
+    pub fn supports_binary(&self) -> bool {
+        !query_pairs(self.uri.query().unwrap_or("")).any(|(k, _)| k == "b64")
     }
 
     /// A copy that shares no memory with the HTTP request it was read from.

@@ -18,7 +18,7 @@ use crate::cors::{add_cors_headers, preflight_response};
 use crate::engine::Engine;
 use crate::error::{CloseReason, EngineError};
 use crate::registry::Entry;
-use crate::request::RequestInfo;
+use crate::request::{ProtocolVersion, RequestInfo};
 use crate::socket::Frame;
 use crate::ws_handshake::{upgrade_refusal, websocket_handshake};
 
@@ -84,7 +84,8 @@ where
                 allow(&info).await.map_err(EngineError::Forbidden)?;
             }
             // After `allow_request`, as Node checks the protocol only in its handshake.
-            if info.eio.as_deref() != Some("4") {
+            // Node reads anything but `EIO=4` as v3.
+            if info.protocol() == ProtocolVersion::V3 && !engine.config().allows_eio3() {
                 return Err(EngineError::UnsupportedProtocolVersion);
             }
             if upgrade {
@@ -110,7 +111,7 @@ where
             }
             match req.method {
                 Method::GET => poll(entry).await,
-                Method::POST => post(engine, entry, body).await,
+                Method::POST => post(engine, entry, &req.headers, body).await,
                 // Node's polling transport answers any other method with a bare 500.
                 _ => {
                     let mut res = Response::new(Full::new(Bytes::new()));
@@ -126,9 +127,17 @@ fn polling_handshake(
     engine: &Engine,
     info: RequestInfo,
 ) -> Result<Response<Full<Bytes>>, EngineError> {
+    let v3 = info.protocol() == ProtocolVersion::V3;
     let (sid, open) = engine.open_session(info, None)?;
     let Frame::Text(body) = open else {
         return Err(EngineError::BadRequest);
+    };
+    let body = if v3 {
+        let mut out = bytes::BytesMut::new();
+        volley_proto::engine::v3::push_text(&body, &mut out);
+        out.freeze()
+    } else {
+        body
     };
     let mut res = text_response(body);
     if let Some(cookie) = &engine.config().cookie {
@@ -164,6 +173,16 @@ async fn poll(entry: Entry) -> Result<Response<Full<Bytes>>, EngineError> {
         .await
         .map_err(|_| EngineError::UnknownSid)?;
     let body = rx.await.map_err(|_| EngineError::UnknownSid)??;
+    // An Engine.IO v3 binary payload starts with a marker byte 0 or 1; every text payload
+    // (v3 or v4) starts with a printable character.
+    if entry.shared.v3 && matches!(body.first(), Some(0 | 1)) {
+        let mut res = Response::new(Full::new(body));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        return Ok(res);
+    }
     Ok(text_response(body))
 }
 
@@ -179,6 +198,7 @@ impl Drop for PostGuard<'_> {
 async fn post<B>(
     engine: &Engine,
     entry: Entry,
+    req_headers: &http::HeaderMap,
     body: B,
 ) -> Result<Response<Full<Bytes>>, EngineError>
 where
@@ -222,15 +242,21 @@ where
             return Err(EngineError::BadRequest);
         }
     };
-    // Node reads a body as UTF-8 text, with U+FFFD for each invalid sequence.
+    // An Engine.IO v3 client that supports binary posts binary payloads as such.
+    let binary = entry.shared.v3
+        && req_headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/octet-stream");
+    // Node reads a text body as UTF-8 text, with U+FFFD for each invalid sequence.
     let body = match std::str::from_utf8(&body) {
+        _ if binary => body,
         Ok(_) => body,
         Err(_) => Bytes::from(String::from_utf8_lossy(&body).into_owned()),
     };
     let (tx, rx) = oneshot::channel();
     entry
         .commands
-        .send(Command::Post(Box::new((body, tx))))
+        .send(Command::Post(Box::new((body, binary, tx))))
         .await
         .map_err(|_| EngineError::UnknownSid)?;
     rx.await.map_err(|_| EngineError::UnknownSid)??;

@@ -12,7 +12,7 @@ use volley_proto::engine::PacketType;
 use crate::config::TransportKind;
 use crate::error::{CloseReason, SendError};
 use crate::metrics::Counters;
-use crate::request::RequestInfo;
+use crate::request::{ProtocolVersion, RequestInfo};
 
 /// A frame ready for a transport.
 ///
@@ -89,6 +89,10 @@ pub(crate) struct Shared {
     pub(crate) waker: AtomicWaker,
     pub(crate) transport: AtomicU8,
     pub(crate) post_in_flight: AtomicBool,
+    /// The session speaks Engine.IO v3.
+    pub(crate) v3: bool,
+    /// The client takes binary payloads and frames (Engine.IO v3: no `b64`).
+    pub(crate) supports_binary: bool,
     limits: Limits,
     /// Frames accepted by `send` (or queued by the driver itself) and not yet handed to the
     /// transport: in the shared queue or in the driver's outbox. Added to under the queue
@@ -118,7 +122,11 @@ impl Shared {
         counters: Arc<Counters>,
     ) -> Self {
         counters.allocated.fetch_add(1, Ordering::Relaxed);
+        let v3 = request.protocol() == ProtocolVersion::V3;
+        let supports_binary = request.supports_binary();
         Self {
+            v3,
+            supports_binary,
             sid,
             request,
             queue: Mutex::new(Queue::default()),
@@ -249,6 +257,15 @@ impl EngineSocket {
     /// The session id (a secret: it authenticates long-polling requests).
     pub fn sid(&self) -> &str {
         &self.shared.sid
+    }
+
+    /// The Engine.IO protocol revision of this session.
+    pub fn protocol(&self) -> ProtocolVersion {
+        if self.shared.v3 {
+            ProtocolVersion::V3
+        } else {
+            ProtocolVersion::V4
+        }
     }
 
     /// The transport in use now.

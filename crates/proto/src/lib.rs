@@ -5,7 +5,8 @@
 //!
 //! Layout:
 //! - [`engine`]: Engine.IO v4 packets, the handshake payload and the HTTP long-polling payload
-//!   ([spec](https://github.com/socketio/engine.io-protocol/tree/main/v4)).
+//!   ([spec](https://github.com/socketio/engine.io-protocol/tree/main/v4)); [`engine::v3`]
+//!   has Engine.IO v3's long-polling framing and binary frames.
 //! - [`socket`]: Socket.IO v5 packets, binary attachments and their reassembly
 //!   ([spec](https://github.com/socketio/socket.io-protocol/tree/main/v5)).
 //! - [`DecodeError`]: what was wrong with an input, and where.

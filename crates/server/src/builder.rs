@@ -323,6 +323,21 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Also accepts `socket.io-client` 2.x (Engine.IO v3, Socket.IO protocol v4), as Node's
+    /// `allowEIO3` (default false: such clients get HTTP 400, code 5 "Unsupported protocol
+    /// version").
+    ///
+    /// Those clients are connected to `/` at once, send their namespace query in the
+    /// CONNECT (`40/nsp?x=y,`, which becomes the handshake's auth object), get `40` without
+    /// a payload, and a middleware refusal as a plain value (`44/nsp,"message"`). As in
+    /// Node, their socket id is derived from the Engine.IO session id (`sid`, or
+    /// `/nsp#sid`): it can be used to send requests on the client's long-polling session,
+    /// so do not show it to other clients.
+    pub fn allow_eio3(mut self, yes: bool) -> Self {
+        self.engine = self.engine.allow_eio3(yes);
+        self
+    }
+
     /// Changes engine settings not covered above.
     pub fn engine(
         mut self,

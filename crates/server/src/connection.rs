@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::time::Instant;
-use volley_engine::{EngineSocket, Incoming, Message};
+use volley_engine::{EngineSocket, Incoming, Message, ProtocolVersion};
 use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType};
 
 use crate::adapter::Session;
@@ -94,6 +94,17 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
     let mut decoder = config.parser.decoder(DecodeLimits {
         max_attachments: config.max_attachments,
     });
+    let v3 = engine.protocol() == ProtocolVersion::V3;
+    if v3 {
+        // Protocol v4 (socket.io-client 2.x): the client is in `/` at once, without a CONNECT.
+        conn.connecting.fetch_add(1, Ordering::AcqRel);
+        let guard = Connecting(conn.clone());
+        let (io, conn) = (io.clone(), conn.clone());
+        run_now_or_spawn(Box::pin(async move {
+            connect(io, conn, "/".to_owned(), Value::Object(Default::default())).await;
+            drop(guard);
+        }));
+    }
     let connect_deadline = tokio::time::sleep(config.connect_timeout);
     tokio::pin!(connect_deadline);
     let mut waiting_for_connect = true;
@@ -163,9 +174,15 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, pa
     } = packet;
     match kind {
         PacketType::Connect => {
-            let auth = match data {
-                PacketData::Json(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
-                _ => Value::Object(Default::default()),
+            let (namespace, auth) = if conn.engine.protocol() == ProtocolVersion::V3 {
+                // Protocol v4: `/nsp?x=y` carries the auth as a query, and there is no payload.
+                v2_namespace(&namespace)
+            } else {
+                let auth = match data {
+                    PacketData::Json(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                    _ => Value::Object(Default::default()),
+                };
+                (namespace, auth)
             };
             let joined = conn.lock().len() + conn.connecting.load(Ordering::Acquire);
             if joined >= io.config.max_namespaces_per_connection {
@@ -209,6 +226,47 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, pa
     }
 }
 
+/// The namespace and auth object of a protocol v4 CONNECT: `/nsp?x=y&z` is the namespace
+/// `/nsp` with `{"x":"y","z":""}`, as Node reads it (`URLSearchParams`, the last value of a
+/// repeated key wins).
+fn v2_namespace(raw: &str) -> (String, Value) {
+    let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
+    let mut auth = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        auth.insert(form_decode(k), Value::String(form_decode(v)));
+    }
+    let path = if path.is_empty() { "/" } else { path };
+    (path.to_owned(), Value::Object(auth))
+}
+
+/// Decodes `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte; bad
+/// escapes are kept, invalid UTF-8 becomes U+FFFD.
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Joins a namespace: find or create it, run middleware, register, answer CONNECT, run the
 /// connection handler.
 /// Connection state recovery: the session a CONNECT's auth (`{pid, offset}`, both strings)
@@ -236,8 +294,21 @@ async fn restore(ns: &Arc<crate::namespace::NsInner>, auth: &Value) -> Option<Se
 }
 
 async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Value) {
+    let v3 = conn.engine.protocol() == ProtocolVersion::V3;
     let send_error = |err: &ConnectError| {
         let _ = conn.send(&io.config.parser.connect_error(&name, &err.to_json()));
+    };
+    // A middleware's refusal reaches a protocol v4 client as its data, or else its message,
+    // as a plain value (`44/nsp,"not authorized"`), as Node sends it.
+    let send_refusal = |err: &ConnectError| {
+        if !v3 {
+            return send_error(err);
+        }
+        let payload = err
+            .data()
+            .cloned()
+            .unwrap_or_else(|| Value::String(err.message().to_owned()));
+        let _ = conn.send(&io.config.parser.connect_error(&name, &payload));
     };
     if conn.get(&name).is_some() {
         // Already connected to this namespace on this connection.
@@ -285,7 +356,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
     for m in middleware {
         if let Err(err) = m(socket.clone()).await {
             abandon(&socket);
-            send_error(&err);
+            send_refusal(&err);
             return;
         }
     }
@@ -321,11 +392,9 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         Some(pid) => serde_json::json!({ "sid": socket.id(), "pid": pid }),
         None => serde_json::json!({ "sid": socket.id() }),
     };
-    if !replayed
-        || socket
-            .send_encoded(&ns.parser.connect(&name, Some(&sid)))
-            .is_err()
-    {
+    // Protocol v4 clients get a CONNECT without a payload (`40`, `40/nsp,`).
+    let reply = ns.parser.connect(&name, (!v3).then_some(&sid));
+    if !replayed || socket.send_encoded(&reply).is_err() {
         ns.unhold(socket.id());
         socket.close(DisconnectReason::TransportClose);
         return;
@@ -339,5 +408,30 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         .clone();
     if let Some(h) = handler {
         h(socket).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_connect_namespace_and_query() {
+        assert_eq!(
+            v2_namespace("/custom?x=y&token=a%20b+c&flag"),
+            (
+                "/custom".to_owned(),
+                serde_json::json!({"x": "y", "token": "a b c", "flag": ""})
+            )
+        );
+        assert_eq!(
+            v2_namespace("/custom"),
+            ("/custom".to_owned(), serde_json::json!({}))
+        );
+        assert_eq!(
+            v2_namespace("?a=1&a=2"),
+            ("/".to_owned(), serde_json::json!({"a": "2"}))
+        );
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
     }
 }

@@ -159,6 +159,17 @@ impl Socket {
                 Some(Arc::from(s.pid.as_str())),
                 s.data.clone(),
             ),
+            // Protocol v4 (Engine.IO v3) clients compute their id from the session id, as
+            // Node gives it: `sid` in `/`, `/nsp#sid` elsewhere.
+            None if conn.engine.protocol() == volley_engine::ProtocolVersion::V3 => (
+                SocketId::from(if ns.name == "/" {
+                    conn.engine.sid().to_owned()
+                } else {
+                    format!("{}#{}", ns.name, conn.engine.sid())
+                }),
+                ns.recovery.and_then(|_| crate::builder::random_pid()),
+                Value::Null,
+            ),
             None => (
                 SocketId::from(crate::builder::random_id()),
                 ns.recovery.and_then(|_| crate::builder::random_pid()),

@@ -10,7 +10,8 @@
 //! `RECOVERY=1` turns connection state recovery on (2-minute window, middlewares skipped);
 //! a recovered socket gets no second `auth` event, and `recovery:state` (with an ack)
 //! answers `{id, recovered, rooms}` (rooms sorted) on `/` and `/custom`. `PARSER=msgpack`
-//! speaks `socket.io-msgpack-parser` 3.x on `/socket.io/`, same handlers.
+//! speaks `socket.io-msgpack-parser` 3.x on `/socket.io/`, same handlers. `ALLOW_EIO3=1`
+//! also accepts Engine.IO v3 clients (socket.io-client 2.x) on `/socket.io/`.
 //!
 //! With `REDIS_URL` set it also joins a Redis cluster (`../shared/conformance/CLUSTER.md`):
 //! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded|streams`, `SERVER_NAME`), and
@@ -112,6 +113,10 @@ fn socket_io(modes: Modes, adapter: Option<volley::adapter::AdapterFactory>) -> 
     }
     if modes.msgpack {
         builder = builder.parser(volley::Parser::MsgPack);
+    }
+    if modes.allow_eio3 {
+        // Node's allowEIO3: true (socket.io-client 2.x).
+        builder = builder.allow_eio3(true);
     }
     if modes.recovery {
         // Node's connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true }

@@ -9,6 +9,9 @@ pub struct Modes {
     pub recovery: bool,
     /// `PARSER=msgpack`: the MessagePack parser (`socket.io-msgpack-parser` 3.x).
     pub msgpack: bool,
+    /// `ALLOW_EIO3=1`: `/socket.io/` also accepts Engine.IO v3 clients (socket.io-client
+    /// 2.x), as Node's `allowEIO3: true`.
+    pub allow_eio3: bool,
 }
 
 /// Reads one variable: unset or empty is `None`.
@@ -34,17 +37,30 @@ impl Modes {
             Some("msgpack") => true,
             Some(v) => return Err(format!("PARSER={v:?}: expected msgpack (or json / unset)")),
         };
-        for flag in ["ALLOW_EIO3", "ADMIN"] {
+        let allow_eio3 = match var(&get, "ALLOW_EIO3").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => return Err(format!("ALLOW_EIO3={v:?}: expected 1 (or 0 / unset)")),
+        };
+        for flag in ["ADMIN"] {
             match var(&get, flag).as_deref() {
                 None | Some("0") => {}
                 Some(v) => return Err(format!("{flag}={v:?} is not supported")),
             }
         }
         match var(&get, "REDIS_ADAPTER").as_deref() {
-            None | Some("classic" | "sharded") => {}
-            Some(v) => return Err(format!("REDIS_ADAPTER={v:?}: expected classic or sharded")),
+            None | Some("classic" | "sharded" | "streams") => {}
+            Some(v) => {
+                return Err(format!(
+                    "REDIS_ADAPTER={v:?}: expected classic, sharded or streams"
+                ));
+            }
         }
-        Ok(Self { recovery, msgpack })
+        Ok(Self {
+            recovery,
+            msgpack,
+            allow_eio3,
+        })
     }
 }
 
@@ -74,7 +90,15 @@ mod tests {
             modes(&[("PARSER", "msgpack"), ("RECOVERY", "1")]),
             Ok(Modes {
                 recovery: true,
-                msgpack: true
+                msgpack: true,
+                ..Modes::default()
+            })
+        );
+        assert_eq!(
+            modes(&[("ALLOW_EIO3", "1"), ("REDIS_ADAPTER", "streams")]),
+            Ok(Modes {
+                allow_eio3: true,
+                ..Modes::default()
             })
         );
         assert_eq!(modes(&[("PARSER", "json")]), Ok(Modes::default()));
@@ -83,7 +107,7 @@ mod tests {
             ("RECOVERY", "true"),
             ("RECOVERY", "yes"),
             ("PARSER", "MessagePack"),
-            ("ALLOW_EIO3", "1"),
+            ("ALLOW_EIO3", "yes"),
             ("ADMIN", "1"),
             ("REDIS_ADAPTER", "bogus"),
         ] {

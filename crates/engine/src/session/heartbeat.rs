@@ -37,6 +37,25 @@ impl Heartbeat {
         }
     }
 
+    /// Engine.IO v3: the server never pings; the client must ping within `pingInterval +
+    /// pingTimeout` of the handshake and of each of its pings (engine.io 6.6,
+    /// `resetPingTimeout` for protocol 3). Other packets do not count.
+    pub(super) fn new_v3(now: Instant, interval: Duration, timeout: Duration) -> Self {
+        Self {
+            interval,
+            timeout,
+            next_ping: now + interval,
+            pong_deadline: Some(now + interval + timeout),
+            refreshed: true,
+        }
+    }
+
+    /// Engine.IO v3: the client pinged at `now`; its next ping is due within `pingInterval +
+    /// pingTimeout`.
+    pub(super) fn ping_received(&mut self, now: Instant) {
+        self.pong_deadline = Some(now + self.interval + self.timeout);
+    }
+
     /// When the next ping is due (once no pong is awaited).
     pub(super) fn next_ping(&self) -> Instant {
         self.next_ping

@@ -105,11 +105,19 @@ impl Incoming {
         ws: Option<Box<WsStream>>,
         first: Option<Frame>,
     ) -> Self {
-        let heartbeat = Heartbeat::new(
-            Instant::now(),
-            engine.config.ping_interval,
-            engine.config.ping_timeout,
-        );
+        let heartbeat = if shared.v3 {
+            Heartbeat::new_v3(
+                Instant::now(),
+                engine.config.ping_interval,
+                engine.config.ping_timeout,
+            )
+        } else {
+            Heartbeat::new(
+                Instant::now(),
+                engine.config.ping_interval,
+                engine.config.ping_timeout,
+            )
+        };
         let next_ping = heartbeat.next_ping();
         engine.counters.drivers.fetch_add(1, Ordering::AcqRel);
         if let Some(f) = &first {
@@ -228,8 +236,8 @@ impl Incoming {
         if self.linger.is_some() {
             // The client already closed; only its last GET is answered.
             match cmd {
-                Command::Poll(reply) => drop(reply.send(Ok(Bytes::from_static(b"6")))),
-                Command::Post(post) => drop(post.1.send(Err(EngineError::UnknownSid))),
+                Command::Poll(reply) => drop(reply.send(Ok(control_body(self.shared.v3, b"6")))),
+                Command::Post(post) => drop(post.2.send(Err(EngineError::UnknownSid))),
                 Command::Upgrade(ws) => close_ws_later(ws),
                 Command::Fail(_) => {}
             }
@@ -239,8 +247,8 @@ impl Incoming {
         match cmd {
             Command::Poll(reply) => self.on_poll(reply),
             Command::Post(post) => {
-                let (body, reply) = *post;
-                self.on_post(body, reply);
+                let (body, binary, reply) = *post;
+                self.on_post(body, binary, reply);
             }
             Command::Upgrade(ws) => self.on_upgrade_request(ws),
             Command::Fail(reason) => self.finish(reason),
@@ -255,12 +263,23 @@ impl Incoming {
         }
         match packet {
             Packet::Message(m) => self.inbox.push_back(m),
+            Packet::Pong(_) if self.shared.v3 => {
+                // Node: "invalid heartbeat direction".
+                self.finish(CloseReason::TransportError);
+            }
             Packet::Pong(_) => self.heartbeat.pong_received(Instant::now()),
+            // Engine.IO v3: the client pings, the server answers and restarts its timeout.
+            Packet::Ping(p) if self.shared.v3 && p.is_empty() => {
+                if self.closing.is_none() && self.linger.is_none() {
+                    self.heartbeat.ping_received(Instant::now());
+                    self.push_control(volley_proto::engine::PacketType::Pong);
+                }
+            }
             Packet::Close => {
                 // The client closes: its pending GET is released with a noop, as Node does.
                 if let Transport::Polling { parked } = &mut self.transport {
                     if let Some(reply) = parked.take() {
-                        let _ = reply.send(Ok(Bytes::from_static(b"6")));
+                        let _ = reply.send(Ok(control_body(self.shared.v3, b"6")));
                     } else {
                         // The GET the client sent before its close may still be on its way
                         // (another connection can overtake it); wait a moment for it rather
@@ -315,7 +334,7 @@ impl Incoming {
         match &mut self.transport {
             Transport::Polling { parked } => {
                 if let Some(reply) = parked.take() {
-                    let _ = reply.send(Ok(Bytes::from_static(b"1")));
+                    let _ = reply.send(Ok(control_body(self.shared.v3, b"1")));
                 }
             }
             Transport::Websocket { .. } => {}
@@ -328,7 +347,7 @@ impl Incoming {
         while let Ok(cmd) = self.commands.try_recv() {
             match cmd {
                 Command::Poll(r) => drop(r.send(Err(EngineError::UnknownSid))),
-                Command::Post(post) => drop(post.1.send(Err(EngineError::UnknownSid))),
+                Command::Post(post) => drop(post.2.send(Err(EngineError::UnknownSid))),
                 Command::Upgrade(ws) => close_ws_later(ws),
                 Command::Fail(_) => {}
             }
@@ -349,6 +368,18 @@ impl Incoming {
             drop(ws);
         }
         self.finish(reason);
+    }
+}
+
+/// A long-polling body holding one control packet (`1`, `6`): as is in v4, framed as
+/// `1:<packet>` in v3.
+pub(super) fn control_body(v3: bool, packet: &'static [u8]) -> Bytes {
+    if v3 {
+        let mut out = bytes::BytesMut::new();
+        volley_proto::engine::v3::push_text(packet, &mut out);
+        out.freeze()
+    } else {
+        Bytes::from_static(packet)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use volley_proto::engine::{PacketType, payload};
+use volley_proto::engine::{PacketType, payload, v3};
 
 use super::Incoming;
 use crate::error::CloseReason;
@@ -33,10 +33,36 @@ impl Incoming {
     }
 }
 
+/// How a session frames its long-polling payloads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Framing {
+    /// Engine.IO v4: records separated by `\x1e`.
+    V4,
+    /// Engine.IO v3: `<length>:<packet>`, or the binary framing when the client supports it
+    /// and a binary message is in the payload.
+    V3 {
+        /// The client takes binary payloads.
+        supports_binary: bool,
+    },
+}
+
 /// Encodes queued frames as one long-polling payload; also returns what the frames counted
 /// for in the backlog.
-pub(super) fn payload_of(frames: &VecDeque<Frame>) -> (Bytes, usize) {
+pub(super) fn payload_of(frames: &VecDeque<Frame>, framing: Framing) -> (Bytes, usize) {
     let cost = frames.iter().map(Frame::cost).sum();
+    if let Framing::V3 { supports_binary } = framing {
+        let binary = supports_binary && frames.iter().any(|f| matches!(f, Frame::Binary(_)));
+        let mut out = BytesMut::with_capacity(frames.iter().map(|f| frame_len(f) + 8).sum());
+        for f in frames {
+            match (f, binary) {
+                (Frame::Text(t), false) => v3::push_text(t, &mut out),
+                (Frame::Text(t), true) => v3::push_text_binary(t, &mut out),
+                (Frame::Binary(b), false) => v3::push_binary_as_text(b, &mut out),
+                (Frame::Binary(b), true) => v3::push_binary_binary(b, &mut out),
+            }
+        }
+        return (out.freeze(), cost);
+    }
     let mut out = BytesMut::with_capacity(frames.iter().map(|f| frame_len(f) + 1).sum());
     for f in frames {
         if !out.is_empty() {

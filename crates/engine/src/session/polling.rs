@@ -3,10 +3,10 @@
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use volley_proto::engine::payload;
+use volley_proto::engine::{payload, v3};
 
-use super::outbox::payload_of;
-use super::{Incoming, Transport};
+use super::outbox::{Framing, payload_of};
+use super::{Incoming, Transport, control_body};
 use crate::error::{CloseReason, EngineError};
 
 /// What became of the parked GET when the driver looked at it.
@@ -30,7 +30,7 @@ impl Incoming {
                 if let Some(first) = parked.take() {
                     // Two GETs at once: Node closes the session; the first request gets
                     // the close packet and the second an error.
-                    let _ = first.send(Ok(Bytes::from_static(b"1")));
+                    let _ = first.send(Ok(control_body(self.shared.v3, b"1")));
                     let _ = reply.send(Err(EngineError::Overlap));
                     self.finish(CloseReason::TransportError);
                 } else {
@@ -41,13 +41,23 @@ impl Incoming {
     }
 
     /// A long-polling POST arrived, its body read whole.
-    pub(super) fn on_post(&mut self, body: Bytes, reply: oneshot::Sender<Result<(), EngineError>>) {
+    pub(super) fn on_post(
+        &mut self,
+        body: Bytes,
+        binary: bool,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    ) {
         if matches!(self.transport, Transport::Websocket { .. }) {
             let _ = reply.send(Err(EngineError::BadRequest));
             return;
         }
         let mut failed = false;
-        for packet in payload::decode(body) {
+        let packets: Box<dyn Iterator<Item = _>> = match (self.shared.v3, binary) {
+            (false, _) => Box::new(payload::decode(body)),
+            (true, false) => Box::new(v3::decode_text(body)),
+            (true, true) => Box::new(v3::decode_binary(body)),
+        };
+        for packet in packets {
             match packet {
                 Ok(p) => self.on_packet(p),
                 Err(e) => {
@@ -66,6 +76,14 @@ impl Incoming {
         }
     }
 
+    /// How this session's long-polling payloads are framed.
+    pub(super) fn v3_framing(&self) -> Framing {
+        match (self.shared.v3, self.shared.supports_binary) {
+            (false, _) => Framing::V4,
+            (true, supports_binary) => Framing::V3 { supports_binary },
+        }
+    }
+
     /// Answers the parked GET if there is something to answer: queued frames, the close
     /// packet, or a noop that lets the client go on with an upgrade.
     pub(super) fn answer_parked_get(&mut self) -> Answer {
@@ -76,7 +94,7 @@ impl Incoming {
             return Answer::Waiting;
         };
         if !self.outbox.is_empty() {
-            let (body, bytes) = payload_of(&self.outbox);
+            let (body, bytes) = payload_of(&self.outbox, self.v3_framing());
             match reply.send(Ok(body)) {
                 Ok(()) => {
                     self.shared.sub_pending(self.outbox.len(), bytes);
@@ -89,11 +107,11 @@ impl Incoming {
             // own, as Node sends it. In the same payload the official client would act on
             // the close before the packets before it (a DISCONNECT would read as "transport
             // close").
-            let _ = reply.send(Ok(Bytes::from_static(b"1")));
+            let _ = reply.send(Ok(control_body(self.shared.v3, b"1")));
             self.finish(reason);
             return Answer::Closed;
         } else if self.upgrading.as_ref().is_some_and(|u| u.probed) {
-            let _ = reply.send(Ok(Bytes::from_static(b"6")));
+            let _ = reply.send(Ok(control_body(self.shared.v3, b"6")));
         } else if !reply.is_closed() {
             *parked = Some(reply);
         }

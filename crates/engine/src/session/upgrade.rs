@@ -95,9 +95,9 @@ impl Incoming {
                     && let Some(reply) = parked.take()
                 {
                     if self.outbox.is_empty() {
-                        let _ = reply.send(Ok(Bytes::from_static(b"6")));
+                        let _ = reply.send(Ok(super::control_body(self.shared.v3, b"6")));
                     } else {
-                        let (body, bytes) = payload_of(&self.outbox);
+                        let (body, bytes) = payload_of(&self.outbox, self.v3_framing());
                         if reply.send(Ok(body)).is_ok() {
                             self.shared.sub_pending(self.outbox.len(), bytes);
                             self.outbox.clear();

@@ -10,7 +10,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
-use volley_proto::engine::Packet;
+use volley_proto::engine::{Packet, v3};
 
 use super::{Incoming, Transport};
 use crate::command::WsStream;
@@ -50,7 +50,12 @@ impl Incoming {
                 }
             }
             let cost = frame.cost();
-            if ws.start_send_unpin(ws_message(frame)).is_err() {
+            let msg = if self.shared.v3 {
+                ws_message_v3(frame, self.shared.supports_binary)
+            } else {
+                ws_message(frame)
+            };
+            if ws.start_send_unpin(msg).is_err() {
                 return WsStep::End(CloseReason::TransportError);
             }
             sent += 1;
@@ -131,6 +136,24 @@ impl Incoming {
 
     fn on_ws_message(&mut self, msg: tungstenite::Message) {
         match msg {
+            tungstenite::Message::Text(text) if self.shared.v3 => {
+                match v3::decode_text_record(Bytes::from(text), 0) {
+                    Ok(p) => self.on_packet(p),
+                    Err(e) => {
+                        tracing::debug!(sid = %self.shared.sid, error = %e, "bad websocket packet");
+                        self.finish(CloseReason::ParseError);
+                    }
+                }
+            }
+            tungstenite::Message::Binary(data) if self.shared.v3 => {
+                match v3::decode_binary_frame(data) {
+                    Ok(p) => self.on_packet(p),
+                    Err(e) => {
+                        tracing::debug!(sid = %self.shared.sid, error = %e, "bad websocket packet");
+                        self.finish(CloseReason::ParseError);
+                    }
+                }
+            }
             tungstenite::Message::Text(text) => match Packet::decode_text(Bytes::from(text)) {
                 Ok(p) => self.on_packet(p),
                 Err(e) => {
@@ -156,6 +179,21 @@ fn ws_message(frame: Frame) -> tungstenite::Message {
             Err(_) => tungstenite::Message::Binary(t),
         },
         Frame::Binary(b) => tungstenite::Message::Binary(b),
+    }
+}
+
+/// The WebSocket message of a frame on an Engine.IO v3 session: binary messages carry their
+/// type byte, or go as `b4` + base64 text to a client without binary support.
+fn ws_message_v3(frame: Frame, supports_binary: bool) -> tungstenite::Message {
+    match frame {
+        Frame::Binary(b) if supports_binary => tungstenite::Message::Binary(v3::binary_frame(&b)),
+        Frame::Binary(b) => {
+            let mut out = bytes::BytesMut::with_capacity(2 + b.len().div_ceil(3) * 4);
+            out.extend_from_slice(b"b4");
+            volley_proto::engine::payload::encode_base64(&b, &mut out);
+            ws_message(Frame::Text(out.freeze()))
+        }
+        text => ws_message(text),
     }
 }
 

@@ -5,10 +5,14 @@
 //! Over WebSocket each packet is one frame: text frames carry the digit, binary frames carry a raw
 //! binary message with no digit. Over HTTP long-polling several packets travel in one body,
 //! separated by the record separator `\x1e`, binary messages as `b` + base64 ([`payload`]).
+//!
+//! Engine.IO v3 (`socket.io-client` 2.x) uses the same packets with another long-polling
+//! framing and type-prefixed binary frames ([`v3`]).
 
 mod open;
 mod packet;
 pub mod payload;
+pub mod v3;
 
 pub use open::OpenPacket;
 pub use packet::{Message, Packet, PacketType};
