@@ -475,18 +475,21 @@ async fn middlewares_run_on_recovery_when_not_skipped() {
 /// Broadcasts go on, from another thread, all the time the client is away and while it is
 /// being restored: it still gets every packet exactly once and in order (the adapter
 /// numbers and delivers under one lock, and holds the restored socket's packets until its
-/// replay is out). Twenty cuts and restores in a row.
+/// replay is out). Twenty cuts and restores in a row. The ticker emits 400 ticks per round
+/// (permits): 8,000 in all, under the 10,000-packet cap however slow the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_broadcasts_during_a_restore_arrive_exactly_once_in_order() {
     let (io, mut sig) = server_with(recovery());
     let srv = start(io.clone()).await;
     let s = fresh(&srv, &mut sig).await;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let permits = Arc::new(tokio::sync::Semaphore::new(0));
     let ticker = {
-        let (io, stop) = (io.clone(), stop.clone());
+        let (io, permits) = (io.clone(), permits.clone());
         tokio::spawn(async move {
             let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Ends when the semaphore is closed.
+            while let Ok(p) = permits.acquire().await {
+                p.forget();
                 io.emit("tick", &n).unwrap();
                 n += 1;
                 if n % 4 == 0 {
@@ -498,6 +501,8 @@ async fn concurrent_broadcasts_during_a_restore_arrive_exactly_once_in_order() {
     let (mut client, id, pid) = (s.client, s.id, s.pid);
     let mut last_n = None;
     for round in 0..20 {
+        // 30 ticks are read now; the others go out around the cut and the restore.
+        permits.add_permits(400);
         // Read ticks up to some point; remember the last one read, then cut.
         let mut seen: Vec<u64> = Vec::new();
         let mut last_off = None;
@@ -532,6 +537,6 @@ async fn concurrent_broadcasts_during_a_restore_arrive_exactly_once_in_order() {
         }
         client = c;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    permits.close();
     ticker.await.unwrap();
 }
