@@ -100,20 +100,24 @@ impl V3 {
     }
 }
 
+/// H2 of the conformance handlers: the arguments back as `message-back`.
+async fn message_back(socket: Socket, args: RawArgs) {
+    let _ = socket.emit_args("message-back", args);
+}
+
+/// H3: the arguments back as the acknowledgement.
+async fn answer_with_args(_: Socket, args: RawArgs, ack: AckSender) {
+    let _ = ack.send_args(args);
+}
+
 async fn server() -> SocketAddr {
     let io = SocketIo::builder().allow_eio3(true).build();
     for nsp in ["/", "/custom"] {
         io.of(nsp).on_connection(|socket: Socket| async move {
             let _ = socket.emit("auth", socket.handshake().auth());
-            socket.on("message", |socket: Socket, args: RawArgs| async move {
-                let _ = socket.emit_args("message-back", args);
-            });
-            socket.on(
-                "message-with-ack",
-                |_: Socket, args: RawArgs, ack: AckSender| async move {
-                    let _ = ack.send_args(args);
-                },
-            );
+            socket
+                .on("message", message_back)
+                .on("message-with-ack", answer_with_args);
         });
     }
     io.of("/secret")

@@ -129,45 +129,44 @@ impl ManagerBuilder {
     }
 
     /// Whether to reconnect automatically (default true).
-    pub fn reconnection(mut self, yes: bool) -> Self {
-        self.reconnection.enabled = yes;
-        self
+    pub fn reconnection(self, yes: bool) -> Self {
+        self.with_reconnection(|r| r.enabled = yes)
     }
 
     /// How many reconnection attempts before `reconnect_failed` (default unlimited).
-    pub fn reconnection_attempts(mut self, attempts: Option<u32>) -> Self {
-        self.reconnection.attempts = attempts;
-        self
+    pub fn reconnection_attempts(self, attempts: Option<u32>) -> Self {
+        self.with_reconnection(|r| r.attempts = attempts)
     }
 
     /// The first reconnection delay (default 1 s; at least 1 ms).
-    pub fn reconnection_delay(mut self, delay: Duration) -> Self {
-        self.reconnection.delay = delay;
-        self
+    pub fn reconnection_delay(self, delay: Duration) -> Self {
+        self.with_reconnection(|r| r.delay = delay)
     }
 
     /// The longest reconnection delay (default 5 s).
-    pub fn reconnection_delay_max(mut self, delay: Duration) -> Self {
-        self.reconnection.delay_max = delay;
-        self
+    pub fn reconnection_delay_max(self, delay: Duration) -> Self {
+        self.with_reconnection(|r| r.delay_max = delay)
     }
 
     /// The jitter factor (default 0.5; values outside `(0, 1]` disable jitter).
-    pub fn randomization_factor(mut self, factor: f64) -> Self {
-        self.reconnection.randomization = factor;
-        self
+    pub fn randomization_factor(self, factor: f64) -> Self {
+        self.with_reconnection(|r| r.randomization = factor)
     }
 
     /// Keeps jitter once delays reach the maximum (off by default, as in JavaScript); see
     /// [`Backoff::jitter_after_cap`].
-    pub fn jitter_after_cap(mut self, yes: bool) -> Self {
-        self.reconnection.jitter_after_cap = yes;
-        self
+    pub fn jitter_after_cap(self, yes: bool) -> Self {
+        self.with_reconnection(|r| r.jitter_after_cap = yes)
     }
 
     /// Seeds the jitter's random generator (for reproducible tests).
-    pub fn reconnection_seed(mut self, seed: u64) -> Self {
-        self.reconnection.seed = Some(seed);
+    pub fn reconnection_seed(self, seed: u64) -> Self {
+        self.with_reconnection(|r| r.seed = Some(seed))
+    }
+
+    /// Changes one reconnection setting.
+    fn with_reconnection(mut self, set: impl FnOnce(&mut Reconnection)) -> Self {
+        set(&mut self.reconnection);
         self
     }
 
