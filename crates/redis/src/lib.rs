@@ -192,6 +192,5 @@ pub mod value;
 pub use adapter::RedisAdapter;
 pub use cluster::RedisCluster;
 pub use config::{
-    DEFAULT_MAX_DISCONNECTION_DURATION, DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats,
-    StreamsConfig, SubscriptionMode,
+    DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats, StreamsConfig, SubscriptionMode,
 };

@@ -42,8 +42,12 @@ impl Modes {
             }
         }
         match var(&get, "REDIS_ADAPTER").as_deref() {
-            None | Some("classic" | "sharded") => {}
-            Some(v) => return Err(format!("REDIS_ADAPTER={v:?}: expected classic or sharded")),
+            None | Some("classic" | "sharded" | "streams") => {}
+            Some(v) => {
+                return Err(format!(
+                    "REDIS_ADAPTER={v:?}: expected classic, sharded or streams"
+                ));
+            }
         }
         Ok(Self { recovery })
     }
@@ -66,6 +70,9 @@ mod tests {
         assert_eq!(modes(&[]), Ok(Modes::default()));
         assert_eq!(modes(&[("RECOVERY", "1")]), Ok(Modes { recovery: true }));
         assert_eq!(modes(&[("RECOVERY", "0")]), Ok(Modes::default()));
+        for adapter in ["classic", "sharded", "streams"] {
+            assert_eq!(modes(&[("REDIS_ADAPTER", adapter)]), Ok(Modes::default()));
+        }
         for bad in [
             ("RECOVERY", "true"),
             ("RECOVERY", "yes"),
