@@ -278,7 +278,7 @@ pub(crate) async fn process(shared: Weak<Shared>, mut incoming: mpsc::Receiver<I
             Incoming::Position(id) => position = Some(id),
             Incoming::Barrier(b) => barriers.push(b),
         }
-        if let Some(at) = &position {
+        if let (Some(at), false) = (&position, barriers.is_empty()) {
             barriers = run_barriers(&shared, barriers, at);
         }
     }
