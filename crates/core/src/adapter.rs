@@ -273,9 +273,16 @@ impl ConnectionStateRecovery {
 ///   once); `missed_packets` are the stored packets after `offset` that the session's rooms
 ///   select (rooms and except of each broadcast), oldest first, offsets included. The
 ///   adapter must also make sure no packet broadcast after it computed `missed_packets` is
-///   lost: [`LocalAdapter`] joins the socket to its rooms and asks the namespace to hold its
-///   packets ([`LocalSockets::hold`]) in the same critical section, and the server releases
-///   them after the replay. `Ok(None)` or `Err(_)`: the client gets a fresh session.
+///   lost or delivered twice: the adapter joins the socket to its rooms and asks the
+///   namespace to hold its packets ([`LocalSockets::hold`]) at the exact point of its
+///   delivery order that `missed_packets` end at ([`LocalAdapter`]: under its lock;
+///   `volley-redis`: in its stream reader's order), and the server releases them after the
+///   replay. `Ok(None)` or `Err(_)`: the client gets a fresh session; an adapter that fails
+///   after holding undoes it ([`LocalSockets::unhold`], leave the rooms).
+/// - One offset per packet: an adapter that builds on [`LocalAdapter`] and has offsets of its
+///   own (`volley-redis`'s stream entry ids) gives it [`LocalSockets`] without recovery
+///   ([`LocalSockets::with_recovery`]`(None)`), so that [`LocalAdapter`] keeps no packets and
+///   appends nothing.
 #[derive(Clone, PartialEq)]
 pub struct Session {
     /// The socket id, given back to the restored socket.
@@ -430,6 +437,13 @@ pub trait NamespaceSockets: Send + Sync {
     fn hold(&self, id: &str) {
         let _ = id;
     }
+
+    /// Connection state recovery: stops holding packets for socket `id` and drops those
+    /// kept, when a restore an adapter began fails before the server got the session. The
+    /// default does nothing.
+    fn unhold(&self, id: &str) {
+        let _ = id;
+    }
 }
 
 /// Access to a namespace's local sockets, for adapters. Cheap to clone; it does not keep
@@ -476,6 +490,11 @@ impl LocalSockets {
     /// [`NamespaceSockets::hold`]).
     pub fn hold(&self, id: &str) {
         self.with(|ns| ns.hold(id));
+    }
+
+    /// Stops holding the packets for socket `id` (see [`NamespaceSockets::unhold`]).
+    pub fn unhold(&self, id: &str) {
+        self.with(|ns| ns.unhold(id));
     }
 
     /// The namespace name (also while the adapter factory runs, before the namespace

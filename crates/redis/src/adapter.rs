@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::mpsc;
 
 use volley_core::adapter::{
-    AckSink, Adapter, AdapterError, BroadcastOptions, BroadcastPacket, LocalAdapter, LocalSockets,
-    Room, RoomEvent, Session, SocketInfo,
+    AckSink, Adapter, AdapterError, BroadcastOptions, BroadcastPacket, ConnectionStateRecovery,
+    LocalAdapter, LocalSockets, Room, RoomEvent, Session, SocketInfo,
 };
 use volley_core::{BoxFuture, RawArgs};
 
@@ -18,7 +18,7 @@ use crate::convert::{request_opts, strings_of, value_to_info, wire_opts};
 use crate::message::{Message, Packet};
 use crate::packet::{args_to_values, packet_data};
 use crate::request::Pending;
-use crate::session::{Ordered, deliver_in_order};
+use crate::session::{Appended, deliver_unappended};
 use crate::value::Value;
 
 /// The adapter of one namespace: a [`LocalAdapter`] for this server's sockets, plus Redis
@@ -28,8 +28,11 @@ pub struct RedisAdapter {
     pub(crate) nsp: String,
     pub(crate) shared: Arc<Shared>,
     pub(crate) pending: Mutex<HashMap<String, Pending>>,
-    /// Streams mode with recovery: local deliveries waiting for their stream offsets.
-    pub(crate) in_order: Option<mpsc::UnboundedSender<Ordered>>,
+    /// Streams mode: the server's connection state recovery settings, when it is on (in
+    /// the other modes recovery is not supported, as with Node's adapters).
+    pub(crate) recovery: Option<ConnectionStateRecovery>,
+    /// Streams mode with recovery: this server's broadcasts until Redis took them.
+    pub(crate) appended: Option<mpsc::UnboundedSender<Appended>>,
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -44,6 +47,9 @@ impl fmt::Debug for RedisAdapter {
 impl RedisAdapter {
     pub(crate) fn create(shared: &Arc<Shared>, sockets: LocalSockets) -> Arc<dyn Adapter> {
         let nsp = sockets.namespace();
+        let recovery = sockets.recovery().copied().filter(|_| shared.streams());
+        // Offsets are the stream's entry ids (or none): the local part keeps no packets.
+        let sockets = sockets.with_recovery(None);
         // Handles of dynamic namespaces (a pattern, or a predicate's label) are no real
         // namespace: they stay local, as Node's parent namespaces do.
         if !nsp.starts_with('/') || nsp.contains('*') {
@@ -89,8 +95,7 @@ impl RedisAdapter {
             }
             _ => LocalAdapter::new(sockets),
         };
-        let (in_order, ordered_rx) = if shared.streams() && shared.config.streams.recovery.is_some()
-        {
+        let (appended, appended_rx) = if recovery.is_some() {
             let (tx, rx) = mpsc::unbounded_channel();
             (Some(tx), Some(rx))
         } else {
@@ -101,10 +106,11 @@ impl RedisAdapter {
             nsp: nsp.clone(),
             shared: shared.clone(),
             pending: Mutex::new(HashMap::new()),
-            in_order,
+            recovery,
+            appended,
         });
-        if let Some(rx) = ordered_rx {
-            tokio::spawn(deliver_in_order(Arc::downgrade(&adapter), rx));
+        if let Some(rx) = appended_rx {
+            tokio::spawn(deliver_unappended(Arc::downgrade(&adapter), rx));
         }
         shared
             .namespaces
@@ -172,15 +178,15 @@ impl Adapter for RedisAdapter {
                         opts: wire_opts(opts),
                         request_id: None,
                     };
-                    if let (Some(queue), false) = (&self.in_order, opts.flags.volatile) {
-                        // Recovery: delivered here once the stream gave its offset.
+                    if let (Some(queue), false) = (&self.appended, opts.flags.volatile) {
+                        // Recovery: delivered here when the stream reader reads it back,
+                        // with its entry id, in stream order.
                         let offset = self.shared.append_broadcast(&self.nsp, &msg);
                         if let Err(e) = &offset {
                             tracing::debug!(error = %e, "redis adapter: not appended");
                         }
-                        let _ = queue.send(Ordered {
+                        let _ = queue.send(Appended {
                             packet: packet.clone(),
-                            message: msg,
                             opts: opts.clone(),
                             offset: offset.ok(),
                         });
@@ -349,7 +355,9 @@ impl Adapter for RedisAdapter {
     }
 
     /// Streams mode: keeps the session in Redis (`sio:session:<pid>`) for the recovery
-    /// duration, so any server of the cluster can restore it.
+    /// duration, so any server of the cluster can restore it. The classic and sharded
+    /// modes do not support recovery (as Node's adapters, whose `persistSession` does
+    /// nothing): every reconnection is a fresh session.
     fn persist_session(&self, session: Session) -> Result<(), AdapterError> {
         if !self.shared.streams() {
             return Err(AdapterError::Unsupported(
@@ -366,9 +374,10 @@ impl Adapter for RedisAdapter {
         pid: &str,
         offset: &str,
     ) -> BoxFuture<Result<Option<Session>, AdapterError>> {
-        if !self.shared.streams() {
+        if !self.shared.streams() || self.recovery.is_none() {
             return Box::pin(std::future::ready(Err(AdapterError::Unsupported(
-                "connection state recovery needs the streams mode".into(),
+                "connection state recovery needs the streams mode and the server's recovery on"
+                    .into(),
             ))));
         }
         let Some(me) = self.arc() else {

@@ -15,15 +15,18 @@ use crate::channels::ChannelKind;
 use crate::config::{Mode, RedisAdapterConfig, Stats};
 use crate::link::{Incoming, Link, LinkConfig};
 use crate::message::{
-    decode_classic, decode_classic_broadcast, decode_cluster, decode_stream_entry,
+    decode_classic, decode_classic_broadcast, decode_cluster, decode_stream_entry, parse_entry_id,
 };
 use crate::reader::{self, ReaderConfig};
+use crate::session::Barrier;
 
 pub(crate) struct Shared {
     pub(crate) config: RedisAdapterConfig,
     pub(crate) uid: String,
     pub(crate) link: Arc<Link>,
     pub(crate) namespaces: RwLock<HashMap<String, Weak<RedisAdapter>>>,
+    /// Streams mode: the processing task's queue, for restores' barriers.
+    pub(crate) barriers: Option<mpsc::Sender<Incoming>>,
 }
 
 /// A server's membership in a Redis-backed cluster: two connections to Redis, shared by the
@@ -146,11 +149,13 @@ impl RedisCluster {
             },
         );
         let wait = config.command_timeout * 2 + Duration::from_millis(100);
+        let barriers = matches!(config.mode, Mode::Streams).then(|| incoming_tx.clone());
         let shared = Arc::new(Shared {
             config,
             uid,
             link,
             namespaces: RwLock::new(HashMap::new()),
+            barriers,
         });
         tokio::spawn(process(Arc::downgrade(&shared), incoming));
         if let Mode::Streams = shared.config.mode {
@@ -225,8 +230,11 @@ impl Shared {
 }
 
 /// The processing task: decodes and dispatches what the subscriber and the stream reader
-/// received, in order.
+/// received, in order. In streams mode it knows how far the stream has been delivered here
+/// (`position`), and runs the restores' barriers at that exact point.
 pub(crate) async fn process(shared: Weak<Shared>, mut incoming: mpsc::Receiver<Incoming>) {
+    let mut position: Option<String> = None;
+    let mut barriers: Vec<Barrier> = Vec::new();
     while let Some(msg) = incoming.recv().await {
         let Some(shared) = shared.upgrade() else {
             return;
@@ -253,18 +261,41 @@ pub(crate) async fn process(shared: Weak<Shared>, mut incoming: mpsc::Receiver<I
                     }
                     Err(e) => shared.decode_error(&channel, &e),
                 }
+                continue;
             }
-            Incoming::Entry { id, fields } => match decode_stream_entry(&fields) {
-                Ok(env) => {
-                    let adapter = env.nsp.as_deref().and_then(|n| shared.adapter(n));
-                    if let Some(adapter) = adapter {
-                        adapter.on_message(env, false, Some(&id));
+            Incoming::Entry { id, fields } => {
+                match decode_stream_entry(&fields) {
+                    Ok(env) => {
+                        let adapter = env.nsp.as_deref().and_then(|n| shared.adapter(n));
+                        if let Some(adapter) = adapter {
+                            adapter.on_message(env, false, Some(&id));
+                        }
                     }
+                    Err(e) => shared.decode_error(&shared.config.streams.stream_name, &e),
                 }
-                Err(e) => shared.decode_error(&shared.config.streams.stream_name, &e),
-            },
+                position = Some(id);
+            }
+            Incoming::Position(id) => position = Some(id),
+            Incoming::Barrier(b) => barriers.push(b),
+        }
+        if let (Some(at), false) = (&position, barriers.is_empty()) {
+            barriers = run_barriers(&shared, barriers, at);
         }
     }
+}
+
+/// Runs the barriers whose offset has been delivered here (`at` or before); keeps the others.
+fn run_barriers(shared: &Shared, barriers: Vec<Barrier>, at: &str) -> Vec<Barrier> {
+    let reached = |offset: &str| parse_entry_id(offset) <= parse_entry_id(at);
+    let (now, later): (Vec<_>, Vec<_>) = barriers
+        .into_iter()
+        .partition(|b| b.is_abandoned() || reached(&b.offset));
+    for b in now {
+        if let Some(adapter) = shared.adapter(&b.nsp) {
+            adapter.run_barrier(b, at);
+        }
+    }
+    later
 }
 
 impl Shared {

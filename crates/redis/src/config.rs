@@ -71,6 +71,10 @@ impl RedisAdapterConfig {
 
 /// The settings of [`Mode::Streams`]; the defaults are Node's. The pub/sub channel prefix is
 /// [`RedisAdapterConfig::key`] (Node's `channelPrefix`).
+///
+/// Connection state recovery has no setting here: as Node's adapter reads
+/// `connectionStateRecovery` from its server, each namespace's adapter takes the server's
+/// (`SocketIoBuilder::connection_state_recovery`, given through `LocalSockets::recovery`).
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
     /// The stream (`streamName`), default `socket.io`. Node's `streamCount` is 1 (one
@@ -93,15 +97,7 @@ pub struct StreamsConfig {
     /// Always write stream entries' `data` as JSON, never as base64 MessagePack
     /// (`onlyPlaintext`), default false.
     pub only_plaintext: bool,
-    /// Connection state recovery (the server's `maxDisconnectionDuration`): when set,
-    /// broadcasts received from the stream carry their entry id as a last argument (the
-    /// client's offset), and sessions are kept this long. Default `None`: no offsets, and
-    /// sessions kept [`DEFAULT_MAX_DISCONNECTION_DURATION`].
-    pub recovery: Option<Duration>,
 }
-
-/// Node's default `maxDisconnectionDuration` (2 minutes).
-pub const DEFAULT_MAX_DISCONNECTION_DURATION: Duration = Duration::from_secs(120);
 
 impl Default for StreamsConfig {
     fn default() -> Self {
@@ -113,7 +109,6 @@ impl Default for StreamsConfig {
             session_key_prefix: "sio:session:".into(),
             sharded_pubsub: false,
             only_plaintext: false,
-            recovery: None,
         }
     }
 }

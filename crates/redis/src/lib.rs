@@ -164,12 +164,20 @@
 //!   the last entry read: a lost connection or a Redis restart loses nothing still in the
 //!   stream (Node re-reads from `$`). It waits for room in the processing queue rather than
 //!   dropping: memory stays bounded, the backlog stays in Redis.
-//! - **Connection state recovery**: `persist_session` keeps `SET sio:session:<pid>
-//!   base64(msgpack {sid, pid, rooms, data}) PX <recovery>`; `restore_session(pid, offset)`
-//!   takes it (`MULTI GET DEL EXEC`), checks the offset is still in the stream, and reads
-//!   the broadcasts of the namespace after it (`XRANGE`) that reach the session's rooms,
-//!   each with its entry id as last argument. With [`StreamsConfig::recovery`] set,
-//!   broadcasts received from the stream carry their entry id as a last argument too.
+//! - **Connection state recovery** follows the server's option
+//!   (`SocketIoBuilder::connection_state_recovery`, read through `LocalSockets::recovery`):
+//!   every broadcast without acknowledgement and not volatile reaches local sockets from the
+//!   stream, this server's own too, in stream order, with its entry id as last argument (the
+//!   only offset). `persist_session` keeps `SET sio:session:<pid> base64(msgpack {sid, pid,
+//!   rooms, data}) PX <maxDisconnectionDuration>`; `restore_session(pid, offset)` takes it
+//!   (`MULTI GET DEL EXEC`), checks the offset is still in the stream, has the processing
+//!   task join the socket to its rooms and hold its packets once it delivered that offset (at
+//!   position P), and reads the broadcasts after the offset up to P (`XRANGE`) that reach the
+//!   session's rooms: each packet is replayed or delivered after the CONNECT reply, once. A
+//!   session is kept when its socket disconnects (as Node): a client connected to a server
+//!   that is killed gets a fresh session elsewhere.
+//! - The classic and sharded modes do not support recovery, as Node's adapters: the server
+//!   still sends a pid, but no offsets, and every reconnection is a fresh session.
 //! - Not supported: Node's `streamCount` > 1 (one stream per namespace hash), and
 //!   `all_rooms` (Node's streams adapter has none either).
 //!
@@ -192,6 +200,5 @@ pub mod value;
 pub use adapter::RedisAdapter;
 pub use cluster::RedisCluster;
 pub use config::{
-    DEFAULT_MAX_DISCONNECTION_DURATION, DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats,
-    StreamsConfig, SubscriptionMode,
+    DEFAULT_REQUESTS_TIMEOUT, Mode, RedisAdapterConfig, Stats, StreamsConfig, SubscriptionMode,
 };

@@ -35,6 +35,12 @@ pub(crate) enum Incoming {
         id: String,
         fields: Vec<(Bytes, Bytes)>,
     },
+    /// Streams mode: the reader (re)starts after this entry id; every entry up to it has
+    /// been queued before.
+    Position(String),
+    /// Streams mode: a restore asks to join a socket to its rooms at an exact point of the
+    /// stream order (connection state recovery).
+    Barrier(crate::session::Barrier),
 }
 
 /// Which publish command.

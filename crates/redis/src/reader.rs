@@ -62,6 +62,14 @@ async fn read_loop(link: Arc<Link>, cfg: ReaderConfig, incoming: mpsc::Sender<In
                 None => newest,
             };
             last = Some(from.clone());
+            // Everything up to `from` is queued: the processing task's position.
+            if incoming
+                .send(Incoming::Position(from.clone()))
+                .await
+                .is_err()
+            {
+                return Ok::<(), redis::RedisError>(());
+            }
             set_reading(&link, true);
             backoff = Duration::from_millis(50);
             loop {
@@ -80,7 +88,7 @@ async fn read_loop(link: Arc<Link>, cfg: ReaderConfig, incoming: mpsc::Sender<In
                     last = Some(id.clone());
                     // Wait for room: the backlog stays in Redis meanwhile.
                     if incoming.send(Incoming::Entry { id, fields }).await.is_err() {
-                        return Ok::<(), redis::RedisError>(());
+                        return Ok(());
                     }
                 }
             }

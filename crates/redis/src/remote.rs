@@ -59,7 +59,16 @@ impl RedisAdapter {
         on_response_channel: bool,
         offset: Option<&str>,
     ) {
-        if env.uid.as_deref() == Some(self.shared.uid.as_str()) {
+        let own = env.uid.as_deref() == Some(self.shared.uid.as_str());
+        // With recovery, this server's own broadcasts are delivered here too, from the
+        // stream: in stream order, with their entry id.
+        let own_recoverable = self.recovery.is_some()
+            && offset.is_some()
+            && matches!(
+                &env.message,
+                Message::Broadcast { request_id: None, opts, .. } if !opts.volatile()
+            );
+        if own && !own_recoverable {
             return;
         }
         if env.nsp.as_deref().is_some_and(|n| n != self.nsp) {
@@ -90,7 +99,7 @@ impl RedisAdapter {
                         let mut data = packet.data;
                         // Connection state recovery: the entry id is the client's offset.
                         if let (Some(offset), Some(_), Value::Array(args)) =
-                            (offset, self.shared.config.streams.recovery, &mut data)
+                            (offset, self.recovery, &mut data)
                         {
                             if packet.kind == 2 && !local_opts.flags.volatile {
                                 args.push(Value::Str(offset.to_owned()));

@@ -3,16 +3,23 @@
 //! Redis (`SET <prefix><pid> base64(msgpack {sid, pid, rooms, data}) PX <ttl>`); on
 //! restore it is taken (`GET` + `DEL` in one `MULTI`), its offset must still be in the
 //! stream, and the broadcasts it missed are read back from the stream after that offset.
-//! With recovery on, this server's own broadcasts reach its local sockets with their offset
-//! (the stream entry id) as last argument, once Redis gave it, in order.
+//!
+//! With recovery on, every broadcast reaches this server's local sockets from the stream
+//! reader, in stream order, with its entry id as last argument (this server's own too: one
+//! offset per packet, the one any server can restore from). A restore joins the socket to
+//! its rooms, and holds what is sent to it, at an exact position of that order (a barrier
+//! the processing task runs once it delivered the client's offset), then reads the missed
+//! broadcasts up to that position: each one is replayed or delivered after, exactly once.
 
 use std::sync::Weak;
 
 use tokio::sync::{mpsc, oneshot};
-use volley_core::adapter::{AdapterError, BroadcastOptions, BroadcastPacket, Session};
+use volley_core::adapter::{
+    Adapter, AdapterError, BroadcastOptions, BroadcastPacket, Room, Session,
+};
 
 use crate::adapter::RedisAdapter;
-use crate::config::DEFAULT_MAX_DISCONNECTION_DURATION;
+use crate::link::Incoming;
 use crate::message::{
     Message, decode_session, decode_stream_entry, encode_session, next_entry_id, parse_entry_id,
     reaches,
@@ -34,12 +41,12 @@ impl RedisAdapter {
     /// Keeps `session` in Redis for the recovery duration (queued after the publishes
     /// made so far).
     pub(crate) fn persist(&self, session: &Session) -> Result<(), AdapterError> {
-        let ttl = self
-            .shared
-            .config
-            .streams
-            .recovery
-            .unwrap_or(DEFAULT_MAX_DISCONNECTION_DURATION);
+        let Some(recovery) = &self.recovery else {
+            return Err(AdapterError::Unsupported(
+                "connection state recovery is off".into(),
+            ));
+        };
+        let ttl = recovery.max_disconnection_duration;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.session_key(&session.pid))
             .arg(encode_session(session))
@@ -48,9 +55,10 @@ impl RedisAdapter {
         self.shared.link.send(cmd)
     }
 
-    /// Takes session `pid` out of Redis and reads the broadcasts it missed after `offset`.
-    /// `None` when the offset is malformed or gone from the stream, or the session is
-    /// unknown or expired.
+    /// Takes session `pid` out of Redis, joins the socket to its rooms at a position of the
+    /// stream order at or after `offset`, and reads the broadcasts it missed up to that
+    /// position. `None` when the offset is malformed or gone from the stream, the session is
+    /// unknown or expired, or its socket is connected here.
     pub(crate) async fn restore(
         &self,
         pid: &str,
@@ -72,25 +80,91 @@ impl RedisAdapter {
             return Ok(None);
         };
         let mut session = decode_session(&raw).map_err(AdapterError::Encode)?;
+        if self.local.local_sockets().contains(&session.id) {
+            return Ok(None);
+        }
+        let Some(until) = self.barrier(&session, offset).await? else {
+            return Ok(None);
+        };
+        match self.missed_between(&session, offset, &until).await {
+            Ok(missed) => {
+                session.missed_packets = missed;
+                Ok(Some(session))
+            }
+            Err(e) => {
+                self.undo_rejoin(&session.id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks the processing task to join the socket to its rooms (holding its packets) once
+    /// it delivered `offset`; the position it did it at. `None` when the socket is connected
+    /// here after all.
+    async fn barrier(
+        &self,
+        session: &Session,
+        offset: &str,
+    ) -> Result<Option<String>, AdapterError> {
+        let queue = self.shared.barriers.as_ref().ok_or(AdapterError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        let barrier = Barrier {
+            nsp: self.nsp.clone(),
+            sid: session.id.as_str().to_owned(),
+            rooms: session.rooms.clone(),
+            offset: offset.to_owned(),
+            reply,
+        };
+        let wait = self.shared.config.requests_timeout;
+        let sent = tokio::time::timeout(wait, queue.send(Incoming::Barrier(barrier))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return Err(AdapterError::Unavailable(
+                "the stream reader is not running".into(),
+            ));
+        }
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(position)) => Ok(position),
+            // Dropped before it ran: nothing to undo. Timed out: `rx` is dropped, so the
+            // processing task undoes the join if it runs the barrier later.
+            Ok(Err(_)) => Err(AdapterError::Closed),
+            Err(_) => Err(AdapterError::Unavailable(format!(
+                "the stream reader did not reach offset {offset} within {wait:?}"
+            ))),
+        }
+    }
+
+    /// The broadcasts after `offset` up to `until` (both entry ids) that reach the session.
+    async fn missed_between(
+        &self,
+        session: &Session,
+        offset: &str,
+        until: &str,
+    ) -> Result<Vec<BroadcastPacket>, AdapterError> {
+        let link = &self.shared.link;
+        let stream = &self.shared.config.streams.stream_name;
+        let mut missed = Vec::new();
         let mut from = offset.to_owned();
         for _ in 0..MAX_PAGES {
             let Some(start) = next_entry_id(&from) else {
                 break;
             };
+            if parse_entry_id(&start) > parse_entry_id(until) {
+                break;
+            }
             let page: redis::Value = link
                 .query(
                     redis::cmd("XRANGE")
                         .arg(stream)
-                        .arg(start)
-                        .arg("+")
+                        .arg(&start)
+                        .arg(until)
                         .arg("COUNT")
                         .arg(PAGE),
                 )
                 .await?;
             let page = entries(&page);
             for (id, fields) in &page {
-                if let Some(p) = self.missed_packet(&session, id, fields) {
-                    session.missed_packets.push(p);
+                if let Some(p) = self.missed_packet(session, id, fields) {
+                    missed.push(p);
                 }
                 from.clone_from(id);
             }
@@ -98,7 +172,31 @@ impl RedisAdapter {
                 break;
             }
         }
-        Ok(Some(session))
+        Ok(missed)
+    }
+
+    /// Runs a restore's barrier in the processing task, at stream position `at`: joins the
+    /// socket to its rooms and holds its packets, unless the restore gave up or the socket
+    /// is connected here.
+    pub(crate) fn run_barrier(&self, b: Barrier, at: &str) {
+        if b.is_abandoned() {
+            return;
+        }
+        let sockets = self.local.local_sockets();
+        if sockets.contains(&b.sid) {
+            let _ = b.reply.send(None);
+            return;
+        }
+        sockets.hold(&b.sid);
+        self.local.add_all(&b.sid, &b.rooms);
+        if b.reply.send(Some(at.to_owned())).is_err() {
+            self.undo_rejoin(&b.sid);
+        }
+    }
+
+    fn undo_rejoin(&self, sid: &str) {
+        self.local.del_all(sid);
+        self.local.local_sockets().unhold(sid);
     }
 
     /// The packet of a stream entry, with its id as last argument, if it is a broadcast of
@@ -135,47 +233,53 @@ impl RedisAdapter {
     }
 }
 
-/// A local delivery waiting for its offset.
-pub(crate) struct Ordered {
-    /// The packet as the server encoded it (delivered as is when there is no offset).
+/// A restore waiting for the processing task to reach its offset.
+#[derive(Debug)]
+pub(crate) struct Barrier {
+    pub(crate) nsp: String,
+    pub(crate) sid: String,
+    pub(crate) rooms: Vec<Room>,
+    /// The client's offset: the barrier runs once the entry is delivered here.
+    pub(crate) offset: String,
+    /// The position it ran at; `None` when the socket is connected here.
+    pub(crate) reply: oneshot::Sender<Option<String>>,
+}
+
+impl Barrier {
+    /// Whether the restore gave up waiting.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+}
+
+/// A broadcast of this server appended to the stream, until Redis answered.
+pub(crate) struct Appended {
+    /// The packet as the server encoded it.
     pub(crate) packet: BroadcastPacket,
-    /// The broadcast as published (its packet's `[event, ...args]` gets the offset).
-    pub(crate) message: Message,
     pub(crate) opts: BroadcastOptions,
     /// The stream entry id, once the XADD is done; `None` when it could not be queued.
     pub(crate) offset: Option<oneshot::Receiver<String>>,
 }
 
-/// Delivers this server's broadcasts to its local sockets in order, each with its offset
-/// as last argument (as Node's `ClusterAdapter` does with recovery on). Without an offset
-/// (Redis unreachable), the packet is delivered as it is, as in Node.
-pub(crate) async fn deliver_in_order(
+/// With recovery on, this server's broadcasts reach its local sockets when the stream
+/// reader reads them back (with their entry id, in stream order). One that did not make it
+/// into the stream (Redis unreachable) is delivered here as it is, without an offset, as
+/// Node does.
+pub(crate) async fn deliver_unappended(
     adapter: Weak<RedisAdapter>,
-    mut queue: mpsc::UnboundedReceiver<Ordered>,
+    mut queue: mpsc::UnboundedReceiver<Appended>,
 ) {
-    while let Some(o) = queue.recv().await {
-        let offset = match o.offset {
-            Some(rx) => rx.await.ok(),
-            None => None,
+    while let Some(a) = queue.recv().await {
+        let appended = match a.offset {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
         };
+        if appended {
+            continue;
+        }
         let Some(me) = adapter.upgrade() else {
             return;
         };
-        let packet = match (offset, o.message) {
-            (Some(id), Message::Broadcast { packet, .. }) => match packet.data {
-                Value::Array(mut args) => {
-                    args.push(Value::Str(id));
-                    build_packet(
-                        me.local.local_sockets().parser(),
-                        &me.nsp,
-                        &Value::Array(args),
-                        None,
-                    )
-                }
-                _ => o.packet,
-            },
-            _ => o.packet,
-        };
-        me.local.deliver(&packet, &o.opts);
+        me.local.deliver(&a.packet, &a.opts);
     }
 }

@@ -13,7 +13,7 @@ use common::{Client, Redis, WAIT, connect_client, free_port, next_text};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use volley::{RawArgs, SocketIo};
-use volley_core::adapter::{BroadcastOptions, BroadcastPacket, Session};
+use volley_core::adapter::{BroadcastOptions, BroadcastPacket, ConnectionStateRecovery, Session};
 use volley_redis::{RedisAdapterConfig, RedisCluster, StreamsConfig};
 
 fn config() -> RedisAdapterConfig {
@@ -39,8 +39,23 @@ async fn node(
     name: &'static str,
     room: &'static str,
 ) -> Node {
+    node_with(url, config, name, room, None).await
+}
+
+/// The same, with the server's connection state recovery settings.
+async fn node_with(
+    url: &str,
+    config: RedisAdapterConfig,
+    name: &'static str,
+    room: &'static str,
+    recovery: Option<ConnectionStateRecovery>,
+) -> Node {
     let cluster = RedisCluster::connect(url, config).await.expect("connects");
-    let io = SocketIo::builder().adapter(cluster.factory()).build();
+    let mut builder = SocketIo::builder().adapter(cluster.factory());
+    if let Some(recovery) = recovery {
+        builder = builder.connection_state_recovery(recovery);
+    }
+    let io = builder.build();
     io.of("/")
         .on_connection(move |s: volley::Socket| async move {
             s.join(room);
@@ -218,14 +233,8 @@ async fn sessions_are_kept_in_redis_and_restored_with_their_missed_packets() {
     let _redis = Redis::start(port);
     let url = format!("redis://127.0.0.1:{port}");
     let ttl = Duration::from_secs(60);
-    let config = RedisAdapterConfig {
-        streams: StreamsConfig {
-            recovery: Some(ttl),
-            ..StreamsConfig::default()
-        },
-        ..config()
-    };
-    let a = node(&url, config, "a", "ra").await;
+    let recovery = ConnectionStateRecovery::default().max_disconnection_duration(ttl);
+    let a = node_with(&url, config(), "a", "ra", Some(recovery)).await;
     let adapter = Arc::clone(a.io.of("/").adapter());
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -347,7 +356,8 @@ async fn a_session_node_kept_is_restored_with_the_packets_node_would_send() {
         .await
         .unwrap();
 
-    let a = node(&url, config(), "a", "ra").await;
+    let recovery = Some(ConnectionStateRecovery::default());
+    let a = node_with(&url, config(), "a", "ra", recovery).await;
     let pid = capture["client"]["pid"].as_str().unwrap();
     let offset = capture["client"]["offset"].as_str().unwrap();
     let session =
@@ -389,15 +399,9 @@ async fn with_recovery_broadcasts_carry_their_stream_offset_everywhere() {
     let port = free_port();
     let _redis = Redis::start(port);
     let url = format!("redis://127.0.0.1:{port}");
-    let config = || RedisAdapterConfig {
-        streams: StreamsConfig {
-            recovery: Some(Duration::from_secs(60)),
-            ..StreamsConfig::default()
-        },
-        ..config()
-    };
-    let a = node(&url, config(), "a", "ra").await;
-    let b = node(&url, config(), "b", "rb").await;
+    let recovery = Some(ConnectionStateRecovery::default());
+    let a = node_with(&url, config(), "a", "ra", recovery).await;
+    let b = node_with(&url, config(), "b", "rb", recovery).await;
     let mut a1 = connect_client(a.addr).await;
     let mut b1 = connect_client(b.addr).await;
 

@@ -246,6 +246,10 @@ impl NamespaceSockets for NsInner {
         }
     }
 
+    fn unhold(&self, id: &str) {
+        NsInner::unhold(self, id);
+    }
+
     fn send_with_ack(
         &self,
         id: &str,

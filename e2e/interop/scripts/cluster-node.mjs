@@ -6,7 +6,7 @@
 // same as conformance-server in cluster mode.
 //
 //   PORT=3101 REDIS_URL=redis://127.0.0.1:6390 REDIS_ADAPTER=classic|sharded|streams \
-//   SUBSCRIPTION_MODE=dynamic SERVER_NAME=node-a node scripts/cluster-node.mjs
+//   SUBSCRIPTION_MODE=dynamic SERVER_NAME=node-a [RECOVERY=1] node scripts/cluster-node.mjs
 //
 // Prints {"event":"listening","port":N} once the HTTP server listens and the adapter's
 // Redis clients are connected. Stops on SIGTERM/SIGINT.
@@ -26,7 +26,15 @@ const httpServer = createServer((_, res) => {
   res.writeHead(404);
   res.end();
 });
-const io = new Server(httpServer, { pingInterval: 1000, pingTimeout: 20000, serveClient: false });
+// RECOVERY=1: connection state recovery (2 min, middlewares skipped), as conformance-server.
+const io = new Server(httpServer, {
+  pingInterval: 1000,
+  pingTimeout: 20000,
+  serveClient: false,
+  ...(process.env.RECOVERY === "1" && {
+    connectionStateRecovery: { maxDisconnectionDuration: 2 * 60 * 1000, skipMiddlewares: true },
+  }),
+});
 
 const pub = createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();

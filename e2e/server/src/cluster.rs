@@ -32,7 +32,7 @@ impl ClusterEnv {
             return Ok(None);
         };
         let adapter = std::env::var("REDIS_ADAPTER").unwrap_or_default();
-        let mut config = match adapter.as_str() {
+        let config = match adapter.as_str() {
             "" | "classic" => RedisAdapterConfig::default(),
             "sharded" => {
                 let sub = match std::env::var("SUBSCRIPTION_MODE")
@@ -56,10 +56,6 @@ impl ClusterEnv {
                 ));
             }
         };
-        if std::env::var("RECOVERY").as_deref() == Ok("1") {
-            // SUITES.md section 6: a 2-minute window; offsets travel with stream broadcasts.
-            config.streams.recovery = Some(Duration::from_secs(120));
-        }
         let name = std::env::var("SERVER_NAME").unwrap_or_else(|_| format!("volley-{port}"));
         Ok(Some(Self { url, name, config }))
     }

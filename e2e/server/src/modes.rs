@@ -103,6 +103,9 @@ mod tests {
         );
         assert_eq!(modes(&[("PARSER", "json")]), Ok(Modes::default()));
         assert_eq!(modes(&[("RECOVERY", "0")]), Ok(Modes::default()));
+        for adapter in ["classic", "sharded", "streams"] {
+            assert_eq!(modes(&[("REDIS_ADAPTER", adapter)]), Ok(Modes::default()));
+        }
         for bad in [
             ("RECOVERY", "true"),
             ("RECOVERY", "yes"),

@@ -6,7 +6,9 @@
 //! ack, emitWithAck across the cluster, socketsJoin/Leave, disconnectSockets, allRooms and
 //! `@socket.io/redis-emitter` (classic). Then Redis is restarted and everything is checked
 //! again. In classic and in sharded mode, and in streams mode (Node's
-//! `@socket.io/redis-streams-adapter` 0.3.1 next to Volley's `Mode::Streams`).
+//! `@socket.io/redis-streams-adapter` 0.3.1 next to Volley's `Mode::Streams`). In streams
+//! mode with connection state recovery, a raw client recovers from the Node server on the
+//! Volley one and back.
 //!
 //! The tests start `redis-server` themselves on a free loopback port and fail loudly if it
 //! or Node cannot start.
@@ -17,6 +19,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
 use volley::SocketIo;
 use volley_conformance_server::cluster::{ClusterEnv, install};
 use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
@@ -136,6 +139,17 @@ struct NodeServer {
 }
 
 async fn start_node(redis: &str, mode: &str, subscription: &str, name: &str) -> NodeServer {
+    start_node_with(redis, mode, subscription, name, false).await
+}
+
+/// The same, with `RECOVERY=1` when `recovery`.
+async fn start_node_with(
+    redis: &str,
+    mode: &str,
+    subscription: &str,
+    name: &str,
+    recovery: bool,
+) -> NodeServer {
     let dir = tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .unwrap();
@@ -148,6 +162,7 @@ async fn start_node(redis: &str, mode: &str, subscription: &str, name: &str) -> 
         .env("REDIS_ADAPTER", mode)
         .env("SUBSCRIPTION_MODE", subscription)
         .env("SERVER_NAME", name)
+        .env("RECOVERY", if recovery { "1" } else { "0" })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -186,6 +201,11 @@ impl Drop for VolleyNode {
 }
 
 async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
+    start_volley_with(redis, mode, name, false).await
+}
+
+/// The same, with connection state recovery on (Node's defaults) when `recovery`.
+async fn start_volley_with(redis: &str, mode: Mode, name: &str, recovery: bool) -> VolleyNode {
     let env = ClusterEnv {
         url: redis.to_owned(),
         name: name.to_owned(),
@@ -202,11 +222,14 @@ async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
         },
     };
     let cluster = env.connect().await.expect("volley joins the cluster");
-    let io = SocketIo::builder()
+    let mut builder = SocketIo::builder()
         .ping_interval(Duration::from_secs(1))
         .ping_timeout(Duration::from_secs(20))
-        .adapter(cluster.factory())
-        .build();
+        .adapter(cluster.factory());
+    if recovery {
+        builder = builder.connection_state_recovery(volley::ConnectionStateRecovery::default());
+    }
+    let io = builder.build();
     install(&io.of("/"), name, None);
     install(&io.of("/chat"), name, None);
     cluster.ready(WAIT).await.expect("subscribed");
@@ -355,4 +378,182 @@ async fn sharded_dynamic_private_mixed_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_mixed_cluster_survives_a_redis_restart() {
     mixed_cluster(Mode::Streams, true).await;
+}
+
+/// A raw Socket.IO client on "/" (WebSocket; the servers here ping every second and wait 20 s,
+/// so answering pings while reading is enough).
+struct Raw(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl Raw {
+    /// Connects to `port` and sends `connect`; the CONNECT reply and what came before it.
+    async fn open(port: u16, connect: &str) -> (Self, serde_json::Value, Vec<String>) {
+        use futures_util::SinkExt;
+        let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut c = Self(ws);
+        assert!(c.next().await.starts_with("0{"));
+        c.0.send(Message::text(connect.to_owned())).await.unwrap();
+        let mut before = Vec::new();
+        loop {
+            let t = c.next().await;
+            if let Some(reply) = t.strip_prefix("40") {
+                return (c, serde_json::from_str(reply).unwrap(), before);
+            }
+            before.push(t);
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.0.send(Message::text(text.to_owned())).await.unwrap();
+    }
+
+    async fn next(&mut self) -> String {
+        use futures_util::{SinkExt, StreamExt};
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.0.next())
+                .await
+                .expect("a message within WAIT")
+                .expect("open")
+                .expect("no error");
+            if let Message::Text(t) = m {
+                if t.as_str() == "2" {
+                    self.0.send(Message::text("3")).await.unwrap();
+                    continue;
+                }
+                return t.to_string();
+            }
+        }
+    }
+
+    /// The next event's arguments.
+    async fn event(&mut self) -> Vec<serde_json::Value> {
+        let t = self.next().await;
+        let v: serde_json::Value = serde_json::from_str(t.strip_prefix("42").expect(&t)).unwrap();
+        v.as_array().unwrap().clone()
+    }
+
+    /// Sends event `args` asking for ack `id`; the ack's arguments.
+    async fn ask(&mut self, id: u32, args: serde_json::Value) -> serde_json::Value {
+        self.send(&format!("42{id}{args}")).await;
+        let t = self.next().await;
+        let prefix = format!("43{id}");
+        serde_json::from_str(t.strip_prefix(&prefix).expect(&t)).unwrap()
+    }
+
+    /// Waits (bounded) until no server lists socket `sid` (its server kept its session).
+    async fn wait_gone(&mut self, sid: &serde_json::Value) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let list = self
+                .ask(9, serde_json::json!(["cluster:fetch", null]))
+                .await;
+            if list[0]
+                .as_array()
+                .is_some_and(|l| l.iter().all(|s| s["id"] != *sid))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{sid} is still connected");
+        }
+    }
+}
+
+/// The offset (last argument) of an event, a stream entry id.
+fn offset_of(args: &[serde_json::Value]) -> String {
+    let o = args.last().and_then(|v| v.as_str()).expect("an offset");
+    assert!(volley_redis::message::parse_entry_id(o).is_some(), "{o}");
+    o.to_owned()
+}
+
+/// Each missed packet's arguments without its offset.
+fn without_offsets(before: &[String]) -> Vec<serde_json::Value> {
+    before
+        .iter()
+        .map(|t| {
+            let v: serde_json::Value =
+                serde_json::from_str(t.strip_prefix("42").expect(t)).unwrap();
+            let a = v.as_array().unwrap();
+            offset_of(a);
+            serde_json::Value::from(a[..a.len() - 1].to_vec())
+        })
+        .collect()
+}
+
+/// Streams mode with recovery on a Node server and a Volley server: a client cut from the
+/// Node server recovers on the Volley one, then cut from the Volley one, recovers on the Node
+/// one; each time with its id, its room and every packet it missed (from both), in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_recovery_node_to_volley_and_back() {
+    use serde_json::json;
+    let redis = Redis::start(free_port());
+    let url = redis.url();
+    let node = start_node_with(&url, "streams", "", "node-a", true).await;
+    let volley = start_volley_with(&url, Mode::Streams, "volley-b", true).await;
+    wait_servers(&redis, 2, "streams").await;
+    let (n, v) = (node.port, volley.port);
+
+    let (mut c, reply, _) = Raw::open(n, "40").await;
+    let (sid, pid) = (reply["sid"].clone(), reply["pid"].clone());
+    assert!(pid.is_string(), "{reply}");
+    assert_eq!(
+        c.ask(0, json!(["cluster:join", "r"])).await,
+        json!(["node-a"])
+    );
+    let (mut wn, _, _) = Raw::open(n, "40").await;
+    let (mut wv, _, _) = Raw::open(v, "40").await;
+    wv.send(r#"42["cluster:emit-all","m0"]"#).await;
+    let mut off = offset_of(&c.event().await);
+    wv.event().await;
+    wn.event().await;
+
+    // Node → Volley, then Volley → Node.
+    for (from, to, from_name, to_name) in
+        [(n, v, "node-a", "volley-b"), (v, n, "volley-b", "node-a")]
+    {
+        drop(c);
+        wv.wait_gone(&sid).await;
+        let (w_from, w_to) = if from == n {
+            (&mut wn, &mut wv)
+        } else {
+            (&mut wv, &mut wn)
+        };
+        // From the server it left (after it kept the session), then from the other one.
+        w_from.send(r#"42["cluster:emit-room","r","m1"]"#).await;
+        w_from.send(r#"42["cluster:emit-all","m2"]"#).await;
+        assert_eq!(w_from.event().await[1], "m2");
+        assert_eq!(w_to.event().await[1], "m2");
+        w_to.send(r#"42["cluster:emit-except","r","no"]"#).await;
+        w_to.send(r#"42["cluster:emit-room","r","m3"]"#).await;
+        w_to.send(r#"42["cluster:emit-all","m4"]"#).await;
+        for w in [&mut *w_from, &mut *w_to] {
+            assert_eq!(w.event().await[0], "cluster:except");
+            assert_eq!(w.event().await[1], "m4");
+        }
+        let connect = format!(r#"40{{"pid":{pid},"offset":"{off}"}}"#);
+        let (c2, reply, before) = Raw::open(to, &connect).await;
+        c = c2;
+        assert_eq!(
+            reply["sid"], sid,
+            "{from_name} → {to_name}: recovered: {reply}"
+        );
+        assert_eq!(
+            without_offsets(&before),
+            [
+                json!(["cluster:room", "r", "m1"]),
+                json!(["cluster:all", "m2", from_name]),
+                json!(["cluster:room", "r", "m3"]),
+                json!(["cluster:all", "m4", to_name]),
+            ],
+            "{from_name} → {to_name}"
+        );
+        // In room "r" again, wherever the broadcast comes from.
+        w_from.send(r#"42["cluster:emit-room","r","m5"]"#).await;
+        let e = c.event().await;
+        assert_eq!(e[..3], [json!("cluster:room"), json!("r"), json!("m5")]);
+        off = offset_of(&e);
+    }
 }

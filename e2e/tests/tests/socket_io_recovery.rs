@@ -3,11 +3,14 @@
 //! upgrade: the transport is cut, broadcasts to everybody and to a room go on while the
 //! client is away, and the client comes back by itself with `socket.recovered === true`,
 //! the same id, its rooms, and every missed packet exactly once and in order. A manual
-//! disconnect, or coming back after the window, gives a fresh session.
+//! disconnect, or coming back after the window, gives a fresh session. And across two Volley
+//! servers on Redis (streams mode): cut from one, recovered by the other.
 
 mod sio;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -45,20 +48,37 @@ fn one(out: &NodeOutput, event: &str) -> Value {
 }
 
 fn server(window: Duration, obs: Obs, parser: Parser) -> SocketIo {
-    let io = SocketIo::builder()
+    server_with(window, obs, parser, None, Arc::new(|| {}), "one")
+}
+
+/// The same, with an adapter, and `on_cut` run when the client leaves (before the server
+/// broadcasts what it will miss).
+fn server_with(
+    window: Duration,
+    obs: Obs,
+    parser: Parser,
+    adapter: Option<volley::adapter::AdapterFactory>,
+    on_cut: Arc<dyn Fn() + Send + Sync>,
+    name: &'static str,
+) -> SocketIo {
+    let mut builder = SocketIo::builder()
         .parser(parser)
         .connection_state_recovery(
             ConnectionStateRecovery::default().max_disconnection_duration(window),
-        )
-        .build();
+        );
+    if let Some(factory) = adapter {
+        builder = builder.adapter(factory);
+    }
+    let io = builder.build();
     let io2 = io.clone();
     io.of("/").on_connection(move |s: Socket| {
-        let (obs, io) = (obs.clone(), io2.clone());
+        let (obs, io, on_cut) = (obs.clone(), io2.clone(), on_cut.clone());
         async move {
             let mut rooms: Vec<String> = s.rooms().iter().map(|r| r.to_string()).collect();
             rooms.sort();
             obs.send(json!({
                 "kind": "connect", "id": s.id(), "recovered": s.recovered(), "rooms": rooms,
+                "node": name,
             }));
             s.on(
                 "join",
@@ -80,6 +100,7 @@ fn server(window: Duration, obs: Obs, parser: Parser) -> SocketIo {
             );
             s.on_disconnect(move |s, reason| async move {
                 if reason.is_recoverable() {
+                    on_cut();
                     // While the client is away.
                     io.emit("all", &1).expect("broadcast");
                     io.to("r").emit("room", &2).expect("broadcast");
@@ -234,3 +255,151 @@ macro_rules! each_transport {
 }
 
 each_transport!(cut, cut_msgpack, manual, expired);
+
+/// A `redis-server` on a free port, killed on drop.
+struct Redis(std::process::Child, u16);
+
+impl Redis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        let redis = Self(child, port);
+        // Its answer to PING is the only readiness signal.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            use std::io::{Read, Write};
+            let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
+                let mut buf = [0u8; 8];
+                s.write_all(b"PING\r\n").is_ok()
+                    && s.read(&mut buf)
+                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+            });
+            if ok {
+                return redis;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server does not answer"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP proxy whose new connections go to the port in `target` at the time they come.
+async fn proxy(target: Arc<AtomicU16>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = target.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Two Volley servers on Redis (streams mode), behind one address: the official client is
+/// cut from server A and comes back by itself, through the same address, to server B, where
+/// it is recovered with its id, its rooms and every packet it missed (broadcast by A while it
+/// was away), exactly once and in order. WebSocket only: each connection is a new TCP one
+/// (polling would reuse A's kept-alive connections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_from_one_server_recovered_by_another_in_a_streams_cluster() {
+    use volley_redis::{RedisAdapterConfig, RedisCluster};
+    let redis = Redis::start();
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let target = Arc::new(AtomicU16::new(0));
+    let (obs, mut seen) = observer();
+    let mut nodes = Vec::new();
+    let mut ports = Vec::new();
+    for name in ["a", "b"] {
+        let config = RedisAdapterConfig {
+            command_timeout: DEADLINE,
+            ..RedisAdapterConfig::streams()
+        };
+        let cluster = RedisCluster::connect(&url, config).await.expect("joins");
+        // A flips the proxy to B when the client leaves; B's flip changes nothing.
+        let (t, b_port) = (target.clone(), Arc::new(AtomicU16::new(0)));
+        let b = b_port.clone();
+        let on_cut: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            t.store(b.load(Ordering::SeqCst), Ordering::SeqCst);
+        });
+        let io = server_with(
+            Duration::from_secs(120),
+            obs.clone(),
+            Parser::Json,
+            Some(cluster.factory()),
+            on_cut,
+            name,
+        );
+        cluster.ready(DEADLINE).await.expect("reading");
+        let srv = serve(io).await;
+        ports.push((srv.addr.port(), b_port));
+        nodes.push((cluster, srv));
+    }
+    let (a, b) = (ports[0].0, ports[1].0);
+    ports[0].1.store(b, Ordering::SeqCst);
+    ports[1].1.store(b, Ordering::SeqCst);
+    target.store(a, Ordering::SeqCst);
+    let front = proxy(target.clone()).await;
+
+    let out = run_node(
+        SCRIPT,
+        &[&format!("http://127.0.0.1:{front}"), "websocket", "cut"],
+        DEADLINE,
+    )
+    .await;
+    assert!(out.events("error").is_empty(), "{out}");
+    out.assert_success();
+    let first = seen.wait("connect").await;
+    assert_eq!(first["node"], "a");
+    let id = str_of(&first, "id").to_owned();
+    seen.wait("disconnect").await;
+    let back = seen.wait("connect").await;
+    assert_eq!(back["node"], "b", "{out}");
+    assert_eq!(back["id"], json!(id), "same id on B");
+    assert_eq!(back["recovered"], true, "{out}");
+    let mut rooms = vec![id.clone(), "r".to_owned()];
+    rooms.sort();
+    assert_eq!(back["rooms"], json!(rooms), "its rooms, at once");
+    assert_eq!(
+        target.load(Ordering::SeqCst),
+        b,
+        "the client came back to B"
+    );
+    assert_eq!(
+        values(&out),
+        [
+            json!(["all", 0]),
+            json!(["all", 1]),
+            json!(["room", 2]),
+            json!(["all", 3]),
+            json!(["all", 4])
+        ],
+        "every missed packet exactly once, in order, then the new one\n{out}"
+    );
+    for (cluster, _) in &nodes {
+        cluster.close();
+    }
+}

@@ -250,14 +250,14 @@ mod tests {
     fn payload(i: Incoming) -> Bytes {
         match i {
             Incoming::Message { payload, .. } => payload,
-            Incoming::Entry { .. } => panic!("not a message"),
+            _ => panic!("not a message"),
         }
     }
 
     fn channel(i: Incoming) -> String {
         match i {
             Incoming::Message { channel, .. } => channel,
-            Incoming::Entry { .. } => panic!("not a message"),
+            _ => panic!("not a message"),
         }
     }
 
