@@ -13,8 +13,8 @@ use volley_core::Parser;
 
 use crate::adapter::AckStream;
 use crate::adapter::{
-    AckSink, Adapter, AdapterError, AdapterFactory, BroadcastPacket, ConnectionStateRecovery,
-    LocalSockets, NamespaceSockets, Room, RoomEvent, ServerAck, SocketInfo,
+    Adapter, AdapterError, AdapterFactory, BroadcastPacket, ConnectionStateRecovery, LocalSockets,
+    Room, RoomEvent, ServerAck,
 };
 use crate::broadcast::BroadcastOperator;
 use crate::error::{ConnectError, EmitError};
@@ -22,6 +22,8 @@ use crate::handler::{BoxFuture, ConnectHandler, Middleware};
 use crate::server::IoInner;
 use crate::socket::Socket;
 use crate::{Args, FromArgs, RawArgs, SocketId};
+
+mod sockets;
 
 /// What runs when a client joins a namespace: middleware, then the connection handler.
 /// Dynamic namespaces share one set between the parent and every child it creates.
@@ -220,96 +222,6 @@ impl NsInner {
     pub(crate) fn sockets(&self) -> Vec<Socket> {
         let s = self.sockets.read().unwrap_or_else(|p| p.into_inner());
         s.values().cloned().collect()
-    }
-}
-
-/// What adapters see of a namespace: its sockets on this server, by id.
-impl NamespaceSockets for NsInner {
-    fn send(&self, id: &str, packet: &BroadcastPacket, volatile: bool) -> bool {
-        if self.recovery.is_some() {
-            let mut held = self.held();
-            if let Some(q) = held.get_mut(id) {
-                if !volatile {
-                    q.push(packet.clone());
-                }
-                return !volatile;
-            }
-            drop(held);
-        }
-        self.get(id)
-            .is_some_and(|s| s.send_broadcast(packet.encoded(), volatile))
-    }
-
-    fn hold(&self, id: &str) {
-        if self.recovery.is_some() {
-            self.held().entry(SocketId::from(id)).or_default();
-        }
-    }
-
-    fn unhold(&self, id: &str) {
-        NsInner::unhold(self, id);
-    }
-
-    fn send_with_ack(
-        &self,
-        id: &str,
-        packet: &BroadcastPacket,
-        ack_id: u64,
-        volatile: bool,
-        sink: &Arc<dyn AckSink>,
-    ) -> bool {
-        let Some(s) = self.get(id) else {
-            return false;
-        };
-        if !s.connected() || (volatile && !s.is_writable()) {
-            return false;
-        }
-        s.register_broadcast_ack(ack_id, sink.clone());
-        let sent = s.send_encoded(packet.encoded()).is_ok();
-        if !sent {
-            s.forget_ack(ack_id);
-        }
-        sent
-    }
-
-    fn info(&self, id: &str, rooms: Vec<Room>) -> Option<SocketInfo> {
-        let s = self.get(id)?;
-        Some(SocketInfo {
-            id: s.id().clone(),
-            handshake: serde_json::to_value(s.handshake()).unwrap_or(Value::Null),
-            rooms,
-            data: s.data_value(),
-        })
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        self.get(id).is_some()
-    }
-
-    fn disconnect(&self, id: &str, close: bool) {
-        if let Some(s) = self.get(id) {
-            if close {
-                s.disconnect_all();
-            } else {
-                s.disconnect();
-            }
-        }
-    }
-
-    fn next_ack_id(&self) -> u64 {
-        NsInner::next_ack_id(self)
-    }
-
-    fn server_event(&self, event: &str, args: RawArgs, ack: Option<ServerAck>) {
-        NsInner::server_event(self, event, args, ack);
-    }
-
-    fn room_event(&self, event: RoomEvent) {
-        NsInner::room_event(self, event);
-    }
-
-    fn parser(&self) -> Parser {
-        self.parser
     }
 }
 

@@ -15,13 +15,14 @@ use volley_core::args::check_event_name;
 use volley_core::{AckReply, DEFAULT_ACK_TIMEOUT, Encoded, EncodedFrame, SocketHandle};
 use volley_engine::Frame;
 
-use crate::adapter::{AckSink, BroadcastOptions, BroadcastPacket, Room, Session};
-use crate::broadcast::{BroadcastOperator, IntoRooms};
+use crate::adapter::{AckSink, BroadcastOptions, BroadcastPacket, Session};
 use crate::connection::ConnInner;
 use crate::error::{AckError, DisconnectReason, EmitError, send_error};
 use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, RawArgs, SocketId, TimeoutEmitter};
 
+mod close;
 mod hooks;
+mod rooms;
 
 use crate::handler::{AckSender, DisconnectHandler, ErasedHandler, EventHandler, run_now_or_spawn};
 use crate::handshake::Handshake;
@@ -520,132 +521,6 @@ impl Socket {
 
     pub(crate) fn forget_ack(&self, id: u64) {
         lock(&self.inner.acks).pending.remove(&id);
-    }
-
-    /// Joins rooms (one, or several). Rooms live in the namespace's adapter: a broadcast
-    /// [`to`](Self::to) a room reaches its sockets, cluster-wide with a cluster adapter.
-    ///
-    /// ```
-    /// use volley::{AckSender, Socket, SocketIo};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let io = SocketIo::builder().build();
-    /// io.of("/").on_connection(|socket: Socket| async move {
-    ///     socket.on("rooms", |socket: Socket, ack: AckSender| async move {
-    ///         socket.join(["news", "sport"]);
-    ///         socket.leave("sport");
-    ///         let rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
-    ///         let _ = ack.send(&rooms);
-    ///     });
-    /// });
-    /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    /// # let url = format!("http://{}", listener.local_addr()?);
-    /// # tokio::spawn(volley::serve(listener, io.service()));
-    /// # let client = volley_client::Manager::builder(&url).build()?.socket("/").connect().await?;
-    /// // From a connected client (volley-client here):
-    /// let rooms: Vec<String> = client.emit_args_with_ack("rooms", ()).await?;
-    /// // "news", and the room named by the socket's id that every socket is in.
-    /// assert_eq!(rooms.len(), 2);
-    /// assert!(rooms.contains(&"news".to_string()));
-    /// assert!(rooms.contains(&client.id().unwrap().to_string()));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn join(&self, rooms: impl IntoRooms) {
-        self.inner
-            .ns
-            .adapter
-            .add_all(self.id(), &rooms.into_rooms());
-    }
-
-    /// Leaves a room.
-    pub fn leave(&self, room: &str) {
-        self.inner.ns.adapter.del(self.id(), room);
-    }
-
-    /// Leaves every room but its own.
-    pub fn leave_all(&self) {
-        for room in self.rooms() {
-            if &*room != self.id() {
-                self.inner.ns.adapter.del(self.id(), &room);
-            }
-        }
-    }
-
-    /// The rooms the socket is in (its own id room included).
-    pub fn rooms(&self) -> Vec<Room> {
-        self.inner.ns.adapter.socket_rooms(self.id())
-    }
-
-    /// A broadcast to other sockets of the namespace: every one but this socket.
-    pub fn broadcast(&self) -> BroadcastOperator {
-        BroadcastOperator::new(self.inner.ns.clone()).except(self.id())
-    }
-
-    /// A broadcast to the sockets in `rooms`, this socket excluded (as Node's
-    /// `socket.to(room)`).
-    pub fn to(&self, rooms: impl IntoRooms) -> BroadcastOperator {
-        self.broadcast().to(rooms)
-    }
-
-    /// Same as [`to`](Self::to).
-    pub fn within(&self, rooms: impl IntoRooms) -> BroadcastOperator {
-        self.to(rooms)
-    }
-
-    /// A broadcast to every other socket except those in `rooms`.
-    pub fn except(&self, rooms: impl IntoRooms) -> BroadcastOperator {
-        self.broadcast().except(rooms)
-    }
-
-    /// Runs the disconnect sequence once: `disconnecting` handlers, leave the namespace,
-    /// fail pending acks, `disconnect` handlers.
-    pub(crate) fn close(&self, reason: DisconnectReason) {
-        if self.inner.disconnected.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let was_connected = self.inner.connected.load(Ordering::Acquire);
-        if was_connected {
-            for h in std::mem::take(&mut *lock(&self.inner.on_disconnecting)) {
-                run_now_or_spawn(h(self.clone(), reason));
-            }
-            self.persist_session(reason);
-        }
-        self.inner.ns.adapter.del_all(self.id());
-        self.inner.ns.remove_socket(self);
-        self.inner.conn.remove_socket(self);
-        // Dropping the senders fails every pending `emit_with_ack` with `Disconnected`.
-        lock(&self.inner.acks).pending.clear();
-        if was_connected {
-            for h in std::mem::take(&mut *lock(&self.inner.on_disconnect)) {
-                run_now_or_spawn(h(self.clone(), reason));
-            }
-        }
-    }
-}
-
-/// The Engine.IO frame of an encoded frame.
-impl Socket {
-    /// Connection state recovery: keeps the session of a socket that lost its connection
-    /// (not one the client or the server disconnected on purpose), as Node's `_onclose`.
-    fn persist_session(&self, reason: DisconnectReason) {
-        let Some(pid) = self.pid() else {
-            return;
-        };
-        if self.inner.ns.recovery.is_none() || !reason.is_recoverable() {
-            return;
-        }
-        let session = Session {
-            id: self.id().clone(),
-            pid: pid.to_owned(),
-            rooms: self.rooms(),
-            data: self.data_value(),
-            missed_packets: Vec::new(),
-        };
-        if let Err(e) = self.inner.ns.adapter.persist_session(session) {
-            tracing::debug!(error = %e, "session not persisted");
-        }
     }
 }
 
