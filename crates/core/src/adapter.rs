@@ -397,6 +397,13 @@ pub trait NamespaceSockets: Send + Sync {
     /// too for a volatile packet the socket cannot take now).
     fn send(&self, id: &str, packet: &BroadcastPacket, volatile: bool) -> bool;
 
+    /// Sends a packet to several local sockets and keeps in `ids` those it was queued for.
+    /// The default calls [`send`](Self::send) for each; a namespace overrides it to find
+    /// every recipient in one pass (a broadcast's hot path).
+    fn send_all(&self, ids: &mut Vec<Room>, packet: &BroadcastPacket, volatile: bool) {
+        ids.retain(|id| self.send(id, packet, volatile));
+    }
+
     /// Like [`send`](Self::send) for a packet asking for acknowledgement `ack_id`: the
     /// socket's answer goes to `sink`.
     fn send_with_ack(
@@ -511,6 +518,14 @@ impl LocalSockets {
     pub fn send(&self, id: &str, packet: &BroadcastPacket, volatile: bool) -> bool {
         self.with(|ns| ns.send(id, packet, volatile))
             .unwrap_or(false)
+    }
+
+    /// Sends a packet to several connected local sockets; keeps in `ids` those it was
+    /// queued for (none when the namespace is gone).
+    pub fn send_all(&self, ids: &mut Vec<Room>, packet: &BroadcastPacket, volatile: bool) {
+        if self.with(|ns| ns.send_all(ids, packet, volatile)).is_none() {
+            ids.clear();
+        }
     }
 
     /// Sends a packet asking for acknowledgement `ack_id`, whose answer goes to `sink`.

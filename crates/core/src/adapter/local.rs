@@ -245,7 +245,7 @@ impl LocalAdapter {
     pub fn deliver(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) -> Vec<Room> {
         let volatile = opts.flags.volatile;
         let mut ids = self.select(opts);
-        ids.retain(|id| self.sockets.send(id, packet, volatile));
+        self.sockets.send_all(&mut ids, packet, volatile);
         ids
     }
 

@@ -28,6 +28,23 @@ impl NamespaceSockets for NsInner {
             .is_some_and(|s| s.send_broadcast(packet.encoded(), volatile))
     }
 
+    fn send_all(&self, ids: &mut Vec<Room>, packet: &BroadcastPacket, volatile: bool) {
+        if self.recovery.is_some() {
+            // Held sockets (being restored) take the one-by-one path.
+            ids.retain(|id| self.send(id, packet, volatile));
+            return;
+        }
+        // One read lock and no socket handle cloned per recipient. Queuing a frame never
+        // takes this lock (a full queue closes the session from its own task).
+        let sockets = self.sockets.read().unwrap_or_else(|p| p.into_inner());
+        let encoded = packet.encoded();
+        ids.retain(|id| {
+            sockets
+                .get(&**id)
+                .is_some_and(|s| s.send_broadcast(encoded, volatile))
+        });
+    }
+
     fn hold(&self, id: &str) {
         if self.recovery.is_some() {
             self.held().entry(SocketId::from(id)).or_default();
