@@ -210,7 +210,10 @@ async fn connect(port: u16, f: Format) -> Res<Ws> {
 /// Checks one received frame is the `echo` event carrying `payload` (followed by its offset
 /// when the server has connection state recovery on); returns its size.
 fn check_echo(f: Format, msg: &Message, payload: &str) -> Res<usize> {
-    let is_echo = |args: &[String]| matches!(args, [name, arg] | [name, arg, _] if name == "echo" && arg == payload);
+    let is_echo = |args: &[String]| match args {
+        [name, arg] | [name, arg, _] => name == "echo" && arg == payload,
+        _ => false,
+    };
     let ok = match (f, msg) {
         (Format::Json, Message::Text(t)) => {
             let body = t
