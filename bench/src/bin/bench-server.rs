@@ -15,9 +15,14 @@
 //! With `--recovery`, connection state recovery is on (Node's `connectionStateRecovery`
 //! defaults): every event without an ack carries its offset and is kept for replay, which is
 //! what the recovery-on/off comparison in BENCHMARKS.md measures.
+//!
+//! With `--msgpack`, the server speaks `socket.io-msgpack-parser`'s format
+//! ([`Parser::MsgPack`]) instead of the default JSON one; the shared load generator speaks only
+//! JSON, so drive it with `echo-parsers --parser msgpack` (see `bench/scripts/parsers.sh`).
+//! The flags combine (`--raw --msgpack` forwards msgpack arguments unparsed).
 
 use serde_json::Value;
-use volley::{AckSender, ConnectionStateRecovery, Data, RawArgs, Socket, SocketIo};
+use volley::{AckSender, ConnectionStateRecovery, Data, Parser, RawArgs, Socket, SocketIo};
 
 fn register_value_handlers(io: &SocketIo) {
     let io2 = io.clone();
@@ -72,14 +77,17 @@ fn register_raw_handlers(io: &SocketIo) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let raw = std::env::args().skip(1).any(|a| a == "--raw");
-    let recovery = std::env::args().skip(1).any(|a| a == "--recovery");
+    let flag = |name: &str| std::env::args().skip(1).any(|a| a == name);
+    let (raw, recovery, msgpack) = (flag("--raw"), flag("--recovery"), flag("--msgpack"));
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
 
     let mut builder = SocketIo::builder();
+    if msgpack {
+        builder = builder.parser(Parser::MsgPack);
+    }
     if recovery {
         builder = builder.connection_state_recovery(ConnectionStateRecovery::default());
     }
@@ -92,8 +100,9 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!(
-        "volley bench-server listening on 127.0.0.1:{port} (handlers take {}{})",
+        "volley bench-server listening on 127.0.0.1:{port} (handlers take {}, {} parser{})",
         if raw { "RawArgs" } else { "Data<Value>" },
+        if msgpack { "msgpack" } else { "JSON" },
         if recovery { ", recovery on" } else { "" }
     );
     volley::serve(listener, io.service()).await
