@@ -352,8 +352,14 @@ async fn mixed_cluster(volley_mode: Mode, restart: bool) {
     );
     // Node's count can be complete before a Volley node has marked its link healthy
     // again: wait for that signal rather than read the flag once.
-    v1.cluster.ready(WAIT).await.expect("volley-b back on Redis");
-    v2.cluster.ready(WAIT).await.expect("volley-c back on Redis");
+    v1.cluster
+        .ready(WAIT)
+        .await
+        .expect("volley-b back on Redis");
+    v2.cluster
+        .ready(WAIT)
+        .await
+        .expect("volley-c back on Redis");
     assert!(v1.cluster.is_connected() && v2.cluster.is_connected());
     assert_eq!(v1.cluster.stats().reconnects, before + 1);
     drive(&urls, mode, &url, &format!("{label}, after the restart")).await;
