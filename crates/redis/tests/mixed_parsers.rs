@@ -3,10 +3,11 @@
 //! is the decoded data (as Node's adapter sends it), so broadcasts and broadcast acks reach
 //! each server's clients in their own format. Needs `redis-server` (started on a free port).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::net::SocketAddr;
+
+use common::{Redis, WAIT, free_port};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -15,60 +16,6 @@ use volley::{Parser, SocketIo};
 use volley_core::{EncodedFrame, RawArgs};
 use volley_proto::socket::{DecodeLimits, Packet, PacketData};
 use volley_redis::{RedisAdapterConfig, RedisCluster};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-}
-
-struct Redis(std::process::Child);
-
-impl Redis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-        // A readiness probe: redis-server has no other signal than its log. The bound is only
-        // reached when redis-server is broken.
-        let deadline = Instant::now() + WAIT;
-        while !ping(port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server does not answer on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The longest any expected thing may take: a bound on a hang, never reached unless
-/// something is broken, however busy the machine.
-const WAIT: Duration = Duration::from_secs(30);
 
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
