@@ -236,6 +236,8 @@ async fn sessions_are_kept_in_redis_and_restored_with_their_missed_packets() {
     let recovery = ConnectionStateRecovery::default().max_disconnection_duration(ttl);
     let a = node_with(&url, config(), "a", "ra", Some(recovery)).await;
     let adapter = Arc::clone(a.io.of("/").adapter());
+    // A client on the node: what reaches it tells how far the node's stream reader got.
+    let mut watcher = connect_client(a.addr).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     // Reads the stream after `from` until `n` entries came: XREAD BLOCK is the signal.
@@ -297,6 +299,9 @@ async fn sessions_are_kept_in_redis_and_restored_with_their_missed_packets() {
         .unwrap();
     assert!(pttl > 0 && pttl <= ttl.as_millis() as i64, "{pttl}");
 
+    // A restore replays what the node's reader has delivered: wait until it delivered the
+    // last broadcast (to everyone, so to the watcher too).
+    while !next_text(&mut watcher).await.contains("to-all") {}
     assert_eq!(
         adapter.restore_session("pid1", "nonsense").await.unwrap(),
         None
