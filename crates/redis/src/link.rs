@@ -247,11 +247,35 @@ impl Link {
         &self,
         cmd: &redis::Cmd,
     ) -> Result<T, AdapterError> {
+        let (generation, mut conn) = self.publisher()?;
+        let reply = tokio::time::timeout(self.config.command_timeout, cmd.query_async(&mut conn));
+        self.outcome(generation, reply.await)
+    }
+
+    /// Runs a pipeline on the publisher connection.
+    pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, AdapterError> {
+        let (generation, mut conn) = self.publisher()?;
+        let reply = tokio::time::timeout(self.config.command_timeout, pipe.query_async(&mut conn));
+        self.outcome(generation, reply.await)
+    }
+
+    /// The publisher connection and its generation, or why there is none.
+    fn publisher(&self) -> Result<(u64, MultiplexedConnection), AdapterError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some((generation, mut conn)) = conn else {
-            return Err(self.unavailable());
-        };
-        match tokio::time::timeout(self.config.command_timeout, cmd.query_async(&mut conn)).await {
+        conn.ok_or_else(|| self.unavailable())
+    }
+
+    /// A command's reply as the adapter reports it; a lost connection is told to the
+    /// supervisor, which reconnects.
+    fn outcome<T>(
+        &self,
+        generation: u64,
+        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, AdapterError> {
+        match reply {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() {
@@ -276,27 +300,6 @@ impl Link {
     /// The link settings.
     pub(crate) fn config(&self) -> &LinkConfig {
         &self.config
-    }
-
-    /// Runs a pipeline on the publisher connection.
-    pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, AdapterError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some((generation, mut conn)) = conn else {
-            return Err(self.unavailable());
-        };
-        match tokio::time::timeout(self.config.command_timeout, pipe.query_async(&mut conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_dropped() {
-                    let _ = self.ctl.send(Ctl::Lost(generation));
-                }
-                Err(AdapterError::Unavailable(format!("redis: {e}")))
-            }
-            Err(_) => Err(AdapterError::Unavailable("redis command timed out".into())),
-        }
     }
 
     /// Stops the tasks and closes the connections.
