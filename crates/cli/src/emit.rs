@@ -1,6 +1,8 @@
 //! `volley emit`: one event, and its acknowledgement when asked for.
 
-use volley_client::{AckError, EmitError, RawArgs};
+use std::time::Duration;
+
+use volley_client::{AckError, EmitError, Manager, RawArgs};
 
 use crate::cli::EmitArgs;
 use crate::connect::{close, connect, connected_note, manager};
@@ -30,13 +32,35 @@ pub(crate) async fn run(args: EmitArgs) -> Result<(), Failure> {
             Err(e) => Err(ack_failure(e, &args)),
         }
     } else {
-        socket
+        let sent = socket
             .emit_args(&args.event, list)
-            .map_err(|e| emit_failure(&e))
+            .map_err(|e| emit_failure(&e));
+        if sent.is_ok() {
+            round_trip(&manager, c.connect_timeout).await;
+        }
+        sent
     };
     // The DISCONNECT goes out behind the event; the connection closes once both are sent.
     close(&manager).await;
     outcome
+}
+
+/// A namespace no server is expected to have.
+const PROBE_NAMESPACE: &str = "/volley-cli-round-trip";
+
+/// Waits for one round trip after an event without acknowledgement, so that it is read
+/// before the DISCONNECT that follows.
+///
+/// Node's server ignores an event that arrives in the same read as the client's DISCONNECT
+/// or close (it dispatches events on a later tick, and only to a socket still connected), so
+/// an event written just before leaving can be lost. The round trip is a CONNECT to a
+/// namespace that does not exist: every server answers it (a refusal, or an acceptance on a
+/// server with a catch-all dynamic namespace), and by then it has dispatched the event. Bounded
+/// by the connect timeout; the outcome does not matter.
+async fn round_trip(manager: &Manager, timeout: Duration) {
+    let probe = manager.socket(PROBE_NAMESPACE).build();
+    probe.connect();
+    let _ = tokio::time::timeout(timeout, probe.wait_connected()).await;
 }
 
 /// The failure for an acknowledgement that did not come.

@@ -15,6 +15,8 @@ use crate::value::ArgList;
 /// Runs `volley listen`.
 pub(crate) async fn run(args: ListenArgs) -> Result<(), Failure> {
     let c = &args.common;
+    // Listening for Ctrl-C from the start: once "connected" is printed, it ends cleanly.
+    let mut stop = Stop::new()?;
     let manager = manager(c)?;
     let wanted: HashSet<String> = args.events.iter().cloned().collect();
     let (tx, mut incoming) = mpsc::unbounded_channel::<(String, RawArgs)>();
@@ -29,11 +31,9 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), Failure> {
     .await?;
     let mut lifecycle = socket.events();
     note(c.quiet, &connected_note(&manager, &socket, c));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     let outcome = loop {
         tokio::select! {
-            _ = &mut ctrl_c => break Ok(()),
+            () = stop.recv() => break Ok(()),
             Some((event, raw)) = incoming.recv() => {
                 if !print_event(&event, &raw) {
                     break Ok(()); // stdout closed (e.g. piped into `head`)
@@ -83,5 +83,46 @@ fn print_event(event: &str, raw: &RawArgs) -> bool {
 pub(crate) fn note(quiet: bool, text: &str) {
     if !quiet {
         eprintln!("volley: {text}");
+    }
+}
+
+/// Ctrl-C (SIGINT), and on Unix SIGTERM too: the end of `listen`.
+struct Stop {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    /// Installs the handlers now (not when first awaited).
+    #[cfg(unix)]
+    fn new() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handler =
+            |kind| signal(kind).map_err(|e| Failure::Other(format!("cannot handle signals: {e}")));
+        Ok(Self {
+            int: handler(SignalKind::interrupt())?,
+            term: handler(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> Result<Self, Failure> {
+        Ok(Self {})
+    }
+
+    /// Waits for the signal.
+    #[cfg(unix)]
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

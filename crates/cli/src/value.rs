@@ -303,6 +303,9 @@ mod tests {
     #[test]
     fn key_order_is_kept() {
         let list = ArgList::parse(Some(r#"{"z":1,"a":2}"#)).unwrap();
-        assert_eq!(serde_json::to_string(&list.to_json()).unwrap(), r#"[{"z":1,"a":2}]"#);
+        assert_eq!(
+            serde_json::to_string(&list.to_json()).unwrap(),
+            r#"[{"z":1,"a":2}]"#
+        );
     }
 }

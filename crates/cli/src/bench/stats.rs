@@ -70,7 +70,13 @@ impl Stats {
         let h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         let received = self.received.load(Ordering::Relaxed);
         let errors = self.errors.load(Ordering::Relaxed);
-        let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
         Report {
             run,
             received,
