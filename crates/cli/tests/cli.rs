@@ -31,6 +31,11 @@ fn args<'a>(
     v
 }
 
+/// The words of `s`, for options without spaces in them.
+fn w(s: &str) -> Vec<&str> {
+    s.split_whitespace().collect()
+}
+
 /// listen prints the events it is asked for, binary included; emit sends with and without
 /// acknowledgement, to a namespace, with a query and auth; Ctrl-C ends listen cleanly.
 async fn listen_and_emit(kind: Kind, transport: Option<&str>) {
@@ -156,17 +161,7 @@ async fn bench(kind: Kind, transport: Option<&str>) {
     let url = server.url();
     let t = transport;
     // The timeout only bounds the wait for the last replies; the run ends when they came.
-    let opts = &[
-        "--clients",
-        "3",
-        "--rate",
-        "40",
-        "--duration",
-        "1s",
-        "--timeout",
-        "60s",
-        "--json",
-    ];
+    let opts = &w("--clients 3 --rate 40 --duration 1s --timeout 60s --json");
     let r = volley_json(&args("bench", &url, t, opts)).await;
     assert_eq!(
         (&r["sent"], &r["received"], &r["lost"], &r["errors"]),
@@ -190,19 +185,7 @@ async fn bench(kind: Kind, transport: Option<&str>) {
         ),
     }
     // Acknowledgements, as text.
-    let opts = &[
-        "--clients",
-        "2",
-        "--rate",
-        "20",
-        "--duration",
-        "500ms",
-        "--timeout",
-        "60s",
-        "--ack",
-        "--event",
-        "ack",
-    ];
+    let opts = &w("--clients 2 --rate 20 --duration 500ms --timeout 60s --ack --event ack");
     let out = volley(&args("bench", &url, t, opts)).await;
     assert_eq!(out.code(), 0, "{out:?}");
     for needle in [
@@ -270,21 +253,8 @@ async fn msgpack() {
             json!({ "event": "tick", "args": [1.5, { "$binary": "AQID" }] }),
             "{kind:?}"
         );
-        let opts = &[
-            "bench",
-            &url,
-            "--msgpack",
-            "--clients",
-            "2",
-            "--rate",
-            "20",
-            "--duration",
-            "500ms",
-            "--timeout",
-            "60s",
-            "--json",
-        ];
-        let r = volley_json(opts).await;
+        let opts = w("--msgpack --clients 2 --rate 20 --duration 500ms --timeout 60s --json");
+        let r = volley_json(&args("bench", &url, None, &opts)).await;
         assert_eq!(
             (&r["received"], &r["lost"]),
             (&json!(10), &json!(0)),

@@ -281,6 +281,66 @@ pub async fn run_node(script: &str, args: &[&str], timeout: Duration) -> NodeOut
     }
 }
 
+/// A Node server script started by [`start_node_server`]: the child (killed when dropped)
+/// and the port it listens on.
+#[derive(Debug)]
+pub struct NodeServer {
+    /// The `node` process; its stdin stays open (scripts exit when it closes).
+    pub child: tokio::process::Child,
+    /// The port the script printed.
+    pub port: u16,
+}
+
+/// Starts `e2e/interop/scripts/<script>` with `args`: a long-running server that prints
+/// `{"event":"listening","port":N}` on stdout once it listens. Returns when it has; its
+/// further stdout is drained, its stderr goes to the test's. The process is killed when the
+/// [`NodeServer`] is dropped.
+///
+/// # Panics
+///
+/// When `node` cannot be started or the script exits, or prints something else, or does not
+/// listen within `timeout`.
+pub async fn start_node_server(
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> NodeServer {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = match tokio::task::spawn_blocking(ensure_node_modules).await {
+        Ok(dir) => dir,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("npm install task failed: {e}"),
+    };
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("scripts").join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node {script}: {e} (is Node.js installed?)"));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let line = tokio::time::timeout(timeout, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not listen within {timeout:?}"))
+        .unwrap_or_else(|e| panic!("reading {script}'s stdout: {e}"))
+        .unwrap_or_else(|| panic!("{script} exited before listening"));
+    let v: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{script} printed {line:?}, not JSON: {e}"));
+    assert_eq!(v["event"], "listening", "{script}: {line}");
+    let port = v["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("{script}: no port in {line}"));
+    // Keep draining stdout so that the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    NodeServer { child, port }
+}
+
 /// Parses newline-delimited JSON: one value per non-blank line, in order.
 ///
 /// # Panics

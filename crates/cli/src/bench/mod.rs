@@ -150,10 +150,8 @@ async fn connect_all(
         clients.push(client);
         bar.inc(1);
     }
-    note(
-        args.common.quiet,
-        &format!("{} clients connected to {}", clients.len(), args.common.url),
-    );
+    let text = format!("{} clients connected to {}", clients.len(), args.common.url);
+    bar.suspend(|| note(args.common.quiet, &text));
     Ok(clients)
 }
 

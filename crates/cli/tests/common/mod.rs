@@ -62,36 +62,14 @@ impl Server {
 }
 
 async fn start_node(parser: Parser) -> Server {
-    let dir = tokio::task::spawn_blocking(volley_test_support::ensure_node_modules)
-        .await
-        .expect("npm install");
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(dir.join("scripts").join("cli-server.mjs")).arg("0");
-    if parser == Parser::MsgPack {
-        cmd.arg("msgpack");
-    }
-    let mut child = cmd
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start node (is Node.js installed? see scripts/install-deps.sh)");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("the node server did not start in time")
-        .expect("read node stdout")
-        .expect("the node server exited before listening");
-    let v: Value = serde_json::from_str(&line).expect("JSON line");
-    assert_eq!(v["event"], "listening", "{line}");
-    let port = v["port"].as_u64().expect("port") as u16;
-    // Keep draining stdout so that the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let args: &[&str] = match parser {
+        Parser::MsgPack => &["0", "msgpack"],
+        _ => &["0"],
+    };
+    let node = volley_test_support::start_node_server("cli-server.mjs", args, &[], WAIT).await;
     Server {
-        port,
-        _running: Running::Node(child),
+        port: node.port,
+        _running: Running::Node(node.child),
     }
 }
 
