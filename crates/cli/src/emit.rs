@@ -14,6 +14,8 @@ use crate::value::ArgList;
 pub(crate) async fn run(args: EmitArgs) -> Result<(), Failure> {
     let c = &args.common;
     let list = ArgList::parse(args.args.as_deref()).map_err(Failure::Usage)?;
+    volley_core::args::check_event_name(&args.event)
+        .map_err(|e| Failure::Usage(format!("cannot emit: {e}")))?;
     let manager = manager(c)?;
     let socket = connect(&manager, c, |b| b).await?;
     note(c.quiet, &connected_note(&manager, &socket, c));

@@ -81,20 +81,12 @@ async fn listen_and_emit(kind: Kind, transport: Option<&str>) {
         volley_json(&args("emit", &url, t, ack)).await,
         json!([1, "a", { "$binary": "AQID" }, [2]])
     );
-    // A namespace, a query parameter, auth.
-    let hs = &[
-        "handshake",
-        "--ack",
-        "--ns",
-        "/chat",
-        "--query",
-        "q=42",
-        "--auth",
-        r#"{"user":"ann"}"#,
-    ];
+    // A namespace, a query parameter, a header, auth.
+    let mut hs = w("handshake --ack --ns /chat --query q=42 --header x-volley-test:yes --auth");
+    hs.push(r#"{"user":"ann"}"#);
     assert_eq!(
-        volley_json(&args("emit", &url, t, hs)).await,
-        json!([{ "query": "42", "auth": { "user": "ann" } }])
+        volley_json(&args("emit", &url, t, &hs)).await,
+        json!([{ "query": "42", "auth": { "user": "ann" }, "header": "yes" }])
     );
     // Auth a middleware accepts.
     let ok = &[
@@ -327,7 +319,27 @@ async fn bad_arguments_are_usage_errors() {
     volley(&["emit", url, "x", r#"{"$binary":"%%"}"#])
         .await
         .assert_fails(USAGE, &["invalid base64"]);
+    volley(&["emit", url, "disconnect"])
+        .await
+        .assert_fails(USAGE, &["reserved event name"]);
     let help = volley(&["--help"]).await;
     assert_eq!(help.code(), 0);
     assert!(help.stdout.contains("Exit codes:"), "{help:?}");
+}
+
+/// listen survives the loss of its server: it says so on stderr and reconnects, as the
+/// official client does, until Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_reconnects_after_losing_the_server() {
+    let server = Server::start(Kind::Node, Parser::Json).await;
+    let url = server.url();
+    let mut listen = spawn(&["listen", &url, "--transport", "websocket"]);
+    listen.wait_stderr("connected to").await;
+    drop(server); // kills the Node process
+    listen
+        .wait_stderr("disconnected (transport close); reconnecting")
+        .await;
+    interrupt(&listen.child);
+    let (code, stderr) = listen.exit().await;
+    assert_eq!(code, 0, "{stderr}");
 }

@@ -13,7 +13,8 @@
 //   "ack"       acknowledges with the same arguments
 //   "shout"     emits the event named by its first argument, with the other arguments, to
 //               the whole namespace; then acknowledges with true when asked
-//   "handshake" acknowledges with {"query": query.q, "auth": the auth object}
+//   "handshake" acknowledges with {"query": query.q, "auth": the auth object, "header": the
+//               x-volley-test header}
 //   "never"     never acknowledges
 //   "kickall"   acknowledges with true when asked, then disconnects every socket of the
 //               namespace (they see "io server disconnect")
@@ -54,7 +55,12 @@ function behave(socket) {
   });
   socket.on("handshake", (...all) => {
     const [, cb] = split(all);
-    if (cb) cb({ query: socket.handshake.query.q ?? null, auth: socket.handshake.auth });
+    if (cb)
+      cb({
+        query: socket.handshake.query.q ?? null,
+        auth: socket.handshake.auth,
+        header: socket.handshake.headers["x-volley-test"] ?? null,
+      });
   });
   socket.on("never", () => {});
   socket.on("kickall", (...all) => {

@@ -106,7 +106,12 @@ fn behave(s: Socket) {
     );
     s.on("handshake", |s: Socket, ack: AckSender| async move {
         let h = s.handshake();
-        let _ = ack.send(&json!({ "query": h.query_param("q"), "auth": h.auth() }));
+        let header = h
+            .headers()
+            .get("x-volley-test")
+            .and_then(|v| v.to_str().ok());
+        let _ =
+            ack.send(&json!({ "query": h.query_param("q"), "auth": h.auth(), "header": header }));
     });
     s.on("never", |_: Socket, _: RawArgs| async {});
     s.on("kickall", |s: Socket, ack: AckSender| async move {
