@@ -78,7 +78,7 @@ pub(crate) async fn connect(
     let first_failure = async {
         loop {
             match events.recv().await {
-                Ok(ManagerEvent::Error(e)) => return transport_failure(&e),
+                Ok(ManagerEvent::Error(e)) => return transport_failure(&e, c),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                     return Failure::Other("the client stopped".into());
@@ -101,21 +101,26 @@ pub(crate) async fn connect(
         }
         Err(_) => {
             manager.close();
-            Err(Failure::Timeout(format!(
-                "not connected to {} (namespace {}) within {}",
-                c.url,
-                c.ns,
-                humantime::format_duration(c.connect_timeout)
-            )))
+            Err(connect_timeout(c))
         }
     }
 }
 
+/// The failure for a connection that took longer than `--connect-timeout`.
+fn connect_timeout(c: &Common) -> Failure {
+    Failure::Timeout(format!(
+        "not connected to {} (namespace {}) within {}",
+        c.url,
+        c.ns,
+        humantime::format_duration(c.connect_timeout)
+    ))
+}
+
 /// The failure for a connection that could not be opened.
-fn transport_failure(e: &TransportError) -> Failure {
+fn transport_failure(e: &TransportError, c: &Common) -> Failure {
     let m = e.message().to_owned();
     match e.kind() {
-        TransportErrorKind::Timeout => Failure::Timeout(format!("connecting: {m}")),
+        TransportErrorKind::Timeout => connect_timeout(c),
         TransportErrorKind::InvalidConfig => Failure::BadUrl(m),
         TransportErrorKind::Http => Failure::Unreachable(format!("HTTP error: {m}")),
         TransportErrorKind::Protocol => {

@@ -297,7 +297,7 @@ async fn a_silent_server_times_out() {
     });
     volley(&["emit", &url, "x", "--connect-timeout", "300ms"])
         .await
-        .assert_fails(TIMEOUT, &["timeout"]);
+        .assert_fails(TIMEOUT, &["timeout: not connected to", "within 300ms"]);
     held.abort();
 }
 
