@@ -123,11 +123,11 @@ pub(crate) struct BenchArgs {
     /// How long to send.
     #[arg(long, default_value = "10s", value_parser = duration, value_name = "DURATION")]
     pub(crate) duration: Duration,
-    /// The event the server echoes back (it must emit the same event with the same data to
-    /// the sender, as `socket.on("echo", (d) => socket.emit("echo", d))`).
-    #[arg(long, default_value = "echo")]
-    pub(crate) event: String,
-    /// Measure acknowledgements instead: the server acknowledges the event
+    /// The event to send: the server emits it back to the sender with the same data, as
+    /// `socket.on("echo", (d) => socket.emit("echo", d))` [default: echo, or ack with --ack]
+    #[arg(long)]
+    pub(crate) event: Option<String>,
+    /// Measure acknowledgements instead: the server acknowledges the event with its data
     /// (`socket.on("ack", (d, cb) => cb(d))`).
     #[arg(long)]
     pub(crate) ack: bool,
@@ -140,6 +140,17 @@ pub(crate) struct BenchArgs {
     /// Print the results as one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+impl BenchArgs {
+    /// The event to send: `--event`, or `echo` (`ack` with `--ack`).
+    pub(crate) fn event(&self) -> &str {
+        match &self.event {
+            Some(e) => e,
+            None if self.ack => "ack",
+            None => "echo",
+        }
+    }
 }
 
 /// Parses a duration: `500ms`, `10s`, `2m`, `1h 30m` (humantime), or a bare number of

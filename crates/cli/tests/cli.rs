@@ -177,7 +177,7 @@ async fn bench(kind: Kind, transport: Option<&str>) {
         ),
     }
     // Acknowledgements, as text.
-    let opts = &w("--clients 2 --rate 20 --duration 500ms --timeout 60s --ack --event ack");
+    let opts = &w("--clients 2 --rate 20 --duration 500ms --timeout 60s --ack");
     let out = volley(&args("bench", &url, t, opts)).await;
     assert_eq!(out.code(), 0, "{out:?}");
     for needle in [

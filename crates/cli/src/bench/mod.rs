@@ -117,7 +117,7 @@ async fn connect_all(
     let permits = Arc::new(Semaphore::new(CONNECTING_AT_ONCE));
     let mut set = JoinSet::new();
     for _ in 0..args.clients {
-        let (common, event, ack) = (args.common.clone(), args.event.clone(), args.ack);
+        let (common, event, ack) = (args.common.clone(), args.event().to_owned(), args.ack);
         let (stats, permits) = (stats.clone(), permits.clone());
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
@@ -214,7 +214,7 @@ async fn send(args: &BenchArgs, clients: &[Client], stats: &Arc<Stats>) -> u64 {
                 let reply = client
                     .socket
                     .timeout(args.duration + args.timeout)
-                    .emit_with_ack::<RawArgs>(&args.event, &data);
+                    .emit_with_ack::<RawArgs>(args.event(), &data);
                 let stats = stats.clone();
                 tokio::spawn(async move {
                     let echoed = reply.await.ok().and_then(|r| r.get::<String>(0)?.ok());
@@ -223,7 +223,7 @@ async fn send(args: &BenchArgs, clients: &[Client], stats: &Arc<Stats>) -> u64 {
                         None => stats.error(),
                     }
                 });
-            } else if client.socket.emit(&args.event, &data).is_err() {
+            } else if client.socket.emit(args.event(), &data).is_err() {
                 stats.error();
             }
             sent += 1;
