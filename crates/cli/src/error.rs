@@ -23,6 +23,8 @@ pub(crate) mod code {
     pub(crate) const TIMEOUT: u8 = 6;
     /// The server disconnected the client, or the connection was lost.
     pub(crate) const DISCONNECTED: u8 = 7;
+    /// Ctrl-C before the command got going (while connecting), as shells count 128 + SIGINT.
+    pub(crate) const INTERRUPTED: u8 = 130;
 }
 
 /// A failure that ends the command, with its message and exit code.
@@ -45,6 +47,8 @@ pub(crate) enum Failure {
     Timeout(String),
     /// The connection ended.
     Disconnected(String),
+    /// Ctrl-C while connecting.
+    Interrupted,
     /// Anything else.
     Other(String),
 }
@@ -59,6 +63,7 @@ impl Failure {
             Self::Refused { .. } => code::REFUSED,
             Self::Timeout(_) => code::TIMEOUT,
             Self::Disconnected(_) => code::DISCONNECTED,
+            Self::Interrupted => code::INTERRUPTED,
             Self::Other(_) => code::OTHER,
         }
     }
@@ -79,6 +84,7 @@ impl fmt::Display for Failure {
             }
             Self::Timeout(m) => write!(f, "timeout: {m}"),
             Self::Disconnected(m) => write!(f, "disconnected: {m}"),
+            Self::Interrupted => f.write_str("interrupted while connecting"),
             Self::Other(m) => f.write_str(m),
         }
     }
@@ -94,4 +100,5 @@ Exit codes:
   4  server unreachable (connection refused, unreachable host, DNS, TLS, HTTP error)
   5  the namespace refused the connection (CONNECT_ERROR: message and data on stderr)
   6  timeout (connecting, an acknowledgement, bench replies)
-  7  disconnected by the server or connection lost";
+  7  disconnected by the server or connection lost
+130  interrupted (Ctrl-C) while connecting";

@@ -10,6 +10,7 @@ use volley_client::{RawArgs, Socket, SocketEvent};
 use crate::cli::ListenArgs;
 use crate::connect::{close, connect, connected_note, manager};
 use crate::error::Failure;
+use crate::signal::{Stop, unless_stopped};
 use crate::value::ArgList;
 
 /// Runs `volley listen`.
@@ -20,15 +21,15 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), Failure> {
     let manager = manager(c)?;
     let wanted: HashSet<String> = args.events.iter().cloned().collect();
     let (tx, mut incoming) = mpsc::unbounded_channel::<(String, RawArgs)>();
-    let socket = connect(&manager, c, |b| {
+    let connecting = connect(&manager, c, |b| {
         b.on_any(move |_: Socket, event: String, raw: RawArgs| {
             if wanted.is_empty() || wanted.contains(&event) {
                 let _ = tx.send((event, raw));
             }
             async {}
         })
-    })
-    .await?;
+    });
+    let socket = unless_stopped(&mut stop, connecting).await?;
     let mut lifecycle = socket.events();
     note(c.quiet, &connected_note(&manager, &socket, c));
     let outcome = loop {
@@ -83,46 +84,5 @@ fn print_event(event: &str, raw: &RawArgs) -> bool {
 pub(crate) fn note(quiet: bool, text: &str) {
     if !quiet {
         eprintln!("volley: {text}");
-    }
-}
-
-/// Ctrl-C (SIGINT), and on Unix SIGTERM too: the end of `listen`.
-struct Stop {
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-}
-
-impl Stop {
-    /// Installs the handlers now (not when first awaited).
-    #[cfg(unix)]
-    fn new() -> Result<Self, Failure> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let handler =
-            |kind| signal(kind).map_err(|e| Failure::Other(format!("cannot handle signals: {e}")));
-        Ok(Self {
-            int: handler(SignalKind::interrupt())?,
-            term: handler(SignalKind::terminate())?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn new() -> Result<Self, Failure> {
-        Ok(Self {})
-    }
-
-    /// Waits for the signal.
-    #[cfg(unix)]
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn recv(&mut self) {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

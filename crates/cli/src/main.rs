@@ -14,6 +14,7 @@ mod connect;
 mod emit;
 mod error;
 mod listen;
+mod signal;
 mod value;
 
 use std::process::ExitCode;

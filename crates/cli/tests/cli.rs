@@ -343,3 +343,41 @@ async fn listen_reconnects_after_losing_the_server() {
     let (code, stderr) = listen.exit().await;
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// Ctrl-C while bench sends: it stops sending, waits for the replies of what it sent, and
+/// prints the results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stops_on_ctrl_c_with_its_results() {
+    let server = Server::start(Kind::Volley, Parser::Json).await;
+    let url = server.url();
+    let opts = w("--clients 2 --rate 50 --duration 1h --timeout 60s --json");
+    let mut bench = spawn(&args("bench", &url, Some("websocket"), &opts));
+    bench.wait_stderr("2 clients connected").await;
+    interrupt(&bench.child);
+    let r = bench.next_json().await;
+    let (sent, received) = (r["sent"].as_u64(), r["received"].as_u64());
+    assert!(sent > Some(0) && sent == received, "{r}");
+    assert_eq!(r["lost"], 0, "{r}");
+    let (code, stderr) = bench.exit().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Ctrl-C while listen is still connecting: exit code 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_interrupted_while_connecting() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut listen = spawn(&["listen", &url, "--connect-timeout", "1h"]);
+    // The CLI is connecting once its connection is accepted (and never answered).
+    let (conn, _) = tokio::time::timeout(common::WAIT, listener.accept())
+        .await
+        .expect("no connection in time")
+        .expect("accept");
+    interrupt(&listen.child);
+    let (code, stderr) = listen.exit().await;
+    assert_eq!(code, 130, "{stderr}");
+    assert!(stderr.contains("interrupted while connecting"), "{stderr}");
+    drop(conn);
+}

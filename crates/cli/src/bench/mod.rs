@@ -22,6 +22,7 @@ use crate::cli::BenchArgs;
 use crate::connect::{close, connect, manager};
 use crate::error::Failure;
 use crate::listen::note;
+use crate::signal::{Stop, unless_stopped};
 use stats::{Run, Stats};
 
 /// How many clients connect at the same time.
@@ -35,19 +36,24 @@ struct Client {
 
 /// Runs `volley bench`.
 pub(crate) async fn run(args: BenchArgs) -> Result<(), Failure> {
+    // Ctrl-C while sending stops it, and the results so far are printed.
+    let mut stop = Stop::new()?;
     let stats = Arc::new(Stats::new());
     let bar = progress_bar(args.common.quiet);
-    let clients = connect_all(&args, &stats, &bar).await?;
+    let clients = unless_stopped(&mut stop, connect_all(&args, &stats, &bar)).await?;
     let total = planned(args.rate, args.duration);
     bar.set_length(total);
     bar.set_position(0);
     bar.set_message("round trips");
     let ticker = tokio::spawn(follow(bar.clone(), stats.clone()));
     let started = Instant::now();
-    let sent = send(&args, &clients, &stats).await;
+    let sent = send(&args, &clients, &stats, &mut stop).await;
     let sending = started.elapsed();
     bar.set_message("waiting for the last replies");
-    stats.wait_done(sent, args.timeout).await;
+    tokio::select! {
+        () = stats.wait_done(sent, args.timeout) => {}
+        () = stop.recv() => {}
+    }
     ticker.abort();
     bar.finish_and_clear();
     let (websocket, polling) = transports(&clients);
@@ -197,9 +203,9 @@ fn payload(sent_ns: u64, size: usize) -> String {
     s
 }
 
-/// Sends the planned events, round robin over the clients, paced against the clock; returns
-/// how many were sent.
-async fn send(args: &BenchArgs, clients: &[Client], stats: &Arc<Stats>) -> u64 {
+/// Sends the planned events, round robin over the clients, paced against the clock, until
+/// they are all sent or `stop` fires; returns how many were sent.
+async fn send(args: &BenchArgs, clients: &[Client], stats: &Arc<Stats>, stop: &mut Stop) -> u64 {
     let total = planned(args.rate, args.duration);
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let size = args.size as usize;
@@ -230,7 +236,10 @@ async fn send(args: &BenchArgs, clients: &[Client], stats: &Arc<Stats>) -> u64 {
         }
         if sent < total {
             let next = start + interval.mul_f64(sent as f64);
-            tokio::time::sleep_until(next).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = stop.recv() => break,
+            }
         }
     }
     sent
