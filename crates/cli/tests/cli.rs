@@ -369,7 +369,7 @@ async fn listen_interrupted_while_connecting() {
         .await
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let mut listen = spawn(&["listen", &url, "--connect-timeout", "1h"]);
+    let listen = spawn(&["listen", &url, "--connect-timeout", "1h"]);
     // The CLI is connecting once its connection is accepted (and never answered).
     let (conn, _) = tokio::time::timeout(common::WAIT, listener.accept())
         .await
