@@ -1,9 +1,10 @@
 //! Connecting: the manager from the common options, and a first connection that fails fast
 //! with the right [`Failure`] instead of retrying.
 
+use tokio::sync::broadcast;
 use volley_client::{
-    BuildError, ConnectError, Manager, ManagerEvent, Parser, Socket, SocketBuilder, TransportError,
-    TransportErrorKind, TransportKind,
+    BuildError, ConnectError, Manager, ManagerEvent, Parser, Socket, SocketBuilder, SocketEvent,
+    TransportError, TransportErrorKind, TransportKind,
 };
 
 use crate::cli::{Common, Transport};
@@ -56,7 +57,8 @@ fn auth(c: &Common) -> Result<Option<serde_json::Value>, Failure> {
 }
 
 /// Connects the namespace socket that `setup` configures, and waits until the namespace
-/// accepts it.
+/// accepts it. Returns the socket and its lifecycle events from before it connected (the
+/// first is its `Connect`), so that nothing that follows is missed.
 ///
 /// The first connection does not retry: a transport error ends it with the error's kind
 /// (unreachable, timeout), a refusal with the server's message and `data`, and the whole
@@ -66,7 +68,7 @@ pub(crate) async fn connect(
     manager: &Manager,
     c: &Common,
     setup: impl FnOnce(SocketBuilder) -> SocketBuilder,
-) -> Result<Socket, Failure> {
+) -> Result<(Socket, broadcast::Receiver<SocketEvent>), Failure> {
     let mut builder = manager.socket(&c.ns);
     if let Some(auth) = auth(c)? {
         builder = builder.auth(auth);
@@ -74,13 +76,14 @@ pub(crate) async fn connect(
     let socket = setup(builder).build();
     // Subscribed before connecting, so the first failure cannot be missed.
     let mut events = manager.events();
+    let lifecycle = socket.events();
     socket.connect();
     let first_failure = async {
         loop {
             match events.recv().await {
                 Ok(ManagerEvent::Error(e)) => return transport_failure(&e, c),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
                     return Failure::Other("the client stopped".into());
                 }
             }
@@ -94,7 +97,7 @@ pub(crate) async fn connect(
     })
     .await;
     match outcome {
-        Ok(Ok(())) => Ok(socket),
+        Ok(Ok(())) => Ok((socket, lifecycle)),
         Ok(Err(f)) => {
             manager.close();
             Err(f)
@@ -168,9 +171,8 @@ pub(crate) async fn close(manager: &Manager) {
     let closed = async {
         loop {
             match events.recv().await {
-                Ok(ManagerEvent::Close(_))
-                | Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(ManagerEvent::Close(_)) | Err(broadcast::error::RecvError::Closed) => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
             }
         }
     };

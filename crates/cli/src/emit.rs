@@ -17,7 +17,7 @@ pub(crate) async fn run(args: EmitArgs) -> Result<(), Failure> {
     volley_core::args::check_event_name(&args.event)
         .map_err(|e| Failure::Usage(format!("cannot emit: {e}")))?;
     let manager = manager(c)?;
-    let socket = connect(&manager, c, |b| b).await?;
+    let (socket, _) = connect(&manager, c, |b| b).await?;
     note(c.quiet, &connected_note(&manager, &socket, c));
     let outcome = if args.ack {
         let reply = socket

@@ -29,9 +29,10 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), Failure> {
             async {}
         })
     });
-    let socket = unless_stopped(&mut stop, connecting).await?;
-    let mut lifecycle = socket.events();
+    let (socket, mut lifecycle) = unless_stopped(&mut stop, connecting).await?;
     note(c.quiet, &connected_note(&manager, &socket, c));
+    // The first `Connect` in `lifecycle` is the connection just noted.
+    let mut connected_once = false;
     let outcome = loop {
         tokio::select! {
             () = stop.recv() => break Ok(()),
@@ -47,6 +48,7 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), Failure> {
                 Ok(SocketEvent::Disconnect(reason)) => {
                     note(c.quiet, &format!("disconnected ({reason}); reconnecting"));
                 }
+                Ok(SocketEvent::Connect) if !connected_once => connected_once = true,
                 Ok(SocketEvent::Connect) => {
                     note(c.quiet, &format!("re{}", connected_note(&manager, &socket, c)));
                 }

@@ -331,14 +331,26 @@ async fn bad_arguments_are_usage_errors() {
 /// official client does, until Ctrl-C.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_reconnects_after_losing_the_server() {
-    let server = Server::start(Kind::Node, Parser::Json).await;
-    let url = server.url();
+    let mut server = Server::start(Kind::Node, Parser::Json).await;
+    let (url, port) = (server.url(), server.port);
     let mut listen = spawn(&["listen", &url, "--transport", "websocket"]);
     listen.wait_stderr("connected to").await;
-    drop(server); // kills the Node process
-    listen
-        .wait_stderr("disconnected (transport close); reconnecting")
+    server.stop().await;
+    let lines = listen
+        .stderr_until("disconnected (transport close); reconnecting")
         .await;
+    assert!(
+        !lines.iter().any(|l| l.contains("reconnected")),
+        "{lines:?}"
+    );
+    let _again = Server::start_node_on(port).await;
+    listen.wait_stderr("reconnected to").await;
+    let shout = &["emit", &url, "shout", r#"["tick","after"]"#, "--ack"];
+    assert_eq!(volley_json(shout).await, json!([true]));
+    assert_eq!(
+        listen.next_json().await,
+        json!({ "event": "tick", "args": ["after"] })
+    );
     interrupt(&listen.child);
     let (code, stderr) = listen.exit().await;
     assert_eq!(code, 0, "{stderr}");

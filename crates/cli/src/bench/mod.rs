@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use volley_client::{Manager, RawArgs, Socket, SocketEvent, TransportKind};
@@ -129,7 +129,7 @@ async fn connect_all(
             let _permit = permits.acquire_owned().await;
             let manager = manager(&common)?;
             let on_echo = stats.clone();
-            let socket = connect(&manager, &common, |b| {
+            let (socket, lifecycle) = connect(&manager, &common, |b| {
                 if ack {
                     b
                 } else {
@@ -146,7 +146,7 @@ async fn connect_all(
                 }
             })
             .await?;
-            watch_disconnects(&socket, stats);
+            watch_disconnects(lifecycle, stats);
             Ok::<_, Failure>(Client { manager, socket })
         });
     }
@@ -173,8 +173,7 @@ async fn follow(bar: ProgressBar, stats: Arc<Stats>) {
 }
 
 /// Counts the disconnections of a client (each one makes events wait or fail).
-fn watch_disconnects(socket: &Socket, stats: Arc<Stats>) {
-    let mut events = socket.events();
+fn watch_disconnects(mut events: broadcast::Receiver<SocketEvent>, stats: Arc<Stats>) {
     tokio::spawn(async move {
         loop {
             match events.recv().await {
@@ -183,8 +182,8 @@ fn watch_disconnects(socket: &Socket, stats: Arc<Stats>) {
                         .disconnects
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
             }
         }
     });

@@ -28,7 +28,7 @@ pub enum Kind {
 pub struct Server {
     pub port: u16,
     /// The Node process, or the Volley server's task.
-    _running: Running,
+    running: Running,
 }
 
 enum Running {
@@ -51,8 +51,23 @@ impl Server {
     /// Starts a server of `kind` on a free port, with `parser`.
     pub async fn start(kind: Kind, parser: Parser) -> Server {
         match kind {
-            Kind::Node => start_node(parser).await,
+            Kind::Node => start_node(parser, 0).await,
             Kind::Volley => start_volley(parser).await,
+        }
+    }
+
+    /// Starts the Node server on `port` (e.g. again, where one was stopped).
+    pub async fn start_node_on(port: u16) -> Server {
+        start_node(Parser::Json, port).await
+    }
+
+    /// Stops the server; returns once the Node process has exited (its port is free).
+    pub async fn stop(&mut self) {
+        match &mut self.running {
+            Running::Node(child) => {
+                let _ = child.kill().await;
+            }
+            Running::Volley(task) => task.abort(),
         }
     }
 
@@ -61,15 +76,16 @@ impl Server {
     }
 }
 
-async fn start_node(parser: Parser) -> Server {
-    let args: &[&str] = match parser {
-        Parser::MsgPack => &["0", "msgpack"],
-        _ => &["0"],
-    };
-    let node = volley_test_support::start_node_server("cli-server.mjs", args, &[], WAIT).await;
+async fn start_node(parser: Parser, port: u16) -> Server {
+    let port = port.to_string();
+    let mut args = vec![port.as_str()];
+    if parser == Parser::MsgPack {
+        args.push("msgpack");
+    }
+    let node = volley_test_support::start_node_server("cli-server.mjs", &args, &[], WAIT).await;
     Server {
         port: node.port,
-        _running: Running::Node(node.child),
+        running: Running::Node(node.child),
     }
 }
 
@@ -144,7 +160,7 @@ async fn start_volley(parser: Parser) -> Server {
     });
     Server {
         port,
-        _running: Running::Volley(task),
+        running: Running::Volley(task),
     }
 }
 
@@ -243,18 +259,34 @@ impl Process {
 
     /// Waits for a stderr line containing `needle`; returns it.
     pub async fn wait_stderr(&mut self, needle: &str) -> String {
+        self.stderr_until(needle)
+            .await
+            .pop()
+            .expect("the matching line")
+    }
+
+    /// Reads stderr up to the first line containing `needle`; returns the lines read, that one
+    /// last.
+    pub async fn stderr_until(&mut self, needle: &str) -> Vec<String> {
+        let mut read = Vec::new();
         let wait = async {
             loop {
                 match self.stderr.next_line().await.expect("read stderr") {
-                    Some(line) if line.contains(needle) => return line,
-                    Some(_) => {}
-                    None => panic!("stderr ended without {needle:?}"),
+                    Some(line) => {
+                        let found = line.contains(needle);
+                        read.push(line);
+                        if found {
+                            return;
+                        }
+                    }
+                    None => panic!("stderr ended without {needle:?}: {read:?}"),
                 }
             }
         };
         tokio::time::timeout(WAIT, wait)
             .await
-            .unwrap_or_else(|_| panic!("no {needle:?} on stderr in time"))
+            .unwrap_or_else(|_| panic!("no {needle:?} on stderr in time"));
+        read
     }
 
     /// Waits for the process to exit; returns the exit code and the rest of stderr.
