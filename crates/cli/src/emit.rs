@@ -7,7 +7,7 @@ use volley_client::{AckError, EmitError, Manager, RawArgs};
 use crate::cli::EmitArgs;
 use crate::connect::{close, connect, connected_note, manager};
 use crate::error::Failure;
-use crate::listen::note;
+use crate::note;
 use crate::value::ArgList;
 
 /// Runs `volley emit`.
@@ -25,12 +25,9 @@ pub(crate) async fn run(args: EmitArgs) -> Result<(), Failure> {
             .emit_args_with_ack::<RawArgs>(&args.event, list)
             .await;
         match reply {
-            Ok(raw) => {
-                let shown = ArgList::from_raw(&raw)
-                    .map_err(|e| Failure::Other(format!("undecodable acknowledgement: {e}")))?;
-                println!("{}", shown.to_json());
-                Ok(())
-            }
+            Ok(raw) => ArgList::from_raw(&raw)
+                .map(|shown| println!("{}", shown.to_json()))
+                .map_err(|e| Failure::Other(format!("undecodable acknowledgement: {e}"))),
             Err(e) => Err(ack_failure(e, &args)),
         }
     } else {

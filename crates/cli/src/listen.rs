@@ -10,6 +10,7 @@ use volley_client::{RawArgs, Socket, SocketEvent};
 use crate::cli::ListenArgs;
 use crate::connect::{close, connect, connected_note, manager};
 use crate::error::Failure;
+use crate::note;
 use crate::signal::{Stop, unless_stopped};
 use crate::value::ArgList;
 
@@ -80,11 +81,4 @@ fn print_event(event: &str, raw: &RawArgs) -> bool {
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
-}
-
-/// A status line on stderr.
-pub(crate) fn note(quiet: bool, text: &str) {
-    if !quiet {
-        eprintln!("volley: {text}");
-    }
 }

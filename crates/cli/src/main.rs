@@ -53,3 +53,10 @@ fn fail(f: &Failure) -> ExitCode {
     eprintln!("volley: error: {f}");
     ExitCode::from(f.code())
 }
+
+/// A status line on stderr, unless `--quiet`.
+pub(crate) fn note(quiet: bool, text: &str) {
+    if !quiet {
+        eprintln!("volley: {text}");
+    }
+}

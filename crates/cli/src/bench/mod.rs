@@ -21,7 +21,7 @@ use volley_client::{Manager, RawArgs, Socket, SocketEvent, TransportKind};
 use crate::cli::BenchArgs;
 use crate::connect::{close, connect, manager};
 use crate::error::Failure;
-use crate::listen::note;
+use crate::note;
 use crate::signal::{Stop, unless_stopped};
 use stats::{Run, Stats};
 
