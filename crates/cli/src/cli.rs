@@ -98,7 +98,7 @@ pub(crate) struct EmitArgs {
     pub(crate) event: String,
     /// The arguments as JSON: a value is one argument, an array is several
     /// (`'[1,"a"]'` sends 1 and "a"; `'[[1,2]]'` sends one array). None: no argument.
-    #[arg(value_name = "JSON")]
+    #[arg(value_name = "JSON", allow_negative_numbers = true)]
     pub(crate) args: Option<String>,
     /// Ask for an acknowledgement and print its arguments as a JSON array.
     #[arg(long)]

@@ -81,6 +81,12 @@ async fn listen_and_emit(kind: Kind, transport: Option<&str>) {
         volley_json(&args("emit", &url, t, ack)).await,
         json!([1, "a", { "$binary": "AQID" }, [2]])
     );
+    // One argument, a negative number (not an option).
+    let neg = &["ack", "-2.5", "--ack"];
+    assert_eq!(
+        volley_json(&args("emit", &url, t, neg)).await,
+        json!([-2.5])
+    );
     // A namespace, a query parameter, a header, auth.
     let mut hs = w("handshake --ack --ns /chat --query q=42 --header x-volley-test:yes --auth");
     hs.push(r#"{"user":"ann"}"#);
