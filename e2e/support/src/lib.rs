@@ -70,6 +70,15 @@ pub fn ensure_node_modules() -> PathBuf {
         .clone()
 }
 
+/// [`ensure_node_modules`] off the async runtime's threads; its panic is the caller's.
+async fn node_modules() -> PathBuf {
+    match tokio::task::spawn_blocking(ensure_node_modules).await {
+        Ok(dir) => dir,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("npm install task failed: {e}"),
+    }
+}
+
 /// Whether `node_modules` was installed after the manifest and lock file last changed.
 fn is_installed(dir: &Path) -> bool {
     let mtime = |p: PathBuf| fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -219,11 +228,7 @@ impl fmt::Display for Printed<'_> {
 /// When `node` cannot be started, the script does not exist, or the script is still running
 /// after `timeout`: it is then killed and the panic message holds all it printed.
 pub async fn run_node(script: &str, args: &[&str], timeout: Duration) -> NodeOutput {
-    let dir = match tokio::task::spawn_blocking(ensure_node_modules).await {
-        Ok(dir) => dir,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("npm install task failed: {e}"),
-    };
+    let dir = node_modules().await;
     let script_path = dir.join("scripts").join(script);
     assert!(
         script_path.is_file(),
@@ -307,11 +312,7 @@ pub async fn start_node_server(
     timeout: Duration,
 ) -> NodeServer {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let dir = match tokio::task::spawn_blocking(ensure_node_modules).await {
-        Ok(dir) => dir,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("npm install task failed: {e}"),
-    };
+    let dir = node_modules().await;
     let mut child = tokio::process::Command::new("node")
         .arg(dir.join("scripts").join(script))
         .args(args)
