@@ -189,6 +189,7 @@ mod cluster;
 mod config;
 mod convert;
 mod link;
+mod live;
 pub mod message;
 pub mod packet;
 mod reader;
