@@ -11,7 +11,8 @@
 // "disconnected" {reason}; it reconnects by itself (every 100 ms) and reports
 // "reconnected" {id, recovered, sameId}, asks for "cluster:all" "end", and reports
 // "got" {list: [[event, value, offset], ...]} (every "cluster:all" / "cluster:room" it got,
-// in order, with the offset each carried), then "done". Deadline: 60 s.
+// in order, with the offset each carried), then "done", and stays connected until its stdin
+// is closed. Deadline: 60 s.
 
 import { io } from "socket.io-client";
 
@@ -81,9 +82,13 @@ const deadline = setTimeout(() => {
 main()
   .then((socket) => {
     report({ event: "done" });
-    socket.disconnect();
-    clearTimeout(deadline);
-    exit(0);
+    // Connected until the test closes stdin.
+    process.stdin.resume();
+    process.stdin.on("end", () => {
+      socket.disconnect();
+      clearTimeout(deadline);
+      exit(0);
+    });
   })
   .catch((err) => {
     report({ event: "error", reason: String(err?.stack ?? err) });

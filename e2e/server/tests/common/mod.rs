@@ -314,6 +314,7 @@ impl Script {
             .arg(dir.join("scripts").join(script))
             .args(args)
             .current_dir(&dir)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -346,8 +347,9 @@ impl Script {
         }
     }
 
-    /// Waits for the script to exit with status 0.
+    /// Closes the script's stdin and waits for it to exit with status 0.
     pub(crate) async fn finish(mut self) {
+        drop(self.child.stdin.take());
         let status = tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("the script exits")
