@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use common::{
-    Client, Script, free_port, has_room, node_server, proxy, redis, server, sigkill,
+    Client, Script, WAIT, free_port, has_room, node_server, pids_of, proxy, redis, server,
+    sigkill,
     wait_snapshot,
 };
 use serde_json::{Value, json};
@@ -36,15 +37,57 @@ async fn watched(w: &mut Client) -> Value {
     json!(e[..3])
 }
 
-async fn sigkill_then_recover(mode: &str, target: Target) {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (mut a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
-    let (_c, c_port) = node_server(&url, "node-c");
+/// While the client knocks at A's dead address: broadcasts from B and C, each waited for on
+/// the other node (so it is in the stream, in this order): "m1" to room "r", "m2", "m3",
+/// "m4" to all, and two the client must not get (to room "q", to all but "r").
+async fn away(wb: &mut Client, wc: &mut Client) {
+    wb.send(r#"42["cluster:emit-room","r","m1"]"#);
+    assert_eq!(watched(wc).await, json!(["cluster:room", "r", "m1"]));
+    assert_eq!(watched(wb).await, json!(["cluster:room", "r", "m1"]));
+    wc.send(r#"42["cluster:emit-all","m2"]"#);
+    assert_eq!(watched(wb).await, json!(["cluster:all", "m2", "node-c"]));
+    assert_eq!(watched(wc).await, json!(["cluster:all", "m2", "node-c"]));
+    // Not for the client: to another room, and to all but "r" (the watchers are in "r").
+    wc.send(r#"42["cluster:emit-room","q","no"]"#);
+    wb.send(r#"42["cluster:emit-except","r","no"]"#);
+    wb.send(r#"42["cluster:emit-all","m3"]"#);
+    assert_eq!(watched(wc).await, json!(["cluster:all", "m3", "volley-b"]));
+    assert_eq!(watched(wb).await, json!(["cluster:all", "m3", "volley-b"]));
+    wc.send(r#"42["cluster:emit-all","m4"]"#);
+    assert_eq!(watched(wb).await, json!(["cluster:all", "m4", "node-c"]));
+    assert_eq!(watched(wc).await, json!(["cluster:all", "m4", "node-c"]));
+}
 
-    // Watchers on B and C, in room "r" too: they see every broadcast of the test.
+/// What the client must have got: every missed packet once, in order, then the new one.
+const EXPECTED: [(&str, &str); 6] = [
+    ("all", "m0"),
+    ("room", "m1"),
+    ("all", "m2"),
+    ("all", "m3"),
+    ("all", "m4"),
+    ("all", "end"),
+];
+
+/// Checks `list` (`[event, value, offset]` each) against [`EXPECTED`], offsets all distinct.
+#[track_caller]
+fn check_got(list: &[Value]) {
+    let mut offsets = HashSet::new();
+    for item in list {
+        let off = item[2]
+            .as_str()
+            .unwrap_or_else(|| panic!("an event without offset: {item}"));
+        assert!(offsets.insert(off.to_owned()), "offset {off} twice: {list:?}");
+    }
+    let values: Vec<Value> = list.iter().map(|i| json!([i[0], i[1]])).collect();
+    let expected: Vec<Value> = EXPECTED.iter().map(|(e, v)| json!([e, v])).collect();
+    assert_eq!(
+        values, expected,
+        "every missed packet exactly once, in order, then the new one"
+    );
+}
+
+/// The watchers on B (Volley) and C (Node), both in room "r".
+async fn watchers(b_port: u16, c_port: u16) -> (Client, Client) {
     let (mut wb, _, _) = Client::open(b_port, "40").await;
     wb.event().await; // conformance-server's "auth" event
     assert_eq!(
@@ -56,6 +99,34 @@ async fn sigkill_then_recover(mode: &str, target: Target) {
         wc.ask(0, json!(["cluster:join", "r"])).await,
         json!(["node-c"])
     );
+    (wb, wc)
+}
+
+/// Checks over `w` that socket `id` is live once in the cluster, in its rooms.
+async fn live_once(w: &mut Client, id: &str) {
+    let list = w.ask(1, json!(["cluster:fetch", "r"])).await;
+    let mine: Vec<&Value> = list[0]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|s| s["id"] == json!(id))
+        .collect();
+    let mut rooms = vec![id.to_owned(), "r".to_owned()];
+    rooms.sort();
+    assert_eq!(mine.len(), 1, "one live socket of that id: {list}");
+    assert_eq!(mine[0]["rooms"], json!(rooms));
+}
+
+async fn sigkill_then_recover(mode: &str, target: Target) {
+    let redis_port = free_port();
+    let _redis = redis(redis_port);
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let (mut a, a_port) = server(&url, "volley-a");
+    let (_b, b_port) = server(&url, "volley-b");
+    let (_c, c_port) = node_server(&url, "node-c");
+
+    // Watchers on B and C, in room "r" too: they see every broadcast of the test.
+    let (mut wb, mut wc) = watchers(b_port, c_port).await;
 
     let to = Arc::new(AtomicU16::new(a_port));
     let front = proxy(to.clone()).await;
@@ -80,23 +151,7 @@ async fn sigkill_then_recover(mode: &str, target: Target) {
     let reason = gone["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("transport "), "{gone}");
 
-    // While the client knocks at A's dead address: broadcasts from B and C, each waited
-    // for on the other node (so it is in the stream, in this order).
-    wb.send(r#"42["cluster:emit-room","r","m1"]"#);
-    assert_eq!(watched(&mut wc).await, json!(["cluster:room", "r", "m1"]));
-    assert_eq!(watched(&mut wb).await, json!(["cluster:room", "r", "m1"]));
-    wc.send(r#"42["cluster:emit-all","m2"]"#);
-    assert_eq!(watched(&mut wb).await, json!(["cluster:all", "m2", "node-c"]));
-    assert_eq!(watched(&mut wc).await, json!(["cluster:all", "m2", "node-c"]));
-    // Not for the client: to another room, and to all but "r" (the watchers are in "r").
-    wc.send(r#"42["cluster:emit-room","q","no"]"#);
-    wb.send(r#"42["cluster:emit-except","r","no"]"#);
-    wb.send(r#"42["cluster:emit-all","m3"]"#);
-    assert_eq!(watched(&mut wc).await, json!(["cluster:all", "m3", "volley-b"]));
-    assert_eq!(watched(&mut wb).await, json!(["cluster:all", "m3", "volley-b"]));
-    wc.send(r#"42["cluster:emit-all","m4"]"#);
-    assert_eq!(watched(&mut wb).await, json!(["cluster:all", "m4", "node-c"]));
-    assert_eq!(watched(&mut wc).await, json!(["cluster:all", "m4", "node-c"]));
+    away(&mut wb, &mut wc).await;
 
     // The client comes back, by itself, to B or C.
     let (port, name) = match target {
@@ -110,44 +165,14 @@ async fn sigkill_then_recover(mode: &str, target: Target) {
     assert_eq!(back["id"], json!(id));
     let got = client.wait("got").await;
     client.wait("done").await;
-    let list = got["list"].as_array().cloned().unwrap_or_default();
-    let mut offsets = HashSet::new();
-    for item in &list {
-        let off = item[2]
-            .as_str()
-            .unwrap_or_else(|| panic!("an event without offset: {item}"));
-        assert!(offsets.insert(off.to_owned()), "offset {off} twice: {list:?}");
-    }
-    let values: Vec<Value> = list.iter().map(|i| json!([i[0], i[1]])).collect();
-    assert_eq!(
-        values,
-        [
-            json!(["all", "m0"]),
-            json!(["room", "m1"]),
-            json!(["all", "m2"]),
-            json!(["all", "m3"]),
-            json!(["all", "m4"]),
-            json!(["all", "end"]),
-        ],
-        "every missed packet exactly once, in order, then the new one"
-    );
+    check_got(got["list"].as_array().expect("a list"));
     assert_eq!(
         watched(&mut wb).await,
         json!(["cluster:all", "end", name]),
         "the client's emit reached the node it came back to"
     );
     // Its rooms, on the node it came back to: fetchSockets across the cluster.
-    let list = wb.ask(1, json!(["cluster:fetch", "r"])).await;
-    let mine: Vec<&Value> = list[0]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter(|s| s["id"] == json!(id))
-        .collect();
-    let mut rooms = vec![id.clone(), "r".to_owned()];
-    rooms.sort();
-    assert_eq!(mine.len(), 1, "one live socket of that id: {list}");
-    assert_eq!(mine[0]["rooms"], json!(rooms));
+    live_once(&mut wb, &id).await;
     client.finish().await;
 }
 
@@ -169,4 +194,119 @@ async fn websocket_client_of_a_killed_volley_node_recovers_on_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_client_of_a_killed_volley_node_recovers_on_node() {
     sigkill_then_recover("polling", Target::Node).await;
+}
+
+/// The same with volley-client (WebSocket): it keeps the pid and last offset, comes back by
+/// itself, and is recovered on B (Volley) or C (Node).
+async fn volley_client_recovers(target: Target) {
+    use std::time::Duration;
+    use volley_client::{Manager, RawArgs, Socket, SocketEvent, TransportKind};
+
+    let redis_port = free_port();
+    let _redis = redis(redis_port);
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let (mut a, a_port) = server(&url, "volley-a");
+    let (_b, b_port) = server(&url, "volley-b");
+    let (_c, c_port) = node_server(&url, "node-c");
+    let (mut wb, mut wc) = watchers(b_port, c_port).await;
+    let to = Arc::new(AtomicU16::new(a_port));
+    let front = proxy(to.clone()).await;
+
+    let manager = Manager::builder(&format!("http://127.0.0.1:{front}"))
+        .transports(&[TransportKind::WebSocket])
+        .reconnection_delay(Duration::from_millis(50))
+        .randomization_factor(0.0)
+        .build()
+        .expect("manager");
+    let socket = manager.socket("/").build();
+    let (tx, mut got) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    for (event, kind) in [("cluster:all", "all"), ("cluster:room", "room")] {
+        let tx = tx.clone();
+        socket.on(event, move |_: Socket, args: RawArgs| {
+            let tx = tx.clone();
+            async move {
+                let arg = |i| args.get::<Value>(i).and_then(Result::ok).unwrap_or(Value::Null);
+                let value = if kind == "all" { arg(0) } else { arg(1) };
+                let _ = tx.send(json!([kind, value, arg(2)]));
+            }
+        });
+    }
+    let mut events = socket.events();
+    socket.connect();
+    socket.wait_connected().await.expect("connects to A");
+    let id = socket.id().expect("an id").to_string();
+    let joined: Value = tokio::time::timeout(WAIT, socket.emit_with_ack("cluster:join", "r"))
+        .await
+        .expect("in time")
+        .expect("joined");
+    assert_eq!(joined, json!("volley-a"));
+    socket.emit("cluster:emit-all", "m0").unwrap();
+    let mut list = vec![recv(&mut got).await];
+    watched(&mut wb).await;
+    watched(&mut wc).await;
+    // A keeps the connected socket's session in Redis, with its rooms.
+    let deadline = std::time::Instant::now() + WAIT;
+    let pid = loop {
+        let i = id.clone();
+        let pids = tokio::task::spawn_blocking(move || pids_of(redis_port, &i))
+            .await
+            .unwrap();
+        if let [pid] = &pids[..] {
+            break pid.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no snapshot of {id}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_snapshot(redis_port, &pid, |s| has_room(s, "r")).await;
+
+    sigkill(&mut a);
+    loop {
+        let e = tokio::time::timeout(WAIT, events.recv()).await.expect("in time");
+        if matches!(e, Ok(SocketEvent::Disconnect(_))) {
+            break;
+        }
+    }
+    away(&mut wb, &mut wc).await;
+    let (port, name) = match target {
+        Target::Volley => (b_port, "volley-b"),
+        Target::Node => (c_port, "node-c"),
+    };
+    to.store(port, Ordering::SeqCst);
+    loop {
+        let e = tokio::time::timeout(WAIT, events.recv()).await.expect("in time");
+        if matches!(e, Ok(SocketEvent::Connect)) {
+            break;
+        }
+    }
+    assert!(socket.recovered(), "recovered on {name}");
+    assert_eq!(socket.id().map(|i| i.to_string()), Some(id.clone()));
+    socket.emit("cluster:emit-all", "end").unwrap();
+    while list.len() < EXPECTED.len() {
+        list.push(recv(&mut got).await);
+    }
+    check_got(&list);
+    assert_eq!(
+        watched(&mut wb).await,
+        json!(["cluster:all", "end", name]),
+        "the client's emit reached the node it came back to"
+    );
+    live_once(&mut wb, &id).await;
+    socket.disconnect();
+}
+
+async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Value {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("an event in time")
+        .expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volley_client_of_a_killed_volley_node_recovers_on_volley() {
+    volley_client_recovers(Target::Volley).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volley_client_of_a_killed_volley_node_recovers_on_node() {
+    volley_client_recovers(Target::Node).await;
 }

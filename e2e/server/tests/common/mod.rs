@@ -182,37 +182,28 @@ pub(crate) fn offset(args: &[Value]) -> String {
 }
 
 
-/// `GET key` on the redis-server at `port`: the value, `None` when there is none.
-pub(crate) fn redis_get(port: u16, key: &str) -> Option<Vec<u8>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("redis answers");
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let cmd = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).expect("a reply");
-        assert!(n > 0, "redis closed the connection");
-        reply.extend_from_slice(&buf[..n]);
-        let Some(eol) = reply.windows(2).position(|w| w == b"\r\n") else {
-            continue;
-        };
-        let head = std::str::from_utf8(&reply[..eol]).unwrap();
-        let len: i64 = head.strip_prefix('$').expect(head).parse().unwrap();
-        if len < 0 {
-            return None;
-        }
-        let body = eol + 2..eol + 2 + len as usize;
-        if reply.len() >= body.end + 2 {
-            return Some(reply[body].to_vec());
-        }
-    }
+/// A command to the redis-server at `port`.
+pub(crate) fn redis_query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> T {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut con = client.get_connection().expect("redis answers");
+    cmd.query(&mut con).expect("a reply")
 }
 
 /// The session Redis keeps for `pid` (Node's key and encoding), if any.
 pub(crate) fn snapshot(port: u16, pid: &str) -> Option<volley::adapter::Session> {
-    let raw = redis_get(port, &format!("sio:session:{pid}"))?;
-    Some(volley_redis::message::decode_session(&raw).expect("a session Node can read"))
+    let raw: Option<Vec<u8>> =
+        redis_query(port, redis::cmd("GET").arg(format!("sio:session:{pid}")));
+    Some(volley_redis::message::decode_session(&raw?).expect("a session Node can read"))
+}
+
+/// The pids of the sessions Redis keeps for socket `sid`.
+pub(crate) fn pids_of(port: u16, sid: &str) -> Vec<String> {
+    let keys: Vec<String> = redis_query(port, redis::cmd("KEYS").arg("sio:session:*"));
+    keys.iter()
+        .filter_map(|k| k.strip_prefix("sio:session:"))
+        .filter(|pid| snapshot(port, pid).is_some_and(|s| s.id.as_str() == sid))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Waits (bounded) until the session kept for `pid` satisfies `ok` (`None`: there is none).
