@@ -165,3 +165,35 @@ async fn a_pid_presented_while_its_socket_is_connected_takes_the_session_over() 
     drop(twin);
     sigkill(&mut a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_follows_rooms_and_data() {
+    let redis_port = free_port();
+    let _redis = redis(redis_port);
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let (_a, a_port) = server(&url, "volley-a");
+    let (_b, b_port) = server(&url, "volley-b");
+    let (mut c, sid, pid, _) = connected(a_port).await;
+    wait_snapshot(redis_port, &pid, |s| {
+        s.is_some_and(|s| s.id.as_str() == sid && s.rooms.len() == 1)
+    })
+    .await;
+
+    c.ask(0, json!(["cluster:join", "x"])).await;
+    wait_snapshot(redis_port, &pid, |s| has_room(s, "x")).await;
+    c.ask(1, json!(["cluster:leave", "x"])).await;
+    wait_snapshot(redis_port, &pid, |s| s.is_some() && !has_room(s, "x")).await;
+    c.ask(2, json!(["cluster:set-data", 42])).await;
+    wait_snapshot(redis_port, &pid, |s| {
+        s.is_some_and(|s| s.data == json!({"value": 42}))
+    })
+    .await;
+    // socketsJoin / socketsLeave from another server.
+    let (mut w, _, _) = Client::open(b_port, "40").await;
+    w.event().await;
+    w.ask(0, json!(["cluster:sockets-join", sid, "y"])).await;
+    wait_snapshot(redis_port, &pid, |s| has_room(s, "y")).await;
+    w.ask(1, json!(["cluster:sockets-leave", sid, "y"])).await;
+    wait_snapshot(redis_port, &pid, |s| s.is_some() && !has_room(s, "y")).await;
+    drop(c);
+}
