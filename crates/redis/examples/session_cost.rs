@@ -20,8 +20,13 @@ use volley_redis::{RedisAdapterConfig, RedisCluster};
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// `cmdstat_<name>` → calls, for the commands the snapshots use.
-async fn counts(con: &mut redis::aio::MultiplexedConnection) -> Result<BTreeMap<String, u64>, Error> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(con).await?;
+async fn counts(
+    con: &mut redis::aio::MultiplexedConnection,
+) -> Result<BTreeMap<String, u64>, Error> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(con)
+        .await?;
     let mut out = BTreeMap::new();
     for line in info.lines() {
         let Some((name, rest)) = line.split_once(':') else {
@@ -80,7 +85,9 @@ async fn client(port: u16, join: tokio::sync::watch::Receiver<bool>) -> Result<(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let window = Duration::from_secs(args.next().and_then(|a| a.parse().ok()).unwrap_or(8));
 
@@ -90,7 +97,9 @@ async fn main() -> Result<(), Error> {
     let cluster = RedisCluster::connect(&url, RedisAdapterConfig::streams()).await?;
     let io = SocketIo::builder()
         .adapter(cluster.factory())
-        .connection_state_recovery(ConnectionStateRecovery::default().max_disconnection_duration(window))
+        .connection_state_recovery(
+            ConnectionStateRecovery::default().max_disconnection_duration(window),
+        )
         .build();
     io.of("/").on_connection(|s: Socket| async move {
         s.on("join", |s: Socket, Data(room): Data<String>| async move {
@@ -103,7 +112,10 @@ async fn main() -> Result<(), Error> {
     tokio::spawn(volley::serve(listener, io.service()));
     let settle = Duration::from_secs(1);
 
-    redis::cmd("CONFIG").arg("RESETSTAT").exec_async(&mut con).await?;
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .exec_async(&mut con)
+        .await?;
     let start = counts(&mut con).await?;
     let (join_tx, join_rx) = tokio::sync::watch::channel(false);
     for _ in 0..n {
@@ -123,7 +135,12 @@ async fn main() -> Result<(), Error> {
 
     tokio::time::sleep(window * 2).await;
     let idle = counts(&mut con).await?;
-    report(&format!("idle {:?} (8 refreshes)", window * 2), &joined, &idle, n);
+    report(
+        &format!("idle {:?} (8 refreshes)", window * 2),
+        &joined,
+        &idle,
+        n,
+    );
     let per_min = |name: &str| {
         let d = idle.get(name).copied().unwrap_or(0) - joined.get(name).copied().unwrap_or(0);
         // 8 refreshes measured; the default 2-minute window refreshes twice a minute.

@@ -10,9 +10,7 @@
 
 mod common;
 
-use common::{
-    Client, free_port, has_room, redis, server, sigkill, snapshot, wait_snapshot,
-};
+use common::{Client, free_port, has_room, redis, server, sigkill, snapshot, wait_snapshot};
 use serde_json::{Value, json};
 
 /// A client on `port`: the CONNECT reply and the offset of its first event ("auth").
@@ -150,7 +148,11 @@ async fn a_pid_presented_while_its_socket_is_connected_takes_the_session_over() 
     sigkill(&mut b);
     drop(new);
     let (mut again, reply, before) = Client::open(a_port, &restore(&pid, &off)).await;
-    assert_eq!(reply["sid"], json!(sid), "recovered on A after B died: {reply}");
+    assert_eq!(
+        reply["sid"],
+        json!(sid),
+        "recovered on A after B died: {reply}"
+    );
     assert!(before.is_empty(), "{before:?}");
     wait_snapshot(redis_port, &pid, |s| has_room(s, "r")).await;
 

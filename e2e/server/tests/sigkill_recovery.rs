@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use common::{
-    Client, Script, WAIT, free_port, has_room, node_server, pids_of, proxy, redis, server,
-    sigkill,
+    Client, Script, WAIT, free_port, has_room, node_server, pids_of, proxy, redis, server, sigkill,
     wait_snapshot,
 };
 use serde_json::{Value, json};
@@ -76,7 +75,10 @@ fn check_got(list: &[Value]) {
         let off = item[2]
             .as_str()
             .unwrap_or_else(|| panic!("an event without offset: {item}"));
-        assert!(offsets.insert(off.to_owned()), "offset {off} twice: {list:?}");
+        assert!(
+            offsets.insert(off.to_owned()),
+            "offset {off} twice: {list:?}"
+        );
     }
     let values: Vec<Value> = list.iter().map(|i| json!([i[0], i[1]])).collect();
     let expected: Vec<Value> = EXPECTED.iter().map(|(e, v)| json!([e, v])).collect();
@@ -225,7 +227,11 @@ async fn volley_client_recovers(target: Target) {
         socket.on(event, move |_: Socket, args: RawArgs| {
             let tx = tx.clone();
             async move {
-                let arg = |i| args.get::<Value>(i).and_then(Result::ok).unwrap_or(Value::Null);
+                let arg = |i| {
+                    args.get::<Value>(i)
+                        .and_then(Result::ok)
+                        .unwrap_or(Value::Null)
+                };
                 let value = if kind == "all" { arg(0) } else { arg(1) };
                 let _ = tx.send(json!([kind, value, arg(2)]));
             }
@@ -261,7 +267,9 @@ async fn volley_client_recovers(target: Target) {
 
     sigkill(&mut a);
     loop {
-        let e = tokio::time::timeout(WAIT, events.recv()).await.expect("in time");
+        let e = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("in time");
         if matches!(e, Ok(SocketEvent::Disconnect(_))) {
             break;
         }
@@ -273,7 +281,9 @@ async fn volley_client_recovers(target: Target) {
     };
     to.store(port, Ordering::SeqCst);
     loop {
-        let e = tokio::time::timeout(WAIT, events.recv()).await.expect("in time");
+        let e = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("in time");
         if matches!(e, Ok(SocketEvent::Connect)) {
             break;
         }

@@ -181,7 +181,6 @@ pub(crate) fn offset(args: &[Value]) -> String {
     o.to_owned()
 }
 
-
 /// A command to the redis-server at `port`.
 pub(crate) fn redis_query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> T {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
@@ -260,7 +259,10 @@ pub(crate) fn node_server(redis: &str, name: &str) -> (Proc, u16) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.contains("\"listening\"") {
                 let _ = tx.send(());
             }
