@@ -11,16 +11,13 @@ mod common;
 
 use std::time::Instant;
 
-use common::{Client, WAIT, free_port, offset, redis, server, wait_snapshot};
+use common::{Client, WAIT, cluster, offset, sigkill, wait_snapshot};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_recovers_on_b_after_a_was_killed() {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (mut a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
+    let mut cl = cluster();
+    let (a_port, b_port, redis_port) = (cl.a_port, cl.b_port, cl.redis_port);
 
     // c1 (to be cut) and c2 (connected when A dies) on A, the watcher on B.
     let (mut c1, r1, _) = Client::open(a_port, "40").await;
@@ -72,8 +69,7 @@ async fn a_client_recovers_on_b_after_a_was_killed() {
     assert_eq!(w.event().await[0], "cluster:except");
 
     // A dies.
-    a.0.kill().unwrap();
-    a.0.wait().unwrap();
+    sigkill(&mut cl.a);
     w.send(r#"42["cluster:emit-all","m4"]"#);
     assert_eq!(w.event().await[1], "m4");
 

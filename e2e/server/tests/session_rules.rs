@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Client, free_port, has_room, redis, server, sigkill, snapshot, wait_snapshot};
+use common::{Client, cluster, has_room, sigkill, snapshot, wait_snapshot};
 use serde_json::{Value, json};
 
 /// A client on `port`: the CONNECT reply and the offset of its first event ("auth").
@@ -42,11 +42,8 @@ async fn flush(w: &mut Client, marker: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_and_server_side_disconnects_are_not_recoverable() {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (_a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
+    let cl = cluster();
+    let (a_port, b_port, redis_port) = (cl.a_port, cl.b_port, cl.redis_port);
 
     // The client leaves on purpose.
     let (c, sid, pid, off) = connected(a_port).await;
@@ -75,11 +72,8 @@ async fn manual_and_server_side_disconnects_are_not_recoverable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_pid_gets_a_fresh_session() {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (_a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
+    let cl = cluster();
+    let (a_port, b_port, redis_port) = (cl.a_port, cl.b_port, cl.redis_port);
     let (c, sid, pid, off) = connected(a_port).await;
     wait_snapshot(redis_port, &pid, |s| s.is_some()).await;
 
@@ -106,11 +100,8 @@ async fn a_forged_pid_gets_a_fresh_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pid_presented_while_its_socket_is_connected_takes_the_session_over() {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (mut a, a_port) = server(&url, "volley-a");
-    let (mut b, b_port) = server(&url, "volley-b");
+    let mut cl = cluster();
+    let (a_port, b_port, redis_port) = (cl.a_port, cl.b_port, cl.redis_port);
     let (mut wa, _, _) = Client::open(a_port, "40").await;
     wa.event().await;
 
@@ -145,7 +136,7 @@ async fn a_pid_presented_while_its_socket_is_connected_takes_the_session_over() 
 
     // B dies: the client recovers on A from B's snapshot.
     let off = flush(&mut new, "m1").await;
-    sigkill(&mut b);
+    sigkill(&mut cl.b);
     drop(new);
     let (mut again, reply, before) = Client::open(a_port, &restore(&pid, &off)).await;
     assert_eq!(
@@ -165,16 +156,13 @@ async fn a_pid_presented_while_its_socket_is_connected_takes_the_session_over() 
     flush(&mut wa, "after-twin").await;
     wait_snapshot(redis_port, &pid, |s| has_room(s, "r")).await;
     drop(twin);
-    sigkill(&mut a);
+    sigkill(&mut cl.a);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshot_follows_rooms_and_data() {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (_a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
+    let cl = cluster();
+    let (a_port, b_port, redis_port) = (cl.a_port, cl.b_port, cl.redis_port);
     let (mut c, sid, pid, _) = connected(a_port).await;
     wait_snapshot(redis_port, &pid, |s| {
         s.is_some_and(|s| s.id.as_str() == sid && s.rooms.len() == 1)

@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use common::{
-    Client, Script, WAIT, free_port, has_room, node_server, pids_of, proxy, redis, server, sigkill,
+    Client, Cluster, Proc, Script, WAIT, cluster, has_room, node_server, pids_of, sigkill,
     wait_snapshot,
 };
 use serde_json::{Value, json};
+use volley_test_support::switching_proxy as proxy;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
@@ -119,19 +120,51 @@ async fn live_once(w: &mut Client, id: &str) {
     assert_eq!(mine[0]["rooms"], json!(rooms));
 }
 
-async fn sigkill_then_recover(mode: &str, target: Target) {
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (mut a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
-    let (_c, c_port) = node_server(&url, "node-c");
+/// Nodes A and B (Volley) and C (Node), a watcher on B and one on C, and the proxy in
+/// front of A.
+struct Setup {
+    cl: Cluster,
+    c_port: u16,
+    _c: Proc,
+    wb: Client,
+    wc: Client,
+    to: Arc<AtomicU16>,
+    front: u16,
+}
 
-    // Watchers on B and C, in room "r" too: they see every broadcast of the test.
-    let (mut wb, mut wc) = watchers(b_port, c_port).await;
-
-    let to = Arc::new(AtomicU16::new(a_port));
+async fn setup() -> Setup {
+    let cl = cluster();
+    let (c, c_port) = node_server(&cl.url, "node-c");
+    // In room "r" too: they see every broadcast of the test.
+    let (wb, wc) = watchers(cl.b_port, c_port).await;
+    let to = Arc::new(AtomicU16::new(cl.a_port));
     let front = proxy(to.clone()).await;
+    Setup {
+        cl,
+        c_port,
+        _c: c,
+        wb,
+        wc,
+        to,
+        front,
+    }
+}
+
+impl Setup {
+    /// Points the proxy at B or C; the node's name.
+    fn switch(&self, target: Target) -> &'static str {
+        let (port, name) = match target {
+            Target::Volley => (self.cl.b_port, "volley-b"),
+            Target::Node => (self.c_port, "node-c"),
+        };
+        self.to.store(port, Ordering::SeqCst);
+        name
+    }
+}
+
+async fn sigkill_then_recover(mode: &str, target: Target) {
+    let mut st = setup().await;
+    let (front, redis_port) = (st.front, st.cl.redis_port);
     let mut client = Script::start(
         "sio-sigkill.mjs",
         &[&format!("http://127.0.0.1:{front}"), mode],
@@ -140,27 +173,23 @@ async fn sigkill_then_recover(mode: &str, target: Target) {
     let id = ready["id"].as_str().expect("an id").to_owned();
     let pid = ready["pid"].as_str().expect("a pid").to_owned();
     let m0 = json!(["cluster:all", "m0", "volley-a"]);
-    assert_eq!(watched(&mut wb).await, m0);
-    assert_eq!(watched(&mut wc).await, m0);
+    assert_eq!(watched(&mut st.wb).await, m0);
+    assert_eq!(watched(&mut st.wc).await, m0);
 
     // A keeps the connected socket's session in Redis, with its rooms.
     wait_snapshot(redis_port, &pid, |s| {
         has_room(s, "r") && s.is_some_and(|s| s.id.as_str() == id)
     })
     .await;
-    sigkill(&mut a);
+    sigkill(&mut st.cl.a);
     let gone = client.wait("disconnected").await;
     let reason = gone["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with("transport "), "{gone}");
 
-    away(&mut wb, &mut wc).await;
+    away(&mut st.wb, &mut st.wc).await;
 
     // The client comes back, by itself, to B or C.
-    let (port, name) = match target {
-        Target::Volley => (b_port, "volley-b"),
-        Target::Node => (c_port, "node-c"),
-    };
-    to.store(port, Ordering::SeqCst);
+    let name = st.switch(target);
     let back = client.wait("reconnected").await;
     assert_eq!(back["recovered"], true, "{:?}", client.seen);
     assert_eq!(back["sameId"], true);
@@ -169,12 +198,12 @@ async fn sigkill_then_recover(mode: &str, target: Target) {
     client.wait("done").await;
     check_got(got["list"].as_array().expect("a list"));
     assert_eq!(
-        watched(&mut wb).await,
+        watched(&mut st.wb).await,
         json!(["cluster:all", "end", name]),
         "the client's emit reached the node it came back to"
     );
     // Its rooms, on the node it came back to: fetchSockets across the cluster.
-    live_once(&mut wb, &id).await;
+    live_once(&mut st.wb, &id).await;
     client.finish().await;
 }
 
@@ -204,15 +233,8 @@ async fn volley_client_recovers(target: Target) {
     use std::time::Duration;
     use volley_client::{Manager, RawArgs, Socket, SocketEvent, TransportKind};
 
-    let redis_port = free_port();
-    let _redis = redis(redis_port);
-    let url = format!("redis://127.0.0.1:{redis_port}");
-    let (mut a, a_port) = server(&url, "volley-a");
-    let (_b, b_port) = server(&url, "volley-b");
-    let (_c, c_port) = node_server(&url, "node-c");
-    let (mut wb, mut wc) = watchers(b_port, c_port).await;
-    let to = Arc::new(AtomicU16::new(a_port));
-    let front = proxy(to.clone()).await;
+    let mut st = setup().await;
+    let (front, redis_port) = (st.front, st.cl.redis_port);
 
     let manager = Manager::builder(&format!("http://127.0.0.1:{front}"))
         .transports(&[TransportKind::WebSocket])
@@ -248,8 +270,8 @@ async fn volley_client_recovers(target: Target) {
     assert_eq!(joined, json!("volley-a"));
     socket.emit("cluster:emit-all", "m0").unwrap();
     let mut list = vec![recv(&mut got).await];
-    watched(&mut wb).await;
-    watched(&mut wc).await;
+    watched(&mut st.wb).await;
+    watched(&mut st.wc).await;
     // A keeps the connected socket's session in Redis, with its rooms.
     let deadline = std::time::Instant::now() + WAIT;
     let pid = loop {
@@ -265,7 +287,7 @@ async fn volley_client_recovers(target: Target) {
     };
     wait_snapshot(redis_port, &pid, |s| has_room(s, "r")).await;
 
-    sigkill(&mut a);
+    sigkill(&mut st.cl.a);
     loop {
         let e = tokio::time::timeout(WAIT, events.recv())
             .await
@@ -274,12 +296,8 @@ async fn volley_client_recovers(target: Target) {
             break;
         }
     }
-    away(&mut wb, &mut wc).await;
-    let (port, name) = match target {
-        Target::Volley => (b_port, "volley-b"),
-        Target::Node => (c_port, "node-c"),
-    };
-    to.store(port, Ordering::SeqCst);
+    away(&mut st.wb, &mut st.wc).await;
+    let name = st.switch(target);
     loop {
         let e = tokio::time::timeout(WAIT, events.recv())
             .await
@@ -296,11 +314,11 @@ async fn volley_client_recovers(target: Target) {
     }
     check_got(&list);
     assert_eq!(
-        watched(&mut wb).await,
+        watched(&mut st.wb).await,
         json!(["cluster:all", "end", name]),
         "the client's emit reached the node it came back to"
     );
-    live_once(&mut wb, &id).await;
+    live_once(&mut st.wb, &id).await;
     socket.disconnect();
 }
 

@@ -7,8 +7,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -93,6 +91,35 @@ pub(crate) fn server(redis: &str, name: &str) -> (Proc, u16) {
     rx.recv_timeout(WAIT)
         .unwrap_or_else(|_| panic!("{name} did not join the cluster"));
     (Proc(child), port)
+}
+
+/// A redis-server and two conformance-servers in it, "volley-a" and "volley-b"
+/// (`REDIS_ADAPTER=streams RECOVERY=1`); all killed on drop.
+pub(crate) struct Cluster {
+    pub(crate) a: Proc,
+    pub(crate) a_port: u16,
+    pub(crate) b: Proc,
+    pub(crate) b_port: u16,
+    pub(crate) url: String,
+    pub(crate) redis_port: u16,
+    _redis: Proc,
+}
+
+pub(crate) fn cluster() -> Cluster {
+    let redis_port = free_port();
+    let redis = redis(redis_port);
+    let url = format!("redis://127.0.0.1:{redis_port}");
+    let (a, a_port) = server(&url, "volley-a");
+    let (b, b_port) = server(&url, "volley-b");
+    Cluster {
+        a,
+        a_port,
+        b,
+        b_port,
+        url,
+        redis_port,
+        _redis: redis,
+    }
 }
 
 /// A raw Socket.IO client (WebSocket) on "/": a task answers the server's pings (every
@@ -271,24 +298,6 @@ pub(crate) fn node_server(redis: &str, name: &str) -> (Proc, u16) {
     rx.recv_timeout(WAIT)
         .unwrap_or_else(|_| panic!("node cluster server {name} did not start"));
     (Proc(child), port)
-}
-
-/// A TCP proxy whose new connections go to the port in `target` at the time they come (a
-/// connection to a dead port is closed at once).
-pub(crate) async fn proxy(target: Arc<AtomicU16>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let to = target.load(Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                }
-            });
-        }
-    });
-    port
 }
 
 /// A script of `e2e/interop/scripts` running, read one JSON line at a time.
