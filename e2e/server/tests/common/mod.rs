@@ -46,51 +46,97 @@ impl Drop for Proc {
     }
 }
 
-pub(crate) fn redis(port: u16) -> Proc {
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-    // redis-server has no readiness signal but its answer.
-    let deadline = Instant::now() + WAIT;
-    while !ping(port) {
-        assert!(Instant::now() < deadline, "redis-server does not answer");
-        std::thread::sleep(Duration::from_millis(20));
+/// A redis-server on a free port.
+pub(crate) fn redis() -> (Proc, u16) {
+    for _ in 0..ATTEMPTS {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
+        // redis-server has no readiness signal but its answer.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if ping(port) {
+                return (Proc(child), port);
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                break; // the port was taken meanwhile: another one
+            }
+            assert!(Instant::now() < deadline, "redis-server does not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    Proc(child)
+    panic!("redis-server did not start on {ATTEMPTS} free ports");
+}
+
+/// How many free ports a server is tried on: a port found free can be taken (by any
+/// process's outgoing connection) before the server binds it.
+const ATTEMPTS: usize = 5;
+
+/// Starts `command(port)` on a free port until it prints a line containing `ready` (on
+/// stderr with `stderr`, else stdout); a server that exits first (its port was taken) is
+/// started again on another port.
+fn start_on_free_port(
+    what: &str,
+    command: impl Fn(u16) -> Command,
+    ready: &'static str,
+    stderr: bool,
+) -> (Proc, u16) {
+    for _ in 0..ATTEMPTS {
+        let port = free_port();
+        let mut cmd = command(port);
+        if stderr {
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let out: Box<dyn Read + Send> = match (child.stderr.take(), child.stdout.take()) {
+            (Some(e), _) => Box::new(e),
+            (None, Some(o)) => Box::new(o),
+            (None, None) => unreachable!("piped"),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if line.contains(ready) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        match rx.recv_timeout(WAIT) {
+            Ok(()) => return (Proc(child), port),
+            // Its output ended: it exited.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("{what} did not start within {WAIT:?}");
+            }
+        }
+    }
+    panic!("{what} did not start on {ATTEMPTS} free ports");
 }
 
 /// A conformance-server in the cluster, once it says it joined it.
 pub(crate) fn server(redis: &str, name: &str) -> (Proc, u16) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conformance-server"))
-        .env("PORT", port.to_string())
-        .env("REDIS_URL", redis)
-        .env("REDIS_ADAPTER", "streams")
-        .env("RECOVERY", "1")
-        .env("SERVER_NAME", name)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("conformance-server starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("redis adapter on") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("{name} did not join the cluster"));
-    (Proc(child), port)
+    let command = |port: u16| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_conformance-server"));
+        c.env("PORT", port.to_string())
+            .env("REDIS_URL", redis)
+            .env("REDIS_ADAPTER", "streams")
+            .env("RECOVERY", "1")
+            .env("SERVER_NAME", name);
+        c
+    };
+    start_on_free_port(name, command, "redis adapter on", true)
 }
 
 /// A redis-server and two conformance-servers in it, "volley-a" and "volley-b"
@@ -106,8 +152,7 @@ pub(crate) struct Cluster {
 }
 
 pub(crate) fn cluster() -> Cluster {
-    let redis_port = free_port();
-    let redis = redis(redis_port);
+    let (redis, redis_port) = redis();
     let url = format!("redis://127.0.0.1:{redis_port}");
     let (a, a_port) = server(&url, "volley-a");
     let (b, b_port) = server(&url, "volley-b");
@@ -269,35 +314,18 @@ pub(crate) fn sigkill(p: &mut Proc) {
 /// `@socket.io/redis-streams-adapter` 0.3.1, recovery on), once it listens.
 pub(crate) fn node_server(redis: &str, name: &str) -> (Proc, u16) {
     let dir = volley_test_support::ensure_node_modules();
-    let port = free_port();
-    let mut child = Command::new("node")
-        .arg(dir.join("scripts/cluster-node.mjs"))
-        .current_dir(&dir)
-        .env("PORT", port.to_string())
-        .env("REDIS_URL", redis)
-        .env("REDIS_ADAPTER", "streams")
-        .env("SERVER_NAME", name)
-        .env("RECOVERY", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start node: {e} (is Node.js installed?)"));
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("\"listening\"") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(WAIT)
-        .unwrap_or_else(|_| panic!("node cluster server {name} did not start"));
-    (Proc(child), port)
+    let command = |port: u16| {
+        let mut c = Command::new("node");
+        c.arg(dir.join("scripts/cluster-node.mjs"))
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .env("REDIS_URL", redis)
+            .env("REDIS_ADAPTER", "streams")
+            .env("SERVER_NAME", name)
+            .env("RECOVERY", "1");
+        c
+    };
+    start_on_free_port(name, command, "\"listening\"", false)
 }
 
 /// A script of `e2e/interop/scripts` running, read one JSON line at a time.
