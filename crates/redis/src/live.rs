@@ -10,11 +10,12 @@
 //! quarter window, so that it outlives a dead server by three quarters of the window to the
 //! whole window, never more.
 //!
-//! Every write is conditional (a Lua script): it replaces the key only when it still holds
-//! this connection's last snapshot, or nothing (Redis lost it). A restore takes the key
-//! (`GET` + `DEL`), and the restored socket writes its own snapshot with a new lease, so a
-//! late write of the old connection (its server had not noticed the client left) cannot
-//! overwrite the new one. A manual or server-side disconnect deletes the snapshot, only if
+//! A connection's first write is a plain `SET` (its pid is new, or a restore just took the
+//! key); every later one is conditional (a Lua script): it replaces the key only when it
+//! still holds this connection's last snapshot, or nothing (Redis lost it). A restore takes
+//! the key (`GET` + `DEL`), and the restored socket writes its own snapshot with a new
+//! lease, so a late write of the old connection (its server had not noticed the client
+//! left) cannot overwrite the new one. A manual or server-side disconnect deletes the snapshot, only if
 //! it is still this connection's.
 //!
 //! Cost: one write when a socket connects, one per change burst, and one per quarter window
