@@ -366,6 +366,28 @@ pub fn try_parse_json_lines(text: &str) -> Result<Vec<Value>, String> {
         .collect()
 }
 
+/// A TCP proxy on a free loopback port (returned) whose new connections go to the loopback
+/// port in `target` at the time they come: switching it moves a client's next connections
+/// to another server. A connection to a port nothing listens on is closed at once.
+pub async fn switching_proxy(target: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = target.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    port
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,22 +35,42 @@ impl Socket {
 
     /// Connection state recovery: keeps the session of a socket that lost its connection
     /// (not one the client or the server disconnected on purpose), as Node's `_onclose`.
+    /// For any other reason, the snapshot an adapter kept while it was connected is
+    /// forgotten.
     fn persist_session(&self, reason: DisconnectReason) {
-        let Some(pid) = self.pid() else {
+        let Some(session) = self.session() else {
             return;
         };
-        if self.inner.ns.recovery.is_none() || !reason.is_recoverable() {
+        if !reason.is_recoverable() {
+            self.inner.ns.adapter.session_ended(self.id(), &session.pid);
             return;
         }
-        let session = Session {
+        if let Err(e) = self.inner.ns.adapter.persist_session(session) {
+            tracing::debug!(error = %e, "session not persisted");
+        }
+    }
+
+    /// The session as it would be persisted now, when recovery is on.
+    pub(crate) fn session(&self) -> Option<Session> {
+        let pid = self.pid()?;
+        self.inner.ns.recovery?;
+        Some(Session {
             id: self.id().clone(),
             pid: pid.to_owned(),
             rooms: self.rooms(),
             data: self.data_value(),
             missed_packets: Vec::new(),
-        };
-        if let Err(e) = self.inner.ns.adapter.persist_session(session) {
-            tracing::debug!(error = %e, "session not persisted");
+        })
+    }
+
+    /// Connection state recovery: tells the adapter what the connected socket's session is
+    /// now, so that one keeping sessions outside this process keeps it up to date.
+    pub(crate) fn session_live(&self) {
+        if !self.connected() {
+            return;
+        }
+        if let Some(session) = self.session() {
+            self.inner.ns.adapter.session_live(&session);
         }
     }
 }
