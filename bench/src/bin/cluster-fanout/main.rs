@@ -65,7 +65,9 @@ impl Args {
             if !k.starts_with("--") {
                 fail(&format!("unexpected argument {k}"));
             }
-            let v = args.next().unwrap_or_else(|| fail(&format!("{k} needs a value")));
+            let v = args
+                .next()
+                .unwrap_or_else(|| fail(&format!("{k} needs a value")));
             map.insert(k, v);
         }
         Args(map)
@@ -92,7 +94,10 @@ impl Args {
         self.0.get(key).map_or_else(Vec::new, |v| {
             v.split(',')
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse().unwrap_or_else(|_| fail(&format!("bad value in {key}: {s}"))))
+                .map(|s| {
+                    s.parse()
+                        .unwrap_or_else(|_| fail(&format!("bad value in {key}: {s}")))
+                })
                 .collect()
         })
     }
@@ -125,7 +130,10 @@ fn run(a: &Args) {
         duration: a.secs("--duration", 10.0, 300.0),
         size: a.get("--size", Some(32)),
         server_pids: a.list("--pids"),
-        redis_pid: a.0.contains_key("--redis-pid").then(|| a.get("--redis-pid", None)),
+        redis_pid: a
+            .0
+            .contains_key("--redis-pid")
+            .then(|| a.get("--redis-pid", None)),
         label: a.get("--label", Some(String::new())),
         concurrency: a.get("--concurrency", Some(64)),
         timeout: a.secs("--timeout", 10.0, 120.0),
@@ -133,7 +141,9 @@ fn run(a: &Args) {
         max_broadcasts: a.get("--max-broadcasts", Some(100_000)),
     };
     if o.ports.is_empty() || o.per_node == 0 || o.per_node > MAX_PER_NODE {
-        fail(&format!("--ports must name a node and --per-node be in 1..={MAX_PER_NODE}"));
+        fail(&format!(
+            "--ports must name a node and --per-node be in 1..={MAX_PER_NODE}"
+        ));
     }
     if o.window == 0 || o.window > 4096 || o.size > 1 << 20 {
         fail("--window must be in 1..=4096 and --size at most 1 MiB");
@@ -149,7 +159,10 @@ fn run(a: &Args) {
     });
     println!("{line}");
     if !ok {
-        eprintln!("cluster-fanout: {}", line["error"].as_str().unwrap_or("failed"));
+        eprintln!(
+            "cluster-fanout: {}",
+            line["error"].as_str().unwrap_or("failed")
+        );
         std::process::exit(1);
     }
 }

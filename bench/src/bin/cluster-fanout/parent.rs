@@ -247,7 +247,13 @@ async fn await_ready(
             .await
             .map_err(|_| format!("receivers not connected within {:?}", o.connect_limit))?;
         match ev {
-            Some((j, Event::Ready { connected: c, failed: f })) => {
+            Some((
+                j,
+                Event::Ready {
+                    connected: c,
+                    failed: f,
+                },
+            )) => {
                 connected[j] = Some(c);
                 failed += f;
             }
@@ -256,7 +262,13 @@ async fn await_ready(
             None => return Err("every receiver is gone".into()),
         }
     }
-    Ok((connected.into_iter().map(Option::unwrap_or_default).collect(), failed))
+    Ok((
+        connected
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect(),
+        failed,
+    ))
 }
 
 /// Connect, broadcast, measure; fills `out`.
@@ -277,7 +289,11 @@ async fn drive(
     out["connect_s"] = round(connect_s, 2);
     out["connect_per_s"] = round(total as f64 / connect_s, 0);
     if failed > 0 {
-        return Err(format!("{failed} of {} clients could not connect", o.ports.len() * o.per_node).into());
+        return Err(format!(
+            "{failed} of {} clients could not connect",
+            o.ports.len() * o.per_node
+        )
+        .into());
     }
     let mut sender = connect_sio(o.ports[0], SENDER_SRC, o.timeout)
         .await
@@ -290,8 +306,10 @@ async fn drive(
     out["server_rss_kib_before"] = sum(&rss_before).into();
     out["server_rss_kib_connected"] = sum(&rss_connected).into();
     out["server_rss_kib_connected_per_node"] = rss_connected.clone().into();
-    out["server_rss_kib_per_conn"] =
-        round((sum(&rss_connected) as f64 - sum(&rss_before) as f64) / recipients as f64, 2);
+    out["server_rss_kib_per_conn"] = round(
+        (sum(&rss_connected) as f64 - sum(&rss_before) as f64) / recipients as f64,
+        2,
+    );
     let gen_pids: Vec<u32> = receivers
         .iter()
         .map(|r| r.pid)
@@ -368,7 +386,9 @@ async fn broadcast_loop(
         let may_send = matches!(phase, Phase::Warmup | Phase::Measure) && t.seq < o.max_broadcasts;
         if may_send && t.outstanding < o.window {
             let t_sent = epoch_ns();
-            sender.send(broadcast_frame(t.seq, t_sent, &padding)).await?;
+            sender
+                .send(broadcast_frame(t.seq, t_sent, &padding))
+                .await?;
             pending.insert(
                 t.seq,
                 Pending {

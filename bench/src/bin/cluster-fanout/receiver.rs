@@ -124,11 +124,18 @@ pub(crate) async fn run(o: ReceiverOpts) -> Res<()> {
     let (mut connected, mut failed) = (0u64, 0u64);
     // Each task sends exactly one result (and keeps its sender while it receives).
     for _ in 0..o.clients {
-        match result_rx.recv().await.ok_or("a client task ended without a result")? {
+        match result_rx
+            .recv()
+            .await
+            .ok_or("a client task ended without a result")?
+        {
             Ok(()) => connected += 1,
             Err(e) => {
                 if failed < 3 {
-                    eprintln!("cluster-fanout receiver (port {}): connect error: {e}", o.port);
+                    eprintln!(
+                        "cluster-fanout receiver (port {}): connect error: {e}",
+                        o.port
+                    );
                 }
                 failed += 1;
             }

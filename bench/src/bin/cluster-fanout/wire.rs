@@ -26,7 +26,10 @@ pub(crate) fn epoch_ns() -> u64 {
 /// the socket closes with a RST and leaves no TIME_WAIT entry to slow down the next run.
 pub(crate) async fn tcp_connect(port: u16, src: u8) -> std::io::Result<TcpStream> {
     let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, src)), 0))?;
+    sock.bind(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, src)),
+        0,
+    ))?;
     let tcp = sock
         .connect(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
         .await?;
