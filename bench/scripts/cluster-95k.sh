@@ -166,7 +166,8 @@ metrics = [
     ("clients", "clients"), ("connect_per_s", "connect conn/s"),
     ("delivered_per_s", "deliveries/s"), ("all_p50_us", "reach-all p50 us"),
     ("all_p99_us", "reach-all p99 us"), ("server_us_per_delivery", "srv CPU us/delivery"),
-    ("server_cpu_pct", "srv CPU % (of one core)"), ("gen_cpu_pct", "gen CPU %"),
+    ("server_cpu_pct", "srv CPU % (of one core)"),
+    ("server_runq_wait_pct", "srv runqueue wait %"), ("gen_cpu_pct", "gen CPU %"),
     ("redis_cpu_pct", "redis CPU %"), ("server_rss_kib_connected", "srv RSS KiB, connected"),
     ("server_rss_kib_per_conn", "srv RSS KiB/conn"), ("server_rss_kib_end", "srv RSS KiB, end"),
 ]

@@ -12,7 +12,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::procfs::{each_rss_kib, total_cpu_secs};
+use crate::procfs::{each_rss_kib, run_and_wait_secs, total_cpu_secs};
 use crate::wire::{Res, Ws, broadcast_frame, broadcast_seq, connect_sio, epoch_ns};
 
 /// Source addresses per receiver process: receiver `j` uses `127.0.0.(1 + 8j)` ..
@@ -142,15 +142,21 @@ enum Phase {
 struct CpuSnap {
     at: Instant,
     servers: f64,
+    /// The servers' threads: time on a CPU, time runnable but waiting (schedstat).
+    servers_run: f64,
+    servers_wait: f64,
     generator: f64,
     redis: f64,
 }
 
 impl CpuSnap {
     fn take(servers: &[u32], generators: &[u32], redis: Option<u32>) -> Self {
+        let (servers_run, servers_wait) = run_and_wait_secs(servers);
         CpuSnap {
             at: Instant::now(),
             servers: total_cpu_secs(servers),
+            servers_run,
+            servers_wait,
             generator: total_cpu_secs(generators),
             redis: redis.map_or(0.0, |p| total_cpu_secs(&[p])),
         }
@@ -337,6 +343,15 @@ async fn drive(
     out["all_max_us"] = percentile_us(&reach, 1.0);
     out["server_cpu_pct"] = round(100.0 * srv_cpu / window_s, 1);
     out["server_us_per_delivery"] = round(srv_cpu * 1e6 / deliveries as f64, 3);
+    // Of the time the servers wanted a CPU, the share they waited for one (other processes
+    // on the host, or the nodes competing among themselves for their core).
+    let (run_s, wait_s) = (
+        cpu1.servers_run - cpu0.servers_run,
+        cpu1.servers_wait - cpu0.servers_wait,
+    );
+    if run_s + wait_s > 0.0 {
+        out["server_runq_wait_pct"] = round(100.0 * wait_s / (run_s + wait_s), 1);
+    }
     out["gen_cpu_pct"] = round(100.0 * (cpu1.generator - cpu0.generator) / window_s, 1);
     out["redis_cpu_pct"] = round(100.0 * (cpu1.redis - cpu0.redis) / window_s, 1);
     let rss_end = each_rss_kib(&o.server_pids);

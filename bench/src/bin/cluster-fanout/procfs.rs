@@ -26,6 +26,29 @@ pub(crate) fn total_cpu_secs(pids: &[u32]) -> f64 {
     pids.iter().filter_map(|&p| cpu_secs(p)).sum()
 }
 
+/// Seconds the threads of `pids` ran on a CPU and seconds they were runnable but waited for
+/// one (the first two fields of `/proc/PID/task/TID/schedstat`, summed over every thread of
+/// every process): the second tells a busy host from a process that is idle.
+pub(crate) fn run_and_wait_secs(pids: &[u32]) -> (f64, f64) {
+    let (mut run, mut wait) = (0u64, 0u64);
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            let mut fields = stat
+                .split_whitespace()
+                .map(|f| f.parse::<u64>().unwrap_or(0));
+            run += fields.next().unwrap_or(0);
+            wait += fields.next().unwrap_or(0);
+        }
+    }
+    (run as f64 / 1e9, wait as f64 / 1e9)
+}
+
 /// [`rss_kib`] of each of `pids` (0 for a process that is gone).
 pub(crate) fn each_rss_kib(pids: &[u32]) -> Vec<u64> {
     pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).collect()
@@ -41,5 +64,6 @@ mod tests {
         assert!(rss_kib(me).is_some_and(|k| k > 0));
         assert!(cpu_secs(me).is_some());
         assert_eq!(each_rss_kib(&[u32::MAX]), vec![0]);
+        assert!(run_and_wait_secs(&[me]).0 > 0.0);
     }
 }

@@ -77,11 +77,7 @@ async fn receive(mut ws: Ws, tally: Arc<Tally>) {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => match broadcast_seq(t.as_str()) {
                 Some(seq) => tally.on_broadcast(seq),
-                None if t.as_str() == "2" => {
-                    if ws.send(Message::text("3")).await.is_err() {
-                        break;
-                    }
-                }
+                None if t.as_str() == "2" && ws.send(Message::text("3")).await.is_err() => break,
                 None => {}
             },
             Some(Ok(_)) => {}
