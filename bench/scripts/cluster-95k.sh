@@ -9,7 +9,8 @@
 # per node, one sender on the first node; see bench/src/bin/cluster-fanout/main.rs), then
 # everything is stopped. Peers alternate order between repeats. Each result line, tagged
 # with repeat, peer and adapter mode, is appended to OUT; a table of medians (min-max) and
-# of the median per-repeat volley/node ratios is printed at the end.
+# of the median per-repeat volley/node ratios is printed at the end (cluster-table.py, which
+# also pools several run files).
 #
 #   bench/scripts/cluster-95k.sh                          # 5 x 19,000, REPEATS=2, ~10 min
 #   NODES=2 PER_NODE=500 REPEATS=1 DURATION=2 bench/scripts/cluster-95k.sh   # smoke size
@@ -157,35 +158,4 @@ for r in $(seq "$REPEATS"); do
   done
 done
 
-python3 - "$OUT" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-rows = [r for r in rows if "error" not in r]
-peers = sorted({r["peer"] for r in rows}, key=lambda p: (p != "volley", p))
-metrics = [
-    ("clients", "clients"), ("connect_per_s", "connect conn/s"),
-    ("delivered_per_s", "deliveries/s"), ("all_p50_us", "reach-all p50 us"),
-    ("all_p99_us", "reach-all p99 us"), ("server_us_per_delivery", "srv CPU us/delivery"),
-    ("server_cpu_pct", "srv CPU % (of one core)"),
-    ("server_runq_wait_pct", "srv runqueue wait %"), ("gen_cpu_pct", "gen CPU %"),
-    ("redis_cpu_pct", "redis CPU %"), ("server_rss_kib_connected", "srv RSS KiB, connected"),
-    ("server_rss_kib_per_conn", "srv RSS KiB/conn"), ("server_rss_kib_end", "srv RSS KiB, end"),
-]
-def fmt(x):
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
-def cell(peer, m):
-    v = [r[m] for r in rows if r["peer"] == peer and r.get(m) is not None]
-    return f"{fmt(statistics.median(v))} ({fmt(min(v))}-{fmt(max(v))}) n={len(v)}" if v else "-"
-def ratio(a, b, m):
-    x = {r["repeat"]: r.get(m) for r in rows if r["peer"] == a}
-    y = {r["repeat"]: r.get(m) for r in rows if r["peer"] == b}
-    v = [x[i] / y[i] for i in x if i in y and x[i] is not None and y[i]]
-    return f"{statistics.median(v):.2f}" if v else "-"
-ratios = [(a, b) for a in peers for b in peers if a == "volley" and b != a]
-print("| metric | " + " | ".join(f"{p} (median, min-max)" for p in peers) + " | "
-      + " | ".join(f"{a}/{b}" for a, b in ratios) + " |")
-print("|---" * (1 + len(peers) + len(ratios)) + "|")
-for m, name in metrics:
-    print(f"| {name} | " + " | ".join(cell(p, m) for p in peers) + " | "
-          + " | ".join(ratio(a, b, m) for a, b in ratios) + " |")
-PY
+python3 "$ROOT/bench/scripts/cluster-table.py" "$OUT"
