@@ -20,13 +20,14 @@ METRICS = [
     ("server_runq_wait_pct", "srv runqueue wait %"),
     ("gen_cpu_pct", "gen CPU %"),
     ("redis_cpu_pct", "redis CPU %"),
+    ("gen_rss_kib_connected", "gen RSS MiB, connected"),
     ("server_rss_kib_connected", "srv RSS MiB, connected"),
     ("server_rss_kib_per_conn", "srv RSS KiB/conn"),
     ("server_rss_kib_end", "srv RSS MiB, end"),
 ]
 # Shown in other units than measured.
 SCALE = {"all_p50_us": 1e-3, "all_p99_us": 1e-3, "server_rss_kib_connected": 1 / 1024,
-         "server_rss_kib_end": 1 / 1024}
+         "server_rss_kib_end": 1 / 1024, "gen_rss_kib_connected": 1 / 1024}
 
 
 def load(paths):

@@ -321,6 +321,7 @@ async fn drive(
         .map(|r| r.pid)
         .chain([std::process::id()])
         .collect();
+    out["gen_rss_kib_connected"] = sum(&each_rss_kib(&gen_pids)).into();
 
     let (tally, cpu0, t_end) = broadcast_loop(o, &mut sender, events, &gen_pids).await?;
     let cpu1 = CpuSnap::take(&o.server_pids, &gen_pids, o.redis_pid);
@@ -460,5 +461,33 @@ async fn broadcast_loop(
                 t.warmup_done += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_receivers_lines() {
+        assert!(matches!(
+            parse_event("ready 19000 0"),
+            Some(Event::Ready {
+                connected: 19000,
+                failed: 0
+            })
+        ));
+        assert!(matches!(
+            parse_event("done 7 1765000000000000000"),
+            Some(Event::Done {
+                seq: 7,
+                at: 1_765_000_000_000_000_000
+            })
+        ));
+        assert!(matches!(parse_event("lost 1"), Some(Event::Lost)));
+        assert!(matches!(parse_event("end 10 0"), Some(Event::End)));
+        assert!(parse_event("ready 12").is_none());
+        assert!(parse_event("done x 1").is_none());
+        assert!(parse_event("").is_none());
     }
 }
