@@ -22,11 +22,11 @@
 //! The flags combine (`--raw --msgpack` forwards msgpack arguments unparsed).
 //!
 //! With `--redis URL`, the server is one node of a cluster through [`volley_redis`]: the
-//! sharded adapter by default (Node's `createShardedAdapter`, `subscriptionMode: "dynamic"`),
-//! or the classic one with `--classic`. `broadcast` then reaches every client of every node.
-//! The port is bound only once the adapter's subscriptions are confirmed, so a client that
-//! can connect is served by a node that already hears the cluster (see
-//! `bench/scripts/cluster-95k.sh`).
+//! sharded adapter (`--sharded`, the default: Node's `createShardedAdapter`,
+//! `subscriptionMode: "dynamic"`), or the classic one with `--classic` (`createAdapter`).
+//! `broadcast` then reaches every client of every node. The port is bound only once the
+//! adapter's subscriptions are confirmed, so a client that can connect is served by a node
+//! that already hears the cluster (see `bench/scripts/cluster-95k.sh`).
 
 use std::time::Duration;
 
