@@ -130,3 +130,18 @@ impl SocketIo {
         self.inner.namespace_handles()
     }
 }
+
+impl Socket {
+    /// An id of the underlying connection, the same for every socket a client opened on it
+    /// (one per namespace), as Node's `socket.client.id`; tools use it to group sockets by
+    /// client. It is derived from the Engine.IO session id with a key random per process,
+    /// so it reveals nothing of that secret.
+    pub fn client_id(&self) -> String {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        let hash = KEY
+            .get_or_init(std::hash::RandomState::new)
+            .hash_one(self.inner.conn.engine.sid());
+        format!("{hash:016x}")
+    }
+}
