@@ -26,19 +26,15 @@ pub(crate) struct Totals {
 }
 
 pub(crate) fn totals(m: &EngineMetrics) -> Totals {
-    // Until the engine counts messages, bytes and closes (h-metrics' engine counters), the
-    // closes are derived and the rest stay at zero.
     Totals {
         opened: m.sessions_opened_total,
-        closed: m
-            .sessions_opened_total
-            .saturating_sub(m.sessions_open as u64),
-        packets_in: 0,
-        packets_out: 0,
-        bytes_in: 0,
-        bytes_out: 0,
+        closed: m.sessions_closed_total,
+        packets_in: m.messages_received_total,
+        packets_out: m.messages_sent_total,
+        bytes_in: m.bytes_received_total,
+        bytes_out: m.bytes_sent_total,
         clients: m.sessions_open,
-        polling_clients: 0,
+        polling_clients: m.polling_sessions,
     }
 }
 
