@@ -98,6 +98,9 @@ impl std::error::Error for AdminError {}
 /// The statistics task runs as long as the runtime does.
 pub fn instrument(io: &SocketIo, options: AdminOptions) -> Result<(), AdminError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| AdminError::NoRuntime)?;
+    if let Auth::Basic { password_hash, .. } = &options.auth {
+        auth::check_hash(password_hash)?;
+    }
     let admin = io.of(&options.namespace);
     match options.auth {
         Auth::None => tracing::warn!("admin UI: authentication is disabled"),
@@ -105,7 +108,6 @@ pub fn instrument(io: &SocketIo, options: AdminOptions) -> Result<(), AdminError
             username,
             password_hash,
         } => {
-            auth::check_hash(&password_hash)?;
             auth::install(&admin, username, password_hash);
         }
     }
@@ -170,7 +172,9 @@ async fn all_sockets(io: &SocketIo) -> Vec<Value> {
     for ns in io.namespace_handles() {
         match ns.fetch_sockets().await {
             Ok(list) => out.extend(list.iter().map(|s| serialize::remote(s, ns.name()))),
-            Err(e) => tracing::debug!(error = %e, namespace = ns.name(), "admin: fetch_sockets failed"),
+            Err(e) => {
+                tracing::debug!(error = %e, namespace = ns.name(), "admin: fetch_sockets failed")
+            }
         }
     }
     out

@@ -152,7 +152,8 @@ impl Observer for Live {
             && !map.contains_key(ADMIN_KEY)
         {
             // The application replaced the data: keep what other servers read.
-            let admin = json!({ "clientId": s.client_id(), "transport": transport_name(s.transport()) });
+            let admin =
+                json!({ "clientId": s.client_id(), "transport": transport_name(s.transport()) });
             map.insert(ADMIN_KEY.into(), admin);
             let _ = s.set_data(&data); // comes back here, with the key
             return;

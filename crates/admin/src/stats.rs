@@ -49,9 +49,18 @@ impl EventBuffer {
     pub(crate) fn push_delta(&mut self, ts: u64, before: &Totals, after: &Totals) {
         let deltas = [
             ("rawConnection", after.opened.saturating_sub(before.opened)),
-            ("rawDisconnection", after.closed.saturating_sub(before.closed)),
-            ("packetsIn", after.packets_in.saturating_sub(before.packets_in)),
-            ("packetsOut", after.packets_out.saturating_sub(before.packets_out)),
+            (
+                "rawDisconnection",
+                after.closed.saturating_sub(before.closed),
+            ),
+            (
+                "packetsIn",
+                after.packets_in.saturating_sub(before.packets_in),
+            ),
+            (
+                "packetsOut",
+                after.packets_out.saturating_sub(before.packets_out),
+            ),
             ("bytesIn", after.bytes_in.saturating_sub(before.bytes_in)),
             ("bytesOut", after.bytes_out.saturating_sub(before.bytes_out)),
         ];

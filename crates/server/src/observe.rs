@@ -92,18 +92,12 @@ impl fmt::Debug for Observers {
 
 impl Observers {
     fn add(&self, o: Arc<dyn Observer>) {
-        self.list
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(o);
+        self.list.write().unwrap_or_else(|p| p.into_inner()).push(o);
         self.any.store(true, Ordering::Release);
     }
 
     fn snapshot(&self) -> Vec<Arc<dyn Observer>> {
-        self.list
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Runs `f` for each observer, with no lock held (an observer may register another).
