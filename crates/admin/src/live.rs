@@ -56,8 +56,7 @@ impl Live {
     }
 
     /// Reports the sockets that moved from long-polling to WebSocket since the last call,
-    /// as the package does on the connection's `upgrade` (a data update, then the
-    /// transport).
+    /// as the package does on the connection's `upgrade`.
     pub(crate) fn check_upgrades(&self) {
         let upgraded: Vec<Socket> = {
             let mut list = self.polling.lock().unwrap_or_else(|p| p.into_inner());
@@ -71,7 +70,12 @@ impl Live {
             let mut data = s.data_value();
             if let Some(admin) = data.get_mut(ADMIN_KEY).and_then(Value::as_object_mut) {
                 admin.insert("transport".into(), json!("websocket"));
+                // Not news for the UI (the package's proxy does not see this change either).
+                let announced = s.extensions().remove::<Announced>();
                 let _ = s.set_data(&data);
+                if let Some(a) = announced {
+                    s.extensions().insert(a);
+                }
             }
             self.send(
                 "socket_updated",
@@ -95,6 +99,11 @@ impl Observer for Live {
         }
         let _ = s.set_data(&data);
         s.extensions().insert(Announced);
+        if s.namespace() == self.admin.name() {
+            // Node sends a socket's own room_joined before its CONNECT answer, so a UI gets
+            // its own; Volley joins that room before the socket can take broadcasts.
+            let _ = s.emit_args("room_joined", (s.namespace(), s.id(), s.id(), now()));
+        }
         self.send("socket_connected", (serialize::local(s), now()));
         if transport != TransportKind::WebSocket {
             self.polling
