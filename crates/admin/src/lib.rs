@@ -171,7 +171,10 @@ async fn all_sockets(io: &SocketIo) -> Vec<Value> {
     let mut out = Vec::new();
     for ns in io.namespace_handles() {
         match ns.fetch_sockets().await {
-            Ok(list) => out.extend(list.iter().map(|s| serialize::remote(s, ns.name()))),
+            Ok(list) => out.extend(list.iter().map(|s| match ns.get_socket(s.id()) {
+                Some(local) => serialize::local(&local),
+                None => serialize::remote(s, ns.name()),
+            })),
             Err(e) => {
                 tracing::debug!(error = %e, namespace = ns.name(), "admin: fetch_sockets failed")
             }

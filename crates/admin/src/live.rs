@@ -16,7 +16,7 @@ pub(crate) fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-fn transport_name(t: TransportKind) -> &'static str {
+pub(crate) fn transport_name(t: TransportKind) -> &'static str {
     match t {
         TransportKind::WebSocket => "websocket",
         _ => "polling",

@@ -68,9 +68,27 @@ pub(crate) fn remote(s: &RemoteSocket, nsp: &str) -> Value {
     socket(s.id(), nsp, s.handshake(), s.data(), rooms)
 }
 
-/// A socket of this server.
+/// A socket of this server: its client id and transport are read from the socket itself,
+/// so they are right even where the data could not hold them (data that is not an object,
+/// production mode).
 pub(crate) fn local(s: &Socket) -> Value {
     let handshake = serde_json::to_value(s.handshake()).unwrap_or(Value::Null);
     let rooms = s.rooms().iter().map(|r| r.to_string()).collect();
-    socket(s.id(), s.namespace(), &handshake, &s.data_value(), rooms)
+    let mut v = socket(s.id(), s.namespace(), &handshake, &s.data_value(), rooms);
+    if let Value::Object(map) = &mut v {
+        let transport = crate::live::transport_name(s.transport());
+        // Re-inserted in the UI's key order: id, clientId, transport, nsp, ...
+        let rest: Vec<(String, Value)> = std::mem::take(map)
+            .into_iter()
+            .filter(|(k, _)| k != "clientId" && k != "transport")
+            .collect();
+        for (k, val) in rest {
+            map.insert(k.clone(), val);
+            if k == "id" {
+                map.insert("clientId".into(), json!(s.client_id()));
+                map.insert("transport".into(), json!(transport));
+            }
+        }
+    }
+    v
 }

@@ -367,3 +367,28 @@ async fn readonly_refuses_actions() {
     assert!(!server_side.rooms().iter().any(|r| &**r == "vip"));
     assert!(gina.connected());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_the_app_owns_stays_as_it_is() {
+    let (io, url) = start(AdminOptions::new(Auth::None)).await;
+    let (_m, hana) = user(&url).await;
+    let id = hana.id().unwrap().to_string();
+    let server_side = io.of("/").get_socket(&id).expect("hana is in /");
+    // The app keeps a plain string (as the chat example does): the admin adds nothing to it.
+    server_side.set_data(&"hana").unwrap();
+    assert_eq!(server_side.data::<String>().as_deref(), Some("hana"));
+    // An object gets the package's `_admin` key back when the app replaces it...
+    server_side.set_data(&json!({ "name": "hana" })).unwrap();
+    assert_eq!(server_side.data_value()["name"], "hana");
+    assert_eq!(server_side.data_value()["_admin"]["transport"], "websocket");
+    // ... which the UI never sees; and the UI still gets the transport and client id.
+    let mut ui = ui(&url, json!({})).await.expect("connects");
+    let all = ui.next("all_sockets").await;
+    let s = find(&all[0], &id);
+    assert_eq!(s["data"], json!({ "name": "hana" }));
+    assert_eq!(s["transport"], "websocket");
+    assert_eq!(s["clientId"].as_str().map(str::len), Some(16));
+    server_side.set_data(&"hana again").unwrap();
+    let update = ui.next("socket_updated").await;
+    assert_eq!(update[0], json!({ "id": id, "nsp": "/", "data": {} }));
+}
