@@ -158,60 +158,72 @@ fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_owned()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_ui_in_chromium_shows_volley() {
-    let (io, url) = start_volley(None, "volley-1").await;
-    let out = browse(json!({
-        "adminUrl": url, "shots": shots_dir(), "prefix": "volley", "servers": 1,
+/// The UI's run with two clients: one on WebSocket in room "lobby" at `first`, one on
+/// long-polling in room "garden" at `second`.
+async fn browse_two_clients(
+    admin_url: &str,
+    prefix: &str,
+    servers: usize,
+    first: &str,
+    second: &str,
+) -> NodeOutput {
+    browse(json!({
+        "adminUrl": admin_url, "shots": shots_dir(), "prefix": prefix, "servers": servers,
         "clients": [
-            { "url": url, "transport": "websocket", "rooms": ["lobby"] },
-            { "url": url, "transport": "polling", "rooms": ["garden"] },
+            { "url": first, "transport": "websocket", "rooms": ["lobby"] },
+            { "url": second, "transport": "polling", "rooms": ["garden"] },
         ],
     }))
-    .await;
+    .await
+}
+
+/// Checks what every run of [`browse_two_clients`] must show: three clients (the two and
+/// the UI), both sockets in "/" with their transports, both rooms, and the first client
+/// disconnected by the UI's button. Returns the two socket ids.
+fn check_two_clients(out: &NodeOutput) -> (String, String) {
     let clients = out.events("client");
-    let (ws, lp) = (
-        clients[0]["id"].as_str().unwrap(),
-        clients[1]["id"].as_str().unwrap(),
-    );
-
-    let servers = one(&out, "servers");
-    let servers = rows(&servers, 5);
-    assert_eq!(servers.len(), 1, "{out}");
-    let server = servers.iter().next().unwrap();
-    assert_eq!(server[0], "volley-1");
-    assert_eq!(server[2], std::process::id().to_string(), "the pid");
-    assert_eq!(server[4], "3", "two users and the UI: {out}");
-
-    let dashboard = one(&out, "dashboard");
-    assert_eq!(dashboard["clients"], 3, "{out}");
-    assert_eq!(dashboard["polling"], 1, "{out}");
-    assert_eq!(dashboard["healthyServers"], 1, "{out}");
-
-    let sockets = one(&out, "sockets");
+    let id = |i: usize| clients[i]["id"].as_str().expect("an id").to_owned();
+    let (ws, lp) = (id(0), id(1));
+    assert_eq!(one(out, "dashboard")["clients"], 3, "{out}");
+    assert_eq!(one(out, "dashboard")["polling"], 1, "{out}");
+    let sockets = one(out, "sockets");
     assert_eq!(sockets["namespace"], "/");
     assert_eq!(
         rows(&sockets, 3),
         BTreeSet::from([
-            row(&[ws, "127.0.0.1", "WebSocket"]),
-            row(&[lp, "127.0.0.1", "HTTP long-polling"]),
+            row(&[&ws, "127.0.0.1", "WebSocket"]),
+            row(&[&lp, "127.0.0.1", "HTTP long-polling"]),
         ]),
         "{out}"
     );
     assert_eq!(
-        rows(&one(&out, "rooms"), 3),
+        rows(&one(out, "rooms"), 3),
         BTreeSet::from([
             row(&["garden", "PUBLIC", "1"]),
             row(&["lobby", "PUBLIC", "1"])
         ]),
         "{out}"
     );
-
-    // The UI's disconnect button: the client heard it, and the server let it go.
-    let gone = one(&out, "client-disconnect");
-    assert_eq!(gone["id"], ws);
+    // The UI's disconnect button: the client heard it.
+    let gone = one(out, "client-disconnect");
+    assert_eq!(gone["id"], ws.as_str());
     assert_eq!(gone["reason"], "io server disconnect");
-    assert!(io.of("/").get_socket(ws).is_none());
+    (ws, lp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ui_in_chromium_shows_volley() {
+    let (io, url) = start_volley(None, "volley-1").await;
+    let out = browse_two_clients(&url, "volley", 1, &url, &url).await;
+    let servers = rows(&one(&out, "servers"), 5);
+    assert_eq!(servers.len(), 1, "{out}");
+    let server = servers.iter().next().unwrap();
+    assert_eq!(server[0], "volley-1");
+    assert_eq!(server[2], std::process::id().to_string(), "the pid");
+    assert_eq!(server[4], "3", "two users and the UI: {out}");
+    assert_eq!(one(&out, "dashboard")["healthyServers"], 1, "{out}");
+    let (ws, _) = check_two_clients(&out);
+    assert!(io.of("/").get_socket(&ws).is_none(), "the server let it go");
 }
 
 /// A `redis-server` on a free loopback port, killed when dropped.
@@ -272,20 +284,9 @@ async fn admin_ui_in_chromium_shows_a_mixed_cluster() {
     let (_io, url) = start_volley(Some(cluster.factory()), "volley-1").await;
     cluster.ready(WAIT).await.expect("subscribed");
 
-    // The UI talks to Volley; one client on each server.
-    let out = browse(json!({
-        "adminUrl": url, "shots": shots_dir(), "prefix": "cluster", "servers": 2,
-        "clients": [
-            { "url": node.url, "transport": "websocket", "rooms": ["lobby"] },
-            { "url": url, "transport": "polling", "rooms": ["garden"] },
-        ],
-    }))
-    .await;
-    let clients = out.events("client");
-    let (on_node, on_volley) = (
-        clients[0]["id"].as_str().unwrap(),
-        clients[1]["id"].as_str().unwrap(),
-    );
+    // The UI talks to Volley; one client on each server. The UI (on Volley) disconnects
+    // the client of the Node server, through Redis.
+    let out = browse_two_clients(&url, "cluster", 2, &node.url, &url).await;
     let servers: BTreeMap<String, String> = rows(&one(&out, "servers"), 5)
         .into_iter()
         .map(|r| (r[0].clone(), r[4].clone()))
@@ -298,27 +299,7 @@ async fn admin_ui_in_chromium_shows_a_mixed_cluster() {
         ]),
         "server id -> clients (Volley's include the UI): {out}"
     );
-    assert_eq!(one(&out, "dashboard")["clients"], 3, "{out}");
-    assert_eq!(
-        rows(&one(&out, "sockets"), 3),
-        BTreeSet::from([
-            row(&[on_node, "127.0.0.1", "WebSocket"]),
-            row(&[on_volley, "127.0.0.1", "HTTP long-polling"]),
-        ]),
-        "{out}"
-    );
-    assert_eq!(
-        rows(&one(&out, "rooms"), 3),
-        BTreeSet::from([
-            row(&["garden", "PUBLIC", "1"]),
-            row(&["lobby", "PUBLIC", "1"])
-        ]),
-        "{out}"
-    );
-    // The UI (on Volley) disconnected the client of the Node server, through Redis.
-    let gone = one(&out, "client-disconnect");
-    assert_eq!(gone["id"], on_node);
-    assert_eq!(gone["reason"], "io server disconnect");
+    check_two_clients(&out);
     cluster.close();
 }
 

@@ -34,11 +34,11 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use volley::adapter::AdapterFactory;
 use volley::adapter::Room;
-use volley_admin::{AdminError, AdminOptions, Auth, instrument};
 use volley::{
-    AckSender, AllowOrigin, BroadcastOperator, Cors, ConnectError, ConnectionStateRecovery, Data, DisconnectReason,
-    Namespace, Socket, SocketIo, State,
+    AckSender, AllowOrigin, BroadcastOperator, ConnectError, ConnectionStateRecovery, Cors, Data,
+    DisconnectReason, Namespace, Socket, SocketIo, State,
 };
+use volley_admin::{AdminError, AdminOptions, Auth, instrument};
 
 /// What the chat accepts: the application state its handlers share.
 #[derive(Debug, Clone, Copy)]

@@ -46,7 +46,8 @@ async fn run() -> io::Result<()> {
     let io = socket_io_for(adapter, &[&origin]);
     if let Ok(hash) = std::env::var("ADMIN_PASSWORD_HASH") {
         let user = std::env::var("ADMIN_USERNAME").unwrap_or_else(|_| "admin".to_owned());
-        admin(&io, &user, &hash).map_err(|e| io::Error::other(format!("ADMIN_PASSWORD_HASH: {e}")))?;
+        admin(&io, &user, &hash)
+            .map_err(|e| io::Error::other(format!("ADMIN_PASSWORD_HASH: {e}")))?;
         println!("admin UI: namespace /admin, user {user:?}, for pages from {origin}");
     }
     let app = router(&io, client_js);

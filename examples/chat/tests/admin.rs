@@ -54,6 +54,12 @@ async fn admin_ui_logs_in_to_the_chat() {
         .expect("an answer")
         .unwrap();
     let answer = answer.to_ascii_lowercase();
-    assert!(answer.contains(&format!("access-control-allow-origin: {UI}")), "{answer}");
-    assert!(answer.contains("access-control-allow-credentials: true"), "{answer}");
+    assert!(
+        answer.contains(&format!("access-control-allow-origin: {UI}")),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("access-control-allow-credentials: true"),
+        "{answer}"
+    );
 }
