@@ -110,11 +110,12 @@ impl Identity {
     }
 }
 
-/// Resident memory of this process in bytes (Linux), for `memoryUsage.rss`.
+/// Resident memory of this process in bytes (Linux: `VmRSS` of `/proc/self/status`).
 fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// One `server_stats` payload, in the package's key order (plus `memoryUsage`).

@@ -38,7 +38,7 @@ impl Observer for Log {
         }
     }
     fn data_changed(&self, s: &Socket) {
-        self.push(format!("data {}", s.data_value()));
+        self.push(format!("data {} {}", s.namespace(), s.data_value()));
     }
 }
 
@@ -63,6 +63,9 @@ async fn one_observer_sees_every_namespace() {
     tokio::spawn(volley::serve(listener, io.service()));
 
     let manager = volley_client::Manager::builder(&url).build().unwrap();
+    // A socket in "/" keeps the connection open when the other leaves (so that it leaves
+    // with its DISCONNECT, not with the connection).
+    let _main = manager.socket("/").connect().await.unwrap();
     let client = manager.socket("/room-7").connect().await.unwrap();
     let _: () = client.emit_with_ack("enter", "kitchen").await.unwrap();
     // The handles are those of the namespaces that exist: the dynamic child too, now.
@@ -81,11 +84,18 @@ async fn one_observer_sees_every_namespace() {
         "join /room-7 <own>",
         "connected /room-7",
         "join /room-7 kitchen",
-        "data \"ada\"",
+        "data /room-7 \"ada\"",
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let seen = log.0.lock().unwrap().clone();
+        let seen: Vec<String> = log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.contains("/room-7"))
+            .cloned()
+            .collect();
         if seen.len() >= want.len() + 3 {
             assert_eq!(seen[..4], want);
             let mut leaves = seen[4..6].to_vec();
