@@ -57,6 +57,7 @@ fn handlers(io: &SocketIo) {
 async fn start_volley(
     adapter: Option<volley::adapter::AdapterFactory>,
     server_id: &str,
+    auth: Auth,
 ) -> (SocketIo, String) {
     let mut builder = SocketIo::builder()
         .cors(volley::Cors::new(volley::AllowOrigin::Mirror).credentials(true))
@@ -66,7 +67,7 @@ async fn start_volley(
     }
     let io = builder.build();
     handlers(&io);
-    instrument(&io, AdminOptions::new(Auth::None).server_id(server_id)).expect("instrumented");
+    instrument(&io, AdminOptions::new(auth).server_id(server_id)).expect("instrumented");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind a loopback port");
@@ -166,6 +167,7 @@ async fn browse_two_clients(
     servers: usize,
     first: &str,
     second: &str,
+    login: Value,
 ) -> NodeOutput {
     browse(json!({
         "adminUrl": admin_url, "shots": shots_dir(), "prefix": prefix, "servers": servers,
@@ -173,6 +175,7 @@ async fn browse_two_clients(
             { "url": first, "transport": "websocket", "rooms": ["lobby"] },
             { "url": second, "transport": "polling", "rooms": ["garden"] },
         ],
+        "login": login,
     }))
     .await
 }
@@ -213,8 +216,15 @@ fn check_two_clients(out: &NodeOutput) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_in_chromium_shows_volley() {
-    let (io, url) = start_volley(None, "volley-1").await;
-    let out = browse_two_clients(&url, "volley", 1, &url, &url).await;
+    // bcryptjs's hash of "secret" (the npm package's own library made it).
+    let hash = "$2a$04$pAoZGWFOvg5B4dr95w240ej4kaW7l2h.9/lDvqSYN7WrLXQVPQV26";
+    let (io, url) = start_volley(None, "volley-1", Auth::basic("admin", hash)).await;
+    let login = json!({ "username": "admin", "password": "secret" });
+    let out = browse_two_clients(&url, "volley", 1, &url, &url, login).await;
+    // The login form refused a wrong password and took the right one (checked against the
+    // hash): everything below needs that connection.
+    let refused = one(&out, "login-refused");
+    assert_eq!(refused["text"], "Invalid credentials", "{out}");
     let servers = rows(&one(&out, "servers"), 5);
     assert_eq!(servers.len(), 1, "{out}");
     let server = servers.iter().next().unwrap();
@@ -281,12 +291,12 @@ async fn admin_ui_in_chromium_shows_a_mixed_cluster() {
     let cluster = volley_redis::RedisCluster::connect(&redis.url(), config)
         .await
         .expect("volley joins the cluster");
-    let (_io, url) = start_volley(Some(cluster.factory()), "volley-1").await;
+    let (_io, url) = start_volley(Some(cluster.factory()), "volley-1", Auth::None).await;
     cluster.ready(WAIT).await.expect("subscribed");
 
     // The UI talks to Volley; one client on each server. The UI (on Volley) disconnects
     // the client of the Node server, through Redis.
-    let out = browse_two_clients(&url, "cluster", 2, &node.url, &url).await;
+    let out = browse_two_clients(&url, "cluster", 2, &node.url, &url, Value::Null).await;
     let servers: BTreeMap<String, String> = rows(&one(&out, "servers"), 5)
         .into_iter()
         .map(|r| (r[0].clone(), r[4].clone()))
@@ -360,7 +370,7 @@ fn broadcast_news(line: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volley_sends_what_nodes_instrument_sends() {
     let node = start_node(&[]).await;
-    let (_io, volley) = start_volley(None, "volley-1").await;
+    let (_io, volley) = start_volley(None, "volley-1", Auth::None).await;
     let from_node = run_node("admin-observe.mjs", &[&node.url], DEADLINE).await;
     from_node.assert_success();
     let from_volley = run_node("admin-observe.mjs", &[&volley], DEADLINE).await;
