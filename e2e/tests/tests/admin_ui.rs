@@ -1,7 +1,8 @@
 //! The official admin UI (`@socket.io/admin-ui` 0.5.1) against Volley's `volley-admin`.
 //!
 //! - The UI's own `ui/dist`, served from another loopback port, in headless Chromium
-//!   (`scripts/admin-ui-browser.mjs`, playwright-core): the dashboard, servers, sockets and
+//!   (`scripts/admin-ui-browser.mjs`, playwright-core): its login form against a bcrypt hash
+//!   (a wrong password refused, the right one accepted), the dashboard, servers, sockets and
 //!   rooms pages show what is connected, and the UI's disconnect button disconnects a client
 //!   (heard by that client). Screenshots go to `e2e/artifacts/admin-*.png`.
 //! - The same with a mixed cluster on a real Redis: one Node server with the npm package's
