@@ -479,8 +479,7 @@ impl Socket {
 
     /// Replaces the per-socket data.
     pub fn set_data<T: Serialize>(&self, data: &T) -> Result<(), serde_json::Error> {
-        let value = serde_json::to_value(data)?;
-        *lock(&self.inner.data) = value;
+        *lock(&self.inner.data) = serde_json::to_value(data)?;
         self.inner.ns.observers.each(|o| o.data_changed(self));
         Ok(())
     }
