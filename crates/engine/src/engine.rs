@@ -119,7 +119,7 @@ impl Engine {
                 .map_or(0, RateLimiter::tracked),
             ..EngineMetrics::default()
         };
-        self.shared.registry.add_sessions_to(&mut m);
+        self.shared.registry.add_sessions_to(&mut m, counters);
         m
     }
 

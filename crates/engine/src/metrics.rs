@@ -3,7 +3,7 @@
 //! A leaf module: sessions update the counters as they come and go, and
 //! [`Engine::metrics`](crate::Engine::metrics) reads them together with the registry.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Engine-wide counters, updated by sessions as they come and go.
 #[derive(Debug, Default)]
@@ -16,6 +16,64 @@ pub(crate) struct Counters {
     pub(crate) opened: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    /// Sessions ended (their driver finished), since the engine was created. Written and
+    /// read under the registry's lock, with `retired`.
+    pub(crate) closed: AtomicU64,
+    /// The traffic of the sessions that ended. Added to under the registry's lock when a
+    /// session ends, and read under it together with the open sessions' own counts, so a
+    /// snapshot never counts a session twice nor misses it.
+    pub(crate) retired: Traffic,
+}
+
+/// Engine.IO *message* packets and their payload bytes, in and out, as
+/// `@socket.io/admin-ui` counts them: every message packet (a Socket.IO binary attachment is
+/// one), its payload without the packet type, binary as its raw length.
+///
+/// Each session has its own (in its `Shared`), so the hot path only touches the session's
+/// own cache lines: relaxed increments nobody else writes to, summed at snapshot time.
+#[derive(Debug, Default)]
+pub(crate) struct Traffic {
+    pub(crate) messages_in: AtomicU64,
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) messages_out: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+}
+
+impl Traffic {
+    /// Counts one message received with `bytes` bytes of payload.
+    pub(crate) fn received(&self, bytes: usize) {
+        self.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `messages` messages sent with `bytes` bytes of payload together.
+    pub(crate) fn sent(&self, messages: usize, bytes: usize) {
+        if messages > 0 {
+            self.messages_out
+                .fetch_add(messages as u64, Ordering::Relaxed);
+            self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&self, other: &Traffic) {
+        self.messages_in
+            .fetch_add(other.messages_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.bytes_in
+            .fetch_add(other.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.sent(
+            other.messages_out.load(Ordering::Relaxed) as usize,
+            other.bytes_out.load(Ordering::Relaxed) as usize,
+        );
+    }
+
+    /// Adds these counts to a snapshot.
+    pub(crate) fn add_to(&self, m: &mut EngineMetrics) {
+        m.messages_received_total += self.messages_in.load(Ordering::Relaxed);
+        m.bytes_received_total += self.bytes_in.load(Ordering::Relaxed);
+        m.messages_sent_total += self.messages_out.load(Ordering::Relaxed);
+        m.bytes_sent_total += self.bytes_out.load(Ordering::Relaxed);
+    }
 }
 
 /// A snapshot of an engine's state, from [`Engine::metrics`](crate::Engine::metrics).
@@ -44,4 +102,25 @@ pub struct EngineMetrics {
     pub handshakes_rate_limited_total: u64,
     /// Client addresses the handshake rate limit tracks now.
     pub rate_limited_addresses: usize,
+    /// Open sessions whose transport is long-polling now (not yet upgraded).
+    pub polling_sessions: usize,
+    /// Open sessions whose transport is WebSocket now (upgraded, or WebSocket from the start).
+    pub websocket_sessions: usize,
+    /// Sessions that ended, for any reason, since the engine was created.
+    pub sessions_closed_total: u64,
+    /// Engine.IO message packets received from clients, since the engine was created: one
+    /// per message (a Socket.IO packet with binary attachments is one plus one per
+    /// attachment), as `@socket.io/admin-ui` counts `packetsIn`. Pings, pongs and other
+    /// control packets are not counted.
+    pub messages_received_total: u64,
+    /// Engine.IO message packets queued for clients (admin-ui's `packetsOut`), since the
+    /// engine was created. A message refused by [`EngineSocket::send`](crate::EngineSocket::send)
+    /// is not counted; one accepted and then dropped because its session ended is.
+    pub messages_sent_total: u64,
+    /// Payload bytes of the messages received: UTF-8 bytes of a text message without its
+    /// packet type, the raw length of a binary one (admin-ui's `bytesIn`).
+    pub bytes_received_total: u64,
+    /// Payload bytes of the messages sent, counted as `bytes_received_total` (admin-ui's
+    /// `bytesOut`).
+    pub bytes_sent_total: u64,
 }

@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use crate::command::Command;
-use crate::metrics::EngineMetrics;
+use std::sync::atomic::Ordering;
+
+use crate::config::TransportKind;
+use crate::metrics::{Counters, EngineMetrics};
 use crate::socket::Shared;
 
 /// One session as the HTTP handlers see it.
@@ -31,8 +34,19 @@ impl Registry {
         self.lock().get(sid).cloned()
     }
 
-    pub(crate) fn remove(&self, sid: &str) {
-        self.lock().remove(sid);
+    /// Forgets an ended session and moves its traffic into the engine's totals, under the
+    /// registry's lock (see [`Counters::retired`]). Called once per session, by its driver.
+    pub(crate) fn retire(&self, shared: &Shared, counters: &Counters) {
+        let mut map = self.lock();
+        // `Engine::close` may have drained the map already; the session is counted anyway.
+        if map
+            .get(&shared.sid)
+            .is_some_and(|e| std::ptr::eq(&*e.shared, shared))
+        {
+            map.remove(&shared.sid);
+        }
+        counters.retired.add(&shared.traffic);
+        counters.closed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -41,10 +55,20 @@ impl Registry {
 
     /// Fills in what the open sessions hold: how many there are and their backlogs. One lock,
     /// a few atomic loads per session.
-    pub(crate) fn add_sessions_to(&self, m: &mut EngineMetrics) {
+    /// The traffic and closes of ended sessions are read under the same lock, so every
+    /// session is counted exactly once.
+    pub(crate) fn add_sessions_to(&self, m: &mut EngineMetrics, counters: &Counters) {
         let map = self.lock();
         m.sessions_open = map.len();
+        counters.retired.add_to(m);
+        m.sessions_closed_total = counters.closed.load(Ordering::Relaxed);
         for entry in map.values() {
+            entry.shared.traffic.add_to(m);
+            if entry.shared.transport() == TransportKind::WebSocket {
+                m.websocket_sessions += 1;
+            } else {
+                m.polling_sessions += 1;
+            }
             let bytes = entry.shared.pending_bytes();
             m.queued_frames += entry.shared.pending_frames();
             m.queued_bytes += bytes;

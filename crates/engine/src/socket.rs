@@ -11,7 +11,7 @@ use volley_proto::engine::PacketType;
 
 use crate::config::TransportKind;
 use crate::error::{CloseReason, SendError};
-use crate::metrics::Counters;
+use crate::metrics::{Counters, Traffic};
 use crate::request::{ProtocolVersion, RequestInfo};
 
 /// A frame ready for a transport.
@@ -46,6 +46,16 @@ impl Frame {
     pub(crate) fn cost(&self) -> usize {
         match self {
             Self::Text(b) | Self::Binary(b) => b.len(),
+        }
+    }
+
+    /// The payload bytes this frame counts for in the message counters, if it is a message:
+    /// a text frame without its packet type, a binary frame whole.
+    fn message_bytes(&self) -> Option<usize> {
+        match self {
+            Self::Text(b) if b.first() == Some(&PacketType::Message.digit()) => Some(b.len() - 1),
+            Self::Text(_) => None,
+            Self::Binary(b) => Some(b.len()),
         }
     }
 
@@ -104,6 +114,8 @@ pub(crate) struct Shared {
     /// Set while the WebSocket's write side cannot take more (the socket buffer is full and
     /// a flush is pending).
     pub(crate) write_blocked: AtomicBool,
+    /// This session's message counts (see [`Traffic`]).
+    pub(crate) traffic: Traffic,
     counters: Arc<Counters>,
 }
 
@@ -137,6 +149,7 @@ impl Shared {
             pending_frames: AtomicUsize::new(0),
             pending_bytes: AtomicUsize::new(0),
             write_blocked: AtomicBool::new(false),
+            traffic: Traffic::default(),
             counters,
         }
     }
@@ -304,6 +317,9 @@ impl EngineSocket {
             return Err(e);
         }
         let was_empty = q.frames.is_empty();
+        if let Some(bytes) = frame.message_bytes() {
+            self.shared.traffic.sent(1, bytes);
+        }
         q.frames.push_back(frame);
         drop(q);
         // A driver whose WebSocket cannot take more is woken by the socket itself when it
@@ -331,6 +347,11 @@ impl EngineSocket {
             return Err(e);
         }
         let was_empty = q.frames.is_empty();
+        let (messages, bytes) = frames
+            .iter()
+            .filter_map(Frame::message_bytes)
+            .fold((0, 0), |(n, b), len| (n + 1, b + len));
+        self.shared.traffic.sent(messages, bytes);
         q.frames.extend(frames);
         drop(q);
         // A driver whose WebSocket cannot take more is woken by the socket itself when it

@@ -401,6 +401,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         return;
     }
     ns.release(&socket);
+    ns.observers.each(|o| o.socket_connected(&socket));
     let handler = ns
         .handlers
         .on_connection

@@ -66,6 +66,8 @@ pub(crate) struct NsInner {
     /// Whether a dynamic namespace created this one (it is dropped once empty, when the
     /// server is configured to clean up).
     pub(crate) is_child: bool,
+    /// The server's observers (shared, so ones registered later are seen).
+    pub(crate) observers: Arc<crate::observe::Observers>,
 }
 
 impl NsInner {
@@ -87,13 +89,14 @@ impl NsInner {
         is_child: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
-        let (parser, state, recovery) = io
+        let (parser, state, recovery, observers) = io
             .upgrade()
             .map(|io| {
                 (
                     io.config.parser,
                     io.config.state.clone(),
                     io.config.recovery,
+                    io.observers.clone(),
                 )
             })
             .unwrap_or_default();
@@ -111,6 +114,7 @@ impl NsInner {
             held: Mutex::new(HashMap::new()),
             is_parent,
             is_child,
+            observers,
         })
     }
 
@@ -172,6 +176,7 @@ impl NsInner {
         for h in handlers {
             h(&event);
         }
+        self.observers.each(|o| o.room_event(&self.name, &event));
     }
 
     pub(crate) fn io(&self) -> Option<Arc<IoInner>> {

@@ -27,6 +27,7 @@ pub(crate) struct IoInner {
     namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
     dynamic: RwLock<Vec<DynamicNs>>,
     pub(crate) middleware: RwLock<Vec<Middleware>>,
+    pub(crate) observers: Arc<crate::observe::Observers>,
 }
 
 impl IoInner {
@@ -38,7 +39,15 @@ impl IoInner {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             middleware: RwLock::new(Vec::new()),
+            observers: Arc::default(),
         }
+    }
+
+    pub(crate) fn namespace_handles(&self) -> Vec<Namespace> {
+        let map = self.namespaces.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .map(|ns| Namespace { inner: ns.clone() })
+            .collect()
     }
 
     pub(crate) fn engine(&self) -> Option<&Engine> {

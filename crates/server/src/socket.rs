@@ -481,6 +481,7 @@ impl Socket {
     pub fn set_data<T: Serialize>(&self, data: &T) -> Result<(), serde_json::Error> {
         *lock(&self.inner.data) = serde_json::to_value(data)?;
         self.session_live();
+        self.inner.ns.observers.each(|o| o.data_changed(self));
         Ok(())
     }
 

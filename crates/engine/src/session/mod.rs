@@ -262,7 +262,12 @@ impl Incoming {
             self.heartbeat.packet_received(Instant::now());
         }
         match packet {
-            Packet::Message(m) => self.inbox.push_back(m),
+            Packet::Message(m) => {
+                self.shared.traffic.received(match &m {
+                    Message::Text(b) | Message::Binary(b) => b.len(),
+                });
+                self.inbox.push_back(m);
+            }
             Packet::Pong(_) if self.shared.v3 => {
                 // Node: "invalid heartbeat direction".
                 self.finish(CloseReason::TransportError);
@@ -330,7 +335,9 @@ impl Incoming {
         self.inbox.shrink_to_fit();
         self.shared.clear_pending();
         self.shared.write_blocked.store(false, Ordering::Release);
-        self.engine.registry.remove(&self.shared.sid);
+        self.engine
+            .registry
+            .retire(&self.shared, &self.engine.counters);
         match &mut self.transport {
             Transport::Polling { parked } => {
                 if let Some(reply) = parked.take() {

@@ -27,6 +27,8 @@ impl Socket {
         // Dropping the senders fails every pending `emit_with_ack` with `Disconnected`.
         lock(&self.inner.acks).pending.clear();
         if was_connected {
+            let observers = &self.inner.ns.observers;
+            observers.each(|o| o.socket_disconnected(self, reason));
             for h in std::mem::take(&mut *lock(&self.inner.on_disconnect)) {
                 run_now_or_spawn(h(self.clone(), reason));
             }
