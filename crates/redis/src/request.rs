@@ -79,9 +79,16 @@ impl RedisAdapter {
             return Err(link.unavailable());
         }
         let (sub, channel) = self.shared.count_query(&self.nsp);
-        let (_, n): (String, i64) = link
+        // `[channel, n]` from one server; a map `{channel: n}` summed over every node from a
+        // cluster (subscriptions live on one node per channel, or anywhere in classic mode).
+        let reply: redis::Value = link
             .query(redis::cmd("PUBSUB").arg(sub).arg(channel))
             .await?;
+        let n: i64 = match reply {
+            redis::Value::Array(v) => v.iter().filter_map(int_of).sum(),
+            redis::Value::Map(m) => m.iter().filter_map(|(_, v)| int_of(v)).sum(),
+            _ => 0,
+        };
         Ok(n.max(1) as usize)
     }
 
@@ -124,6 +131,13 @@ impl RedisAdapter {
         }
         drop(guard);
         Ok(out)
+    }
+}
+
+fn int_of(v: &redis::Value) -> Option<i64> {
+    match v {
+        redis::Value::Int(n) => Some(*n),
+        _ => None,
     }
 }
 

@@ -22,6 +22,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+
+pub mod redis_cluster;
 use tokio::io::AsyncReadExt;
 
 /// The lock file that serializes `npm ci` between processes (also taken by `scripts/test.sh`).
