@@ -258,6 +258,21 @@ impl Link {
         self.outcome(generation, reply.await)
     }
 
+    /// Runs a command on the publisher connection, on the cluster node that owns `key`'s
+    /// slot (see [`Conn::query_at`]).
+    pub(crate) async fn query_at(
+        &self,
+        cmd: &redis::Cmd,
+        key: &str,
+    ) -> Result<redis::Value, AdapterError> {
+        let (generation, mut conn) = self.publisher()?;
+        let reply = tokio::time::timeout(
+            self.config.command_timeout,
+            conn.query_at(cmd, key.as_bytes()),
+        );
+        self.outcome(generation, reply.await)
+    }
+
     /// Runs a pipeline on the publisher connection.
     pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
         &self,

@@ -79,11 +79,15 @@ impl RedisAdapter {
             return Err(link.unavailable());
         }
         let (sub, channel) = self.shared.count_query(&self.nsp);
-        // `[channel, n]` from one server; a map `{channel: n}` summed over every node from a
-        // cluster (subscriptions live on one node per channel, or anywhere in classic mode).
-        let reply: redis::Value = link
-            .query(redis::cmd("PUBSUB").arg(sub).arg(channel))
-            .await?;
+        // `[channel, n]`; on a cluster, shard channels are counted on the master owning
+        // their slot (the only node they are subscribed on), other channels on every node
+        // (a map `{channel: n}` summed by redis-rs: a SUBSCRIBE may be on any node).
+        let cmd = redis::cmd("PUBSUB").arg(sub).arg(&channel).clone();
+        let reply: redis::Value = if sub == "SHARDNUMSUB" {
+            link.query_at(&cmd, &channel).await?
+        } else {
+            link.query(&cmd).await?
+        };
         let n: i64 = match reply {
             redis::Value::Array(v) => v.iter().filter_map(int_of).sum(),
             redis::Value::Map(m) => m.iter().filter_map(|(_, v)| int_of(v)).sum(),

@@ -31,11 +31,35 @@ pub(crate) enum Conn {
 }
 
 impl Conn {
-    /// Whether commands to different keys must travel in different pipelines (a cluster
+    /// Whether commands to different slots must travel in different pipelines (a cluster
     /// refuses a pipeline whose keys live in different slots).
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Self::Cluster(_))
     }
+
+    /// Runs `cmd` (a command whose arguments do not say where it belongs, like `PUBSUB
+    /// SHARDNUMSUB`) on the master that owns `key`'s slot. It travels in a pipeline after
+    /// `TYPE key`: a node that no longer owns the slot answers that with `MOVED`, and
+    /// redis-rs follows the redirection and refreshes its slot map; alone, the command would
+    /// be answered, wrongly, by whichever node a stale map names.
+    pub(crate) async fn query_at(&mut self, cmd: &Cmd, key: &[u8]) -> redis::RedisResult<Value> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TYPE").arg(key).ignore().add_command(cmd.clone());
+        let (reply,): (Value,) = pipe.query_async(self).await?;
+        Ok(reply)
+    }
+}
+
+/// The hash slot of `key`, as Redis Cluster computes it: CRC16 (XMODEM) of the key, or of
+/// its hash tag (the first non-empty `{...}`), modulo 16384. redis-rs computes it too but
+/// does not export it.
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % 16384
 }
 
 impl ConnectionLike for Conn {
@@ -116,3 +140,20 @@ const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 20;
 
 /// The longest wait before a retry on a cluster, in milliseconds.
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::slot;
+
+    #[test]
+    fn slots_are_redis_cluster_slots() {
+        // Values from CLUSTER KEYSLOT on redis-server 7.
+        assert_eq!(slot(b"socket.io#/#"), 13868);
+        assert_eq!(slot(b"socket.io#/#green#"), 1670);
+        assert_eq!(slot(b"foo"), 12182);
+        // A hash tag: only what is inside the first non-empty braces counts.
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
+    }
+}

@@ -1,16 +1,17 @@
 //! The publisher task: sends the queued commands in order, pipelined in batches, and routes
 //! the replies that were asked for (an XADD's entry id).
 //!
-//! On a Redis Cluster, a pipeline may only hold keys of one slot: a batch is split by key
-//! (the channel, stream or session key), each key's commands stay in order in one pipeline,
-//! and the pipelines of different keys (different shards, which have no order between them
-//! anyway) are sent at once.
+//! On a Redis Cluster, a pipeline may only hold keys of one slot: a batch is split by the
+//! slot of each command's key (the channel), each slot's commands stay in order in one
+//! pipeline, and the pipelines of different slots (which have no order between them on a
+//! cluster anyway) are sent at once.
 
 use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
 use tokio::sync::{mpsc, oneshot};
 
+use super::conn::slot;
 use super::{Conn, Ctl, Link, Outgoing, bytes_of};
 
 /// Holds the link weakly: once the link is gone its sender is dropped and this ends.
@@ -31,7 +32,7 @@ pub(super) async fn publish_loop(link: std::sync::Weak<Link>, mut rx: mpsc::Rece
             }
             Some((generation, conn)) => {
                 let groups = if conn.is_cluster() {
-                    by_key(std::mem::take(&mut batch))
+                    by_slot(std::mem::take(&mut batch))
                 } else {
                     vec![std::mem::take(&mut batch)]
                 };
@@ -56,14 +57,14 @@ pub(super) async fn publish_loop(link: std::sync::Weak<Link>, mut rx: mpsc::Rece
     }
 }
 
-/// Splits a batch by its commands' first argument (their key), keeping the order within
-/// each key.
-fn by_key(batch: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
-    let mut groups: Vec<(Vec<u8>, Vec<Outgoing>)> = Vec::new();
+/// Splits a batch by the slot of its commands' first argument (their key), keeping the
+/// order within each slot.
+fn by_slot(batch: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
+    let mut groups: Vec<(u16, Vec<Outgoing>)> = Vec::new();
     for o in batch {
         let key = match o.cmd.args_iter().nth(1) {
-            Some(redis::Arg::Simple(k)) => k.to_vec(),
-            _ => Vec::new(),
+            Some(redis::Arg::Simple(k)) => slot(k),
+            _ => 0,
         };
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, g)) => g.push(o),
@@ -118,16 +119,18 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_batch_is_split_by_key_in_order() {
+    fn a_cluster_batch_is_split_by_slot_in_order() {
         let batch = vec![
             out("SPUBLISH", "a", "1"),
             out("SPUBLISH", "b", "2"),
             out("SPUBLISH", "a", "3"),
             out("PUBLISH", "c", "4"),
             out("SPUBLISH", "b", "5"),
+            out("SPUBLISH", "x{a}", "6"),
         ];
-        let groups = by_key(batch);
+        // Three different slots; a key and its hash tag share one.
+        let groups = by_slot(batch);
         let got: Vec<Vec<String>> = groups.iter().map(|g| payloads(g)).collect();
-        assert_eq!(got, [vec!["1", "3"], vec!["2", "5"], vec!["4"]]);
+        assert_eq!(got, [vec!["1", "3", "6"], vec!["2", "5"], vec!["4"]]);
     }
 }
