@@ -89,7 +89,11 @@ fn subscribers(redis: &RedisClusterNodes, channel: &str, shard: bool) -> i64 {
         .live_ports()
         .into_iter()
         .filter_map(|p| redis_cli(p, &["PUBSUB", sub, channel]).ok())
-        .filter_map(|out| out.lines().nth(1).and_then(|n| n.trim().parse::<i64>().ok()))
+        .filter_map(|out| {
+            out.lines()
+                .nth(1)
+                .and_then(|n| n.trim().parse::<i64>().ok())
+        })
         .sum()
 }
 
@@ -101,7 +105,11 @@ async fn wait_subscribed(redis: &RedisClusterNodes, channel: &str, n: i64) {
     loop {
         let on_master = redis_cli(master, &["PUBSUB", "SHARDNUMSUB", channel])
             .ok()
-            .and_then(|out| out.lines().nth(1).and_then(|n| n.trim().parse::<i64>().ok()));
+            .and_then(|out| {
+                out.lines()
+                    .nth(1)
+                    .and_then(|n| n.trim().parse::<i64>().ok())
+            });
         if on_master == Some(n) {
             return;
         }
@@ -162,7 +170,9 @@ async fn start_cluster() -> RedisClusterNodes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sharded_mode_follows_slot_moves_and_survives_a_master_failover() {
+    let t0 = std::time::Instant::now();
     let mut redis = start_cluster().await;
+    eprintln!("cluster up after {:?}", t0.elapsed());
     let seeds = redis.seeds();
     let mode = Mode::Sharded(SubscriptionMode::Dynamic);
     let mut nodes = Vec::new();
@@ -182,10 +192,16 @@ async fn sharded_mode_follows_slot_moves_and_survives_a_master_failover() {
     let from = redis.master_of(MAIN);
     let to = *redis.masters().iter().find(|&&m| m != from).unwrap();
     tokio::task::block_in_place(|| redis.move_slot_of(MAIN, to));
+    eprintln!("slot moved after {:?}", t0.elapsed());
     wait_subscribed(&redis, MAIN, 3).await;
+    eprintln!("resubscribed after {:?}", t0.elapsed());
     for node in &nodes {
         node.cluster.ready(WAIT).await.expect("resubscribed");
-        assert_eq!(node.cluster.stats().reconnects, 0, "a slot move is no outage");
+        assert_eq!(
+            node.cluster.stats().reconnects,
+            0,
+            "a slot move is no outage"
+        );
     }
     check(&mut nodes, "after the slot moved").await;
 
@@ -194,6 +210,7 @@ async fn sharded_mode_follows_slot_moves_and_survives_a_master_failover() {
     let before: Vec<u64> = nodes.iter().map(|n| n.cluster.stats().reconnects).collect();
     redis.kill(master);
     tokio::task::block_in_place(|| redis.wait_failover(master));
+    eprintln!("failover done after {:?}", t0.elapsed());
     assert_ne!(redis.master_of(MAIN), master);
     for (node, before) in nodes.iter().zip(&before) {
         let cluster = node.cluster.clone();
@@ -203,9 +220,11 @@ async fn sharded_mode_follows_slot_moves_and_survives_a_master_failover() {
         .await;
         node.cluster.ready(WAIT).await.expect("back on the cluster");
     }
+    eprintln!("servers back after {:?}", t0.elapsed());
     wait_subscribed(&redis, MAIN, 3).await;
     wait_subscribed(&redis, ROOM, 3).await;
     check(&mut nodes, "after the failover").await;
+    eprintln!("checked after {:?}", t0.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

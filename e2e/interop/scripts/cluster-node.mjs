@@ -8,6 +8,10 @@
 //   PORT=3101 REDIS_URL=redis://127.0.0.1:6390 REDIS_ADAPTER=classic|sharded|streams \
 //   SUBSCRIPTION_MODE=dynamic SERVER_NAME=node-a [RECOVERY=1] node scripts/cluster-node.mjs
 //
+// With REDIS_CLUSTER=1, REDIS_URL is the comma-separated seed list of a Redis Cluster and the
+// adapter runs on node-redis's cluster client (`createCluster`), as Node's docs show for
+// `createShardedAdapter`.
+//
 // Prints {"event":"listening","port":N} once the HTTP server listens and the adapter's
 // Redis clients are connected. Stops on SIGTERM/SIGINT.
 
@@ -15,7 +19,7 @@ import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 
 const PORT = Number(process.env.PORT || 3101);
 const SERVER_NAME = process.env.SERVER_NAME || `node-${PORT}`;
@@ -36,7 +40,10 @@ const io = new Server(httpServer, {
   }),
 });
 
-const pub = createClient({ url: process.env.REDIS_URL });
+const pub =
+  process.env.REDIS_CLUSTER === "1"
+    ? createCluster({ rootNodes: process.env.REDIS_URL.split(",").map((url) => ({ url })) })
+    : createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
 for (const c of [pub, sub]) c.on("error", (e) => process.env.VERBOSE && console.error("redis error:", e.message));
 await Promise.all([pub.connect(), sub.connect()]);

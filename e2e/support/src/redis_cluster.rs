@@ -28,12 +28,14 @@ pub const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 const NODE_TIMEOUT_MS: u32 = 1000;
 
 /// One node of the cluster.
+#[derive(Debug)]
 struct Node {
     port: u16,
     child: Option<Child>,
 }
 
 /// A Redis Cluster of local `redis-server` processes, killed on drop.
+#[derive(Debug)]
 pub struct RedisClusterNodes {
     nodes: Vec<Node>,
     dir: PathBuf,
@@ -73,7 +75,10 @@ pub fn redis_cli(port: u16, args: &[&str]) -> Result<String, String> {
 fn wait(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + CLUSTER_WAIT;
     while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {CLUSTER_WAIT:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {CLUSTER_WAIT:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -101,7 +106,12 @@ impl RedisClusterNodes {
             let bus = free_port();
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 // A replica may always take over, however long it was away.
@@ -111,7 +121,9 @@ impl RedisClusterNodes {
                 .arg(&cluster.dir)
                 .stdout(Stdio::null())
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot start redis-server: {e} (scripts/install-deps.sh)"));
+                .unwrap_or_else(|e| {
+                    panic!("cannot start redis-server: {e} (scripts/install-deps.sh)")
+                });
             cluster.nodes.push(Node {
                 port,
                 child: Some(child),

@@ -94,11 +94,7 @@ async fn subscribe_then_publisher(
 }
 
 /// Brings the subscriber's subscriptions to the desired set; returns the revision reached.
-async fn sync_subs(
-    link: &Link,
-    conn: &mut Conn,
-    current: &mut Subs,
-) -> redis::RedisResult<u64> {
+async fn sync_subs(link: &Link, conn: &mut Conn, current: &mut Subs) -> redis::RedisResult<u64> {
     let (rev, want) = link
         .desired
         .lock()
