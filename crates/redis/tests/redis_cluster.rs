@@ -2,9 +2,10 @@
 //! loopback ports): three Volley servers share broadcasts (to all, to one room: channels of
 //! different slots, so of different masters), fetchSockets and serverSideEmit with
 //! acknowledgements; then the main channel's slot moves to another master (Redis
-//! unsubscribes the servers, they subscribe again where the slot is now); then the master
-//! owning it is killed (SIGKILL) and its replica promoted; after each, everything works
-//! again without restarting the Volley servers. Classic mode on the same cluster too.
+//! unsubscribes the servers, they subscribe again where the slot is now); then its replica
+//! takes over by `CLUSTER FAILOVER`; then the master owning it is killed (SIGKILL) and its
+//! replica promoted; after each, everything works again without restarting the Volley
+//! servers. Classic mode on the same cluster too.
 //! Needs `redis-server` and `redis-cli` (>= 7).
 
 mod common;
@@ -204,6 +205,18 @@ async fn sharded_mode_follows_slot_moves_and_survives_a_master_failover() {
         );
     }
     check(&mut nodes, "after the slot moved").await;
+
+    // A graceful failover: the replica of the master owning the main channel takes over;
+    // the old master, now a replica, unsubscribes the servers.
+    let master = redis.master_of(MAIN);
+    let promoted = tokio::task::block_in_place(|| redis.failover_to_replica(master));
+    assert_eq!(redis.master_of(MAIN), promoted);
+    eprintln!("graceful failover after {:?}", t0.elapsed());
+    wait_subscribed(&redis, MAIN, 3).await;
+    for node in &nodes {
+        node.cluster.ready(WAIT).await.expect("resubscribed");
+    }
+    check(&mut nodes, "after a graceful failover").await;
 
     // Failover: the master owning the main channel is killed; its replica takes over.
     let master = redis.master_of(MAIN);

@@ -71,13 +71,14 @@ pub fn redis_cli(port: u16, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Polls `f` until it holds, panicking with `what` after [`CLUSTER_WAIT`].
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
+/// Polls `f` until it holds, panicking with `what` and `state()` after [`CLUSTER_WAIT`].
+fn wait_or(what: &str, mut f: impl FnMut() -> bool, state: impl Fn() -> String) {
     let deadline = Instant::now() + CLUSTER_WAIT;
     while !f() {
         assert!(
             Instant::now() < deadline,
-            "{what}: not within {CLUSTER_WAIT:?}"
+            "{what}: not within {CLUSTER_WAIT:?}\n{}",
+            state()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -102,37 +103,8 @@ impl RedisClusterNodes {
             dir,
         };
         for _ in 0..masters * (1 + replicas) {
-            let port = free_port();
-            let bus = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
-                // A replica may always take over, however long it was away.
-                .args(["--cluster-replica-validity-factor", "0"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&cluster.dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start redis-server: {e} (scripts/install-deps.sh)")
-                });
-            cluster.nodes.push(Node {
-                port,
-                child: Some(child),
-            });
-        }
-        for n in &cluster.nodes {
-            wait(&format!("redis-server on {} answers", n.port), || {
-                redis_cli(n.port, &["PING"]).is_ok_and(|r| r.trim() == "PONG")
-            });
+            let node = cluster.spawn_node();
+            cluster.nodes.push(node);
         }
         let addrs: Vec<String> = cluster
             .nodes
@@ -155,6 +127,58 @@ impl RedisClusterNodes {
         );
         cluster.wait_stable();
         cluster
+    }
+
+    /// Starts one empty cluster-enabled node and waits until it answers. A free port can be
+    /// taken by someone else between our probe and redis-server's bind (then redis-server
+    /// exits at once): that is retried with other ports.
+    fn spawn_node(&self) -> Node {
+        for _ in 0..20 {
+            let port = free_port();
+            let bus = free_port();
+            let taken = |p: u16| p == 0 || self.nodes.iter().any(|n| n.port == p);
+            if port == bus || taken(port) || taken(bus) {
+                continue;
+            }
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+                // A replica may always take over, however long it was away.
+                .args(["--cluster-replica-validity-factor", "0"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start redis-server: {e} (scripts/install-deps.sh)")
+                });
+            let deadline = Instant::now() + CLUSTER_WAIT;
+            loop {
+                if redis_cli(port, &["PING"]).is_ok_and(|r| r.trim() == "PONG") {
+                    return Node {
+                        port,
+                        child: Some(child),
+                    };
+                }
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // a port was taken: try others
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server on {port} does not answer"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("redis-server does not start (20 attempts)");
     }
 
     /// The ports of the nodes still running.
@@ -256,7 +280,29 @@ impl RedisClusterNodes {
     /// Waits until every live node reports `cluster_state:ok` and they all agree on the
     /// masters of every slot.
     pub fn wait_stable(&self) {
-        wait("the redis cluster is stable", || self.stable());
+        self.wait("the redis cluster is stable", || self.stable());
+    }
+
+    /// Polls `f` until it holds; past [`CLUSTER_WAIT`], panics with every node's view.
+    fn wait(&self, what: &str, f: impl FnMut() -> bool) {
+        wait_or(what, f, || self.views());
+    }
+
+    /// What every live node says of the cluster (for a failure's message).
+    fn views(&self) -> String {
+        self.live_ports()
+            .into_iter()
+            .map(|p| {
+                let state = redis_cli(p, &["CLUSTER", "INFO"]).map(|i| {
+                    i.lines()
+                        .find(|l| l.starts_with("cluster_state"))
+                        .unwrap_or_default()
+                        .to_owned()
+                });
+                let nodes = redis_cli(p, &["CLUSTER", "NODES"]);
+                format!("node {p}: {state:?}\n{}\n", nodes.unwrap_or_else(|e| e))
+            })
+            .collect()
     }
 
     /// Kills node `port` (SIGKILL, no goodbye: a crash).
@@ -275,9 +321,28 @@ impl RedisClusterNodes {
     /// Waits until the killed master `port` is replaced: a replica owns its slots and every
     /// live node agrees.
     pub fn wait_failover(&self, port: u16) {
-        wait(&format!("a replica replaces master {port}"), || {
+        self.wait(&format!("a replica replaces master {port}"), || {
             self.stable()
         });
+    }
+
+    /// A graceful failover: `CLUSTER FAILOVER` on a replica of master `port`, which takes
+    /// over its slots (the old master becomes its replica); waits until every node agrees.
+    /// Returns the new master's port.
+    pub fn failover_to_replica(&self, port: u16) -> u16 {
+        let id = redis_cli(port, &["CLUSTER", "MYID"]).expect("CLUSTER MYID");
+        let replicas =
+            redis_cli(port, &["CLUSTER", "REPLICAS", id.trim()]).expect("CLUSTER REPLICAS");
+        let replica: u16 = replicas
+            .split_whitespace()
+            .nth(1)
+            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("master {port} has no replica: {replicas:?}"));
+        redis_cli(replica, &["CLUSTER", "FAILOVER"]).expect("CLUSTER FAILOVER");
+        self.wait(&format!("replica {replica} replaces master {port}"), || {
+            self.stable() && self.masters().contains(&replica) && !self.masters().contains(&port)
+        });
+        replica
     }
 
     /// Moves the (key-less) slot of `key` to master `to` with `CLUSTER SETSLOT ... NODE` on
@@ -305,7 +370,7 @@ impl RedisClusterNodes {
         set(from, &["MIGRATING", &to_id]);
         set(to, &["NODE", &to_id]);
         set(from, &["NODE", &to_id]);
-        wait(&format!("slot {slot} is on {to} everywhere"), || {
+        self.wait(&format!("slot {slot} is on {to} everywhere"), || {
             self.stable() && self.master_of(key) == to
         });
     }

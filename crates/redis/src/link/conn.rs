@@ -38,16 +38,56 @@ impl Conn {
     }
 
     /// Runs `cmd` (a command whose arguments do not say where it belongs, like `PUBSUB
-    /// SHARDNUMSUB`) on the master that owns `key`'s slot. It travels in a pipeline after
-    /// `TYPE key`: a node that no longer owns the slot answers that with `MOVED`, and
-    /// redis-rs follows the redirection and refreshes its slot map; alone, the command would
-    /// be answered, wrongly, by whichever node a stale map names.
+    /// SHARDNUMSUB`) on the master that owns `key`'s slot: in a pipeline after
+    /// [`master_guard`], so that a stale slot map is corrected on the way.
     pub(crate) async fn query_at(&mut self, cmd: &Cmd, key: &[u8]) -> redis::RedisResult<Value> {
         let mut pipe = redis::pipe();
-        pipe.cmd("TYPE").arg(key).ignore().add_command(cmd.clone());
+        if self.is_cluster() {
+            pipe.add_command(master_guard(key)).ignore();
+        }
+        pipe.add_command(cmd.clone());
         let (reply,): (Value,) = pipe.query_async(self).await?;
         Ok(reply)
     }
+
+    /// On a cluster: brings the connection's slot map up to date for `key`'s slot, so that
+    /// the next command keyed by it (an SSUBSCRIBE) goes to the slot's master. The
+    /// subscriber's cluster connection does not follow redirections (see
+    /// [`Target::connect`]): each `MOVED` comes back here after redis-rs refreshed its map
+    /// from some node, whose view may itself be a moment old, so it is asked again until
+    /// the map's master accepts the guard.
+    pub(crate) async fn refresh_route(&mut self, key: &[u8]) -> redis::RedisResult<()> {
+        if !self.is_cluster() {
+            return Ok(());
+        }
+        let mut attempts = 0;
+        loop {
+            match master_guard(key).exec_async(self).await {
+                Err(e) if e.redirect_node().is_some() && attempts < ROUTE_ATTEMPTS => {
+                    attempts += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+/// How many slot-map refreshes [`Conn::refresh_route`] tries before it gives up (then the
+/// supervisor reconnects).
+const ROUTE_ATTEMPTS: u32 = 16;
+
+/// `PEXPIRE key 0 GT`: changes nothing (a key without a TTL counts as an infinite one, and 0
+/// is never greater than a TTL), but it is a write, so a node that is not the master of
+/// `key`'s slot answers `MOVED`, which redis-rs follows while refreshing its slot map.
+///
+/// Why it is needed: Redis serves shard channels on every node of a shard, replicas
+/// included, so after a failover a stale map sends SSUBSCRIBE (or `PUBSUB SHARDNUMSUB`) to
+/// the demoted master without any redirection: the subscription would work but be counted
+/// by nobody (Node's adapter, as this one, counts servers on the masters).
+fn master_guard(key: &[u8]) -> Cmd {
+    let mut cmd = redis::cmd("PEXPIRE");
+    cmd.arg(key).arg(0).arg("GT");
+    cmd
 }
 
 /// The hash slot of `key`, as Redis Cluster computes it: CRC16 (XMODEM) of the key, or of
@@ -91,7 +131,10 @@ impl ConnectionLike for Conn {
 }
 
 impl Target {
-    /// Opens one connection; `push` receives its RESP3 pushes (the subscriber's).
+    /// Opens one connection; `push` receives its RESP3 pushes (the subscriber's). On a
+    /// cluster, the subscriber's connection (`push` given) does not retry: a command that
+    /// fails or is redirected comes back as an error, so that the supervisor knows where
+    /// each SSUBSCRIBE went (see [`Conn::refresh_route`]) and reconnects on a failure.
     pub(crate) async fn connect<P>(
         &self,
         config: &LinkConfig,
@@ -120,7 +163,7 @@ impl Target {
             .response_timeout(timeout)
             // A command follows a redirection or waits out a failover a few times, then
             // fails; the supervisor takes over from there (reconnects with its backoff).
-            .retries(CLUSTER_RETRIES)
+            .retries(if push.is_some() { 0 } else { CLUSTER_RETRIES })
             .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
             .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
         if let Some(push) = push {

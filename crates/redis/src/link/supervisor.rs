@@ -126,6 +126,9 @@ async fn sync_subs(link: &Link, conn: &mut Conn, current: &mut Subs) -> redis::R
         let add: Vec<String> = want.difference(have).cloned().collect();
         let del: Vec<String> = have.difference(want).cloned().collect();
         for ch in add {
+            if sub == "SSUBSCRIBE" {
+                conn.refresh_route(ch.as_bytes()).await?;
+            }
             redis::cmd(sub).arg(&ch).exec_async(&mut *conn).await?;
             have.insert(ch);
         }
