@@ -10,7 +10,10 @@
 //
 // With REDIS_CLUSTER=1, REDIS_URL is the comma-separated seed list of a Redis Cluster and the
 // adapter runs on node-redis's cluster client (`createCluster`), as Node's docs show for
-// `createShardedAdapter`.
+// `createShardedAdapter`. That client is node-redis 6.4 (the `redis6` alias in package.json):
+// node-redis 4.7 never moves sharded subscriptions after a slot move or failover (it listens
+// for `server-sunsubscribe` where its client emits `sharded-channel-moved`: redis/node-redis
+// issue 3311, fixed in 6.0.1).
 //
 // Prints {"event":"listening","port":N} once the HTTP server listens and the adapter's
 // Redis clients are connected. Stops on SIGTERM/SIGINT.
@@ -19,7 +22,7 @@ import { createServer } from "node:http";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
-import { createClient, createCluster } from "redis";
+import { createClient } from "redis";
 
 const PORT = Number(process.env.PORT || 3101);
 const SERVER_NAME = process.env.SERVER_NAME || `node-${PORT}`;
@@ -42,7 +45,9 @@ const io = new Server(httpServer, {
 
 const pub =
   process.env.REDIS_CLUSTER === "1"
-    ? createCluster({ rootNodes: process.env.REDIS_URL.split(",").map((url) => ({ url })) })
+    ? (await import("redis6")).createCluster({
+        rootNodes: process.env.REDIS_URL.split(",").map((url) => ({ url })),
+      })
     : createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
 for (const c of [pub, sub]) c.on("error", (e) => process.env.VERBOSE && console.error("redis error:", e.message));

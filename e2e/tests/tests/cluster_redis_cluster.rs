@@ -5,7 +5,15 @@
 //! (`scripts/cluster-driver.mjs`): broadcasts every way, fetchSockets, serverSideEmit with
 //! acks, emitWithAck across the cluster, socketsJoin/Leave, disconnectSockets. Then the
 //! master owning `/`'s main channel is killed (SIGKILL), its replica is promoted, and
-//! everything is checked again, without restarting any server.
+//! everything is checked again, without restarting any server. The Node server's cluster
+//! client is node-redis 6.4 (4.7 never moves sharded subscriptions; see
+//! `scripts/cluster-node.mjs`).
+//!
+//! Not here: a graceful failover (`CLUSTER FAILOVER`) with a Node server. Volley follows it
+//! (`crates/redis/tests/redis_cluster.rs`), but Node's adapter counts servers on the masters
+//! its publishing client knows, and that client keeps the demoted master in its list (the
+//! demoted master, now a replica, still accepts SPUBLISH, so nothing redirects it): Node's
+//! serverCount says 0 until that client rediscovers the cluster for another reason.
 //!
 //! The test fails loudly if `redis-server`, `redis-cli` or Node cannot start.
 
@@ -37,7 +45,20 @@ async fn wait_servers(redis: &RedisClusterNodes, n: i64) {
             return;
         }
         if Instant::now() > deadline {
-            let clients = redis_cli(redis.master_of(CHANNELS[0]), &["CLIENT", "LIST"]);
+            let clients: Vec<String> = redis_cli(redis.master_of(CHANNELS[0]), &["CLIENT", "LIST"])
+                .unwrap_or_default()
+                .lines()
+                .map(|l| {
+                    l.split(' ')
+                        .filter(|f| {
+                            f.starts_with("ssub=")
+                                || f.starts_with("resp=")
+                                || f.starts_with("flags=")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
             panic!("the masters count {counts:?} servers, not {n}, after {WAIT:?}: {clients:?}");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -68,7 +89,7 @@ async fn sharded_mixed_cluster_on_a_redis_cluster_survives_a_master_failover() {
     )
     .await;
 
-    // A master dies; its replica takes over its slots.
+    // A master dies (SIGKILL); its replica is promoted.
     let t0 = Instant::now();
     let master = redis.master_of(CHANNELS[0]);
     let before = [v1.cluster.stats().reconnects, v2.cluster.stats().reconnects];
