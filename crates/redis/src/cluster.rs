@@ -120,8 +120,9 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 const HEX: &[u8] = b"0123456789abcdef";
 
 impl RedisCluster {
-    /// Connects to Redis at `url` (`redis://host:port[/db]`) and waits until both
-    /// connections are up, at most `config.command_timeout` (plus one retry). After that,
+    /// Connects to Redis at `url` (`redis://host:port[/db]`; with
+    /// [`RedisAdapterConfig::cluster`], a comma-separated list of a Redis Cluster's seed
+    /// nodes) and waits until both connections are up, at most `config.command_timeout` (plus one retry). After that,
     /// the link heals itself: it reconnects and resubscribes whenever Redis comes back.
     pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, AdapterError> {
         let target = target(url, &config)?;
