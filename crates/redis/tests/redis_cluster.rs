@@ -101,22 +101,15 @@ fn subscribers(redis: &RedisClusterNodes, channel: &str, shard: bool) -> i64 {
 /// Waits until `channel` has `n` subscribers on the master that owns it (Redis is the only
 /// one who knows; polled, bounded).
 async fn wait_subscribed(redis: &RedisClusterNodes, channel: &str, n: i64) {
-    let master = redis.master_of(channel);
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let on_master = redis_cli(master, &["PUBSUB", "SHARDNUMSUB", channel])
-            .ok()
-            .and_then(|out| {
-                out.lines()
-                    .nth(1)
-                    .and_then(|n| n.trim().parse::<i64>().ok())
-            });
+        let on_master = redis.shard_subscribers(channel);
         if on_master == Some(n) {
             return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "{channel} has {on_master:?} subscribers on {master}, not {n}"
+            "{channel} has {on_master:?} subscribers on its master, not {n}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -21,6 +21,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::free_port;
+
 /// The bound of every wait: never reached unless the cluster is broken.
 pub const CLUSTER_WAIT: Duration = Duration::from_secs(60);
 
@@ -39,13 +41,6 @@ struct Node {
 pub struct RedisClusterNodes {
     nodes: Vec<Node>,
     dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// Runs `redis-cli -p port args...` and returns its output (raw, one item per line).
@@ -217,6 +212,18 @@ impl RedisClusterNodes {
             .find(|(from, to, _)| (*from..=*to).contains(&slot))
             .map(|(_, _, master)| master)
             .expect("every slot has a master")
+    }
+
+    /// How many subscribers shard channel `channel` has on the master that owns its slot
+    /// now (where Node's adapter, and Volley's, count servers); `None` if it does not answer.
+    pub fn shard_subscribers(&self, channel: &str) -> Option<i64> {
+        redis_cli(self.master_of(channel), &["PUBSUB", "SHARDNUMSUB", channel])
+            .ok()?
+            .lines()
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// The slot map as seen by node `port`: `(first slot, last slot, master port)`.

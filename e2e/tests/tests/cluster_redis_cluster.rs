@@ -35,11 +35,7 @@ async fn wait_servers(redis: &RedisClusterNodes, n: i64) {
     loop {
         let counts: Vec<Option<i64>> = CHANNELS
             .iter()
-            .map(|ch| {
-                redis_cli(redis.master_of(ch), &["PUBSUB", "SHARDNUMSUB", ch])
-                    .ok()
-                    .and_then(|out| out.lines().nth(1).and_then(|l| l.trim().parse().ok()))
-            })
+            .map(|ch| redis.shard_subscribers(ch))
             .collect();
         if counts.iter().all(|c| *c == Some(n)) {
             return;

@@ -156,6 +156,12 @@ pub(super) async fn supervise(
                 let mut current = Subs::default();
                 match subscribe_then_publisher(&link, &mut sub, &mut current).await {
                     Ok((rev, publisher)) => {
+                        // Counted before it is reported: whoever sees the link healthy
+                        // again sees the reconnection too.
+                        if ever_connected {
+                            link.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("redis adapter: reconnected and resubscribed");
+                        }
                         *link.conn.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some((generation, publisher));
                         link.healthy.store(true, Ordering::Release);
@@ -163,10 +169,6 @@ pub(super) async fn supervise(
                             s.healthy = true;
                             s.synced = rev;
                         });
-                        if ever_connected {
-                            link.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("redis adapter: reconnected and resubscribed");
-                        }
                         ever_connected = true;
                         backoff = Duration::from_millis(50);
                         let mut ping = tokio::time::interval(link.config.ping_interval);

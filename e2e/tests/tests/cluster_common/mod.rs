@@ -19,13 +19,7 @@ use volley_test_support::{ensure_node_modules, run_node};
 /// however busy the machine. What no signal reports is polled within it.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use volley_test_support::free_port;
 
 /// The Node cluster node, killed on drop.
 pub(crate) struct NodeServer {
