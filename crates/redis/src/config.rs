@@ -41,7 +41,9 @@ pub struct RedisAdapterConfig {
     /// comma-separated list of seed nodes (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`;
     /// one reachable seed is enough, the others are found with `CLUSTER SLOTS`). Commands
     /// are routed by hash slot, and the link follows resharding and failovers. Classic and
-    /// sharded modes only. Default false.
+    /// sharded modes only. Before each SSUBSCRIBE the link sends `PEXPIRE <channel> 0 GT`,
+    /// which never changes anything but finds the slot's master (a Redis user restricted by
+    /// ACLs needs that command on the channel names). Default false.
     pub cluster: bool,
     /// The streams adapter's settings (used with [`Mode::Streams`] only).
     pub streams: StreamsConfig,
