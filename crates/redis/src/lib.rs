@@ -87,7 +87,7 @@
 //! namespaces:
 //! - the **subscriber** (RESP3, so SUBSCRIBE, PSUBSCRIBE and SSUBSCRIBE share it). Exactly
 //!   one connection per server subscribes, which is what Node counts servers with
-//!   (`PUBSUB NUMSUB` / `SHARDNUMSUB`);
+//!   (`PUBSUB NUMSUB` / `SHARDNUMSUB`); on a Redis Cluster, one per node;
 //! - the **publisher**, for PUBLISH/SPUBLISH (queued, sent in order, pipelined in batches)
 //!   and `PUBSUB` queries.
 //!
