@@ -15,8 +15,8 @@
 // for `server-sunsubscribe` where its client emits `sharded-channel-moved`: redis/node-redis
 // issue 3311, fixed in 6.0.1).
 //
-// Prints {"event":"listening","port":N} once the HTTP server listens and the adapter's
-// Redis clients are connected. Stops on SIGTERM/SIGINT.
+// Prints {"event":"listening","port":N} once the HTTP server listens (PORT=0: on a port the
+// system picked) and the adapter's Redis clients are connected. Stops on SIGTERM/SIGINT.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
@@ -144,7 +144,10 @@ function handlers(nsp) {
 handlers(io.of("/"));
 handlers(io.of("/chat"));
 
-httpServer.listen(PORT, "127.0.0.1", () => report({ event: "listening", port: PORT, mode: MODE }));
+// PORT=0: the system picks a free port, reported here (no race with other processes).
+httpServer.listen(PORT, "127.0.0.1", () =>
+  report({ event: "listening", port: httpServer.address().port, mode: MODE }),
+);
 
 function shutdown() {
   io.close();

@@ -20,11 +20,10 @@ use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cluster_common::{
-    WAIT, drive, free_port, start_node, start_node_with, start_volley, start_volley_with,
-};
+use cluster_common::{WAIT, drive, start_node, start_node_with, start_volley, start_volley_with};
 use tokio_tungstenite::tungstenite::Message;
 use volley_redis::{Mode, SubscriptionMode};
+use volley_test_support::free_port;
 
 /// One Redis command over a fresh connection; the raw reply.
 fn redis_cmd(port: u16, args: &[&str]) -> std::io::Result<String> {

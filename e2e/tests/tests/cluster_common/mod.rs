@@ -19,8 +19,6 @@ use volley_test_support::{ensure_node_modules, run_node};
 /// however busy the machine. What no signal reports is polled within it.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
-pub(crate) use volley_test_support::free_port;
-
 /// The Node cluster node, killed on drop.
 pub(crate) struct NodeServer {
     pub(crate) port: u16,
@@ -68,11 +66,12 @@ async fn spawn_node(
     let dir = tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .unwrap();
-    let port = free_port();
     let mut child = tokio::process::Command::new("node")
         .arg(dir.join("scripts/cluster-node.mjs"))
         .current_dir(&dir)
-        .env("PORT", port.to_string())
+        // The system picks the port (a port probed free here could be taken before Node
+        // binds it, by the many Redis processes of a cluster test for one).
+        .env("PORT", "0")
         .env("REDIS_URL", redis)
         .env("REDIS_CLUSTER", if cluster { "1" } else { "0" })
         .env("REDIS_ADAPTER", mode)
@@ -90,10 +89,12 @@ async fn spawn_node(
         .await
         .unwrap_or_else(|_| panic!("node cluster server {name} did not start within {WAIT:?}"));
     let line = line.unwrap().unwrap_or_default();
-    assert!(
-        line.contains("\"listening\""),
-        "node cluster server {name} did not start: {line:?}"
-    );
+    let listening: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+    let port = listening["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|_| listening["event"] == "listening")
+        .unwrap_or_else(|| panic!("node cluster server {name} did not start: {line:?}"));
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     NodeServer {
