@@ -5,7 +5,7 @@
 //! ```no_run
 //! use volley_test_support::redis_cluster::RedisClusterNodes;
 //!
-//! let cluster = RedisClusterNodes::start(3, 1); // 3 masters, 1 replica each
+//! let mut cluster = RedisClusterNodes::start(3, 1); // 3 masters, 1 replica each
 //! let seeds = cluster.seeds(); // "redis://127.0.0.1:P1,redis://127.0.0.1:P2,..."
 //! let master = cluster.master_of("socket.io#/#");
 //! cluster.kill(master); // SIGKILL
