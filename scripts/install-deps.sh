@@ -5,7 +5,8 @@
 #
 # Needed: node (>= 18) and npm for the official JS clients in e2e/interop and the protocol
 # suites; chromium (Debian's /usr/bin/chromium, for browser tests with playwright-core) and
-# redis-server (for the Redis adapter e2e tests); curl and flock for the scripts; python3 with
+# redis-server and redis-cli (for the Redis adapter e2e tests; redis-cli forms the Redis
+# Clusters of the cluster tests); curl and flock for the scripts; python3 with
 # pip, and the pinned python-socketio / aiohttp server volley-client's tests also run against
 # (crates/client/tests/python/client_server.py).
 # Whatever is missing is installed from Debian's packages (apt-get, quietly, no recommended
@@ -19,6 +20,7 @@ declare -A PKG=(
   [npm]=npm
   [chromium]=chromium
   [redis-server]=redis-server
+  [redis-cli]=redis-tools
   [curl]=curl
   [flock]=util-linux
   [python3]=python3
@@ -26,7 +28,7 @@ declare -A PKG=(
 
 missing_pkgs=()
 missing_cmds=()
-for cmd in node npm chromium redis-server curl flock python3; do
+for cmd in node npm chromium redis-server redis-cli curl flock python3; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
     missing_cmds+=("$cmd")
     missing_pkgs+=("${PKG[$cmd]}")

@@ -13,7 +13,7 @@ use volley_core::adapter::{AdapterError, AdapterFactory, LocalSockets};
 use crate::adapter::RedisAdapter;
 use crate::channels::ChannelKind;
 use crate::config::{Mode, RedisAdapterConfig, Stats};
-use crate::link::{Incoming, Link, LinkConfig};
+use crate::link::{Incoming, Link, LinkConfig, Target};
 use crate::message::{
     decode_classic, decode_classic_broadcast, decode_cluster, decode_stream_entry, parse_entry_id,
 };
@@ -120,26 +120,18 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 const HEX: &[u8] = b"0123456789abcdef";
 
 impl RedisCluster {
-    /// Connects to Redis at `url` (`redis://host:port[/db]`) and waits until both
-    /// connections are up, at most `config.command_timeout` (plus one retry). After that,
+    /// Connects to Redis at `url` (`redis://host:port[/db]`; with
+    /// [`RedisAdapterConfig::cluster`], a comma-separated list of a Redis Cluster's seed
+    /// nodes) and waits until both connections are up, at most `config.command_timeout` (plus one retry). After that,
     /// the link heals itself: it reconnects and resubscribes whenever Redis comes back.
     pub async fn connect(url: &str, config: RedisAdapterConfig) -> Result<Self, AdapterError> {
-        use redis::IntoConnectionInfo;
-        let info = url
-            .into_connection_info()
-            .map_err(|e| AdapterError::Config(format!("bad redis url: {e}")))?;
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(redis::ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))
-            .map_err(|e| AdapterError::Config(format!("redis: {e}")))?;
+        let target = target(url, &config)?;
         let uid = match config.mode {
             Mode::Classic => random_token(6, ALNUM),
             Mode::Sharded(_) | Mode::Streams => random_token(16, HEX),
         };
         let (link, incoming_tx, incoming) = Link::start(
-            client,
+            target,
             LinkConfig {
                 incoming_capacity: config.incoming_capacity,
                 outgoing_capacity: config.outgoing_capacity,
@@ -218,6 +210,46 @@ impl RedisCluster {
     pub fn close(&self) {
         self.shared.link.close();
     }
+}
+
+/// The server, or the cluster's seed nodes, `url` names; in RESP3 (one subscriber
+/// connection carries every kind of subscription and its messages as pushes).
+fn target(url: &str, config: &RedisAdapterConfig) -> Result<Target, AdapterError> {
+    use redis::IntoConnectionInfo;
+    let resp3 = |url: &str| {
+        let info = url
+            .trim()
+            .into_connection_info()
+            .map_err(|e| AdapterError::Config(format!("bad redis url {url:?}: {e}")))?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        Ok::<_, AdapterError>(info.set_redis_settings(settings))
+    };
+    let urls: Vec<&str> = if config.cluster {
+        url.split(',').filter(|u| !u.trim().is_empty()).collect()
+    } else {
+        vec![url]
+    };
+    let seeds = urls
+        .iter()
+        .map(|u| resp3(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = seeds.first() else {
+        return Err(AdapterError::Config("no redis url".into()));
+    };
+    if config.cluster && config.mode == Mode::Streams {
+        return Err(AdapterError::Config(
+            "streams mode is not supported on a Redis Cluster".into(),
+        ));
+    }
+    let single = redis::Client::open(first.clone())
+        .map_err(|e| AdapterError::Config(format!("redis: {e}")))?;
+    Ok(Target {
+        single,
+        cluster: config.cluster.then_some(seeds),
+    })
 }
 
 impl Shared {

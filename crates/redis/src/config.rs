@@ -36,6 +36,15 @@ pub struct RedisAdapterConfig {
     pub key: String,
     /// Classic, sharded or streams.
     pub mode: Mode,
+    /// Connect to a **Redis Cluster** (`cluster-enabled yes`) rather than to one server:
+    /// the url given to [`RedisCluster::connect`](crate::RedisCluster::connect) is then a
+    /// comma-separated list of seed nodes (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`;
+    /// one reachable seed is enough, the others are found with `CLUSTER SLOTS`). Commands
+    /// are routed by hash slot, and the link follows resharding and failovers. Classic and
+    /// sharded modes only. Before each SSUBSCRIBE the link sends `PEXPIRE <channel> 0 GT`,
+    /// which never changes anything but finds the slot's master (a Redis user restricted by
+    /// ACLs needs that command on the channel names). Default false.
+    pub cluster: bool,
     /// The streams adapter's settings (used with [`Mode::Streams`] only).
     pub streams: StreamsConfig,
     /// How long `fetch_sockets`, `all_rooms` and `server_side_emit` acks wait for the other
@@ -122,6 +131,7 @@ impl Default for RedisAdapterConfig {
         Self {
             key: "socket.io".into(),
             mode: Mode::Classic,
+            cluster: false,
             streams: StreamsConfig::default(),
             requests_timeout: DEFAULT_REQUESTS_TIMEOUT,
             publish_on_specific_response_channel: false,

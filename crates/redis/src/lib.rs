@@ -58,6 +58,25 @@
 //! `mode: Mode::Sharded(SubscriptionMode::Dynamic)` (or the `subscriptionMode` the Node
 //! nodes use).
 //!
+//! On a **Redis Cluster**, set `cluster: true` and give the seed nodes as a comma-separated
+//! list (classic and sharded modes; the sharded mode is the one that scales, as in Node):
+//!
+//! ```no_run
+//! use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
+//!
+//! # async fn f() -> Result<(), volley_core::adapter::AdapterError> {
+//! let config = RedisAdapterConfig {
+//!     mode: Mode::Sharded(SubscriptionMode::Dynamic),
+//!     cluster: true,
+//!     ..Default::default()
+//! };
+//! // One reachable seed is enough; the others are found with CLUSTER SLOTS.
+//! let cluster =
+//!     RedisCluster::connect("redis://10.0.0.1:7000,redis://10.0.0.2:7000", config).await?;
+//! # let _ = cluster;
+//! # Ok(()) }
+//! ```
+//!
 //! For Node's Redis Streams adapter, use [`RedisAdapterConfig::streams()`] ([`Mode::Streams`],
 //! settings in [`StreamsConfig`]); see "Streams mode" below.
 //!
@@ -68,7 +87,7 @@
 //! namespaces:
 //! - the **subscriber** (RESP3, so SUBSCRIBE, PSUBSCRIBE and SSUBSCRIBE share it). Exactly
 //!   one connection per server subscribes, which is what Node counts servers with
-//!   (`PUBSUB NUMSUB` / `SHARDNUMSUB`);
+//!   (`PUBSUB NUMSUB` / `SHARDNUMSUB`); on a Redis Cluster, one per node;
 //! - the **publisher**, for PUBLISH/SPUBLISH (queued, sent in order, pipelined in batches)
 //!   and `PUBSUB` queries.
 //!
@@ -146,6 +165,13 @@
 //!   dropped request or response makes the requester time out, as a lost message would.
 //!   The publish queue (`outgoing_capacity`) is bounded too: when full, publishes fail and
 //!   are counted in [`Stats::dropped_outgoing`].
+//! - **Redis Cluster**: commands go to the master of their channel's slot; a slot that
+//!   moves (resharding, `CLUSTER FAILOVER`) makes Redis unsubscribe us from its channels,
+//!   and they are subscribed again on the new master; a master that dies makes the link
+//!   reconnect from the seeds until its replica is promoted (cluster-wide, the link is down
+//!   meanwhile: local delivery goes on, cluster requests fail at once). Broadcasts on
+//!   different channels (to all and to one room, say) travel through different shards and
+//!   have no order between them.
 //! - Requests time out after `requests_timeout` (5 s) with
 //!   `timeout reached: only X responses received out of Y`, as in Node.
 //!

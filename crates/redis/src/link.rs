@@ -12,6 +12,7 @@
 //!   subscriber connection to notice a half-open socket, and reconnects with a capped
 //!   backoff whenever either connection fails.
 
+mod conn;
 mod publisher;
 mod supervisor;
 
@@ -21,9 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 use volley_core::adapter::AdapterError;
+
+use self::conn::Conn;
+pub(crate) use self::conn::Target;
 
 /// What the processing task receives.
 #[derive(Debug)]
@@ -70,6 +73,9 @@ enum Ctl {
     Sync,
     /// Connection `generation` failed.
     Lost(u64),
+    /// Redis unsubscribed subscriber connection `generation` from this shard channel by
+    /// itself (its slot moved to another node).
+    Unsubscribed(u64, String),
     /// Stop.
     Close,
 }
@@ -106,10 +112,10 @@ pub(crate) struct LinkConfig {
 }
 
 pub(crate) struct Link {
-    client: redis::Client,
+    target: Target,
     config: LinkConfig,
     /// The publisher connection and its generation, while healthy.
-    conn: Mutex<Option<(u64, MultiplexedConnection)>>,
+    conn: Mutex<Option<(u64, Conn)>>,
     healthy: AtomicBool,
     desired: Mutex<(u64, Subs)>,
     ctl: mpsc::UnboundedSender<Ctl>,
@@ -125,14 +131,14 @@ impl Link {
     /// Starts the supervisor and publisher tasks; incoming messages go to the returned
     /// receiver. Does not wait for the connection.
     pub(crate) fn start(
-        client: redis::Client,
+        target: Target,
         config: LinkConfig,
     ) -> (Arc<Self>, mpsc::Sender<Incoming>, mpsc::Receiver<Incoming>) {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(config.incoming_capacity.max(1));
         let (out_tx, out_rx) = mpsc::channel(config.outgoing_capacity.max(1));
         let link = Arc::new(Self {
-            client,
+            target,
             config,
             conn: Mutex::new(None),
             healthy: AtomicBool::new(false),
@@ -252,6 +258,21 @@ impl Link {
         self.outcome(generation, reply.await)
     }
 
+    /// Runs a command on the publisher connection, on the cluster node that owns `key`'s
+    /// slot (see [`Conn::query_at`]).
+    pub(crate) async fn query_at(
+        &self,
+        cmd: &redis::Cmd,
+        key: &str,
+    ) -> Result<redis::Value, AdapterError> {
+        let (generation, mut conn) = self.publisher()?;
+        let reply = tokio::time::timeout(
+            self.config.command_timeout,
+            conn.query_at(cmd, key.as_bytes()),
+        );
+        self.outcome(generation, reply.await)
+    }
+
     /// Runs a pipeline on the publisher connection.
     pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
         &self,
@@ -263,7 +284,7 @@ impl Link {
     }
 
     /// The publisher connection and its generation, or why there is none.
-    fn publisher(&self) -> Result<(u64, MultiplexedConnection), AdapterError> {
+    fn publisher(&self) -> Result<(u64, Conn), AdapterError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
         conn.ok_or_else(|| self.unavailable())
     }
@@ -292,9 +313,10 @@ impl Link {
         self.needs_reader.store(true, Ordering::Release);
     }
 
-    /// The Redis client (for connections of their own, like the stream reader's).
+    /// The Redis client (for connections of their own, like the stream reader's; on a
+    /// cluster, the first seed's).
     pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+        &self.target.single
     }
 
     /// The link settings.

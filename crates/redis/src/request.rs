@@ -79,9 +79,20 @@ impl RedisAdapter {
             return Err(link.unavailable());
         }
         let (sub, channel) = self.shared.count_query(&self.nsp);
-        let (_, n): (String, i64) = link
-            .query(redis::cmd("PUBSUB").arg(sub).arg(channel))
-            .await?;
+        // `[channel, n]`; on a cluster, shard channels are counted on the master owning
+        // their slot (the only node they are subscribed on), other channels on every node
+        // (a map `{channel: n}` summed by redis-rs: a SUBSCRIBE may be on any node).
+        let cmd = redis::cmd("PUBSUB").arg(sub).arg(&channel).clone();
+        let reply: redis::Value = if sub == "SHARDNUMSUB" {
+            link.query_at(&cmd, &channel).await?
+        } else {
+            link.query(&cmd).await?
+        };
+        let n: i64 = match reply {
+            redis::Value::Array(v) => v.iter().filter_map(int_of).sum(),
+            redis::Value::Map(m) => m.iter().filter_map(|(_, v)| int_of(v)).sum(),
+            _ => 0,
+        };
         Ok(n.max(1) as usize)
     }
 
@@ -124,6 +135,13 @@ impl RedisAdapter {
         }
         drop(guard);
         Ok(out)
+    }
+}
+
+fn int_of(v: &redis::Value) -> Option<i64> {
+    match v {
+        redis::Value::Int(n) => Some(*n),
+        _ => None,
     }
 }
 

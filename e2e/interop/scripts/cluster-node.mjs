@@ -8,8 +8,15 @@
 //   PORT=3101 REDIS_URL=redis://127.0.0.1:6390 REDIS_ADAPTER=classic|sharded|streams \
 //   SUBSCRIPTION_MODE=dynamic SERVER_NAME=node-a [RECOVERY=1] node scripts/cluster-node.mjs
 //
-// Prints {"event":"listening","port":N} once the HTTP server listens and the adapter's
-// Redis clients are connected. Stops on SIGTERM/SIGINT.
+// With REDIS_CLUSTER=1, REDIS_URL is the comma-separated seed list of a Redis Cluster and the
+// adapter runs on node-redis's cluster client (`createCluster`), as Node's docs show for
+// `createShardedAdapter`. That client is node-redis 6.4 (the `redis6` alias in package.json):
+// node-redis 4.7 never moves sharded subscriptions after a slot move or failover (it listens
+// for `server-sunsubscribe` where its client emits `sharded-channel-moved`: redis/node-redis
+// issue 3311, fixed in 6.0.1).
+//
+// Prints {"event":"listening","port":N} once the HTTP server listens (PORT=0: on a port the
+// system picked) and the adapter's Redis clients are connected. Stops on SIGTERM/SIGINT.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
@@ -36,7 +43,12 @@ const io = new Server(httpServer, {
   }),
 });
 
-const pub = createClient({ url: process.env.REDIS_URL });
+const pub =
+  process.env.REDIS_CLUSTER === "1"
+    ? (await import("redis6")).createCluster({
+        rootNodes: process.env.REDIS_URL.split(",").map((url) => ({ url })),
+      })
+    : createClient({ url: process.env.REDIS_URL });
 const sub = pub.duplicate();
 for (const c of [pub, sub]) c.on("error", (e) => process.env.VERBOSE && console.error("redis error:", e.message));
 await Promise.all([pub.connect(), sub.connect()]);
@@ -132,7 +144,10 @@ function handlers(nsp) {
 handlers(io.of("/"));
 handlers(io.of("/chat"));
 
-httpServer.listen(PORT, "127.0.0.1", () => report({ event: "listening", port: PORT, mode: MODE }));
+// PORT=0: the system picks a free port, reported here (no race with other processes).
+httpServer.listen(PORT, "127.0.0.1", () =>
+  report({ event: "listening", port: httpServer.address().port, mode: MODE }),
+);
 
 function shutdown() {
   io.close();

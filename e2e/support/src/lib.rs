@@ -22,6 +22,20 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+
+pub mod redis_cluster;
+
+/// A loopback port free at the time of the call (bound to port 0, then released).
+///
+/// # Panics
+///
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
 use tokio::io::AsyncReadExt;
 
 /// The lock file that serializes `npm ci` between processes (also taken by `scripts/test.sh`).

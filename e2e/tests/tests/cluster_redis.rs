@@ -13,30 +13,17 @@
 //! The tests start `redis-server` themselves on a free loopback port and fail loudly if it
 //! or Node cannot start.
 
+mod cluster_common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use cluster_common::{WAIT, drive, start_node, start_node_with, start_volley, start_volley_with};
 use tokio_tungstenite::tungstenite::Message;
-use volley::SocketIo;
-use volley_conformance_server::cluster::{ClusterEnv, install};
-use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
-use volley_test_support::{ensure_node_modules, run_node};
-
-/// The longest any expected thing may take (a process starting, Redis counting subscribers, a
-/// node noticing Redis is gone): a bound on a hang, never reached unless something is broken,
-/// however busy the machine. What no signal reports is polled within it.
-const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use volley_redis::{Mode, SubscriptionMode};
+use volley_test_support::free_port;
 
 /// One Redis command over a fresh connection; the raw reply.
 fn redis_cmd(port: u16, args: &[&str]) -> std::io::Result<String> {
@@ -132,117 +119,6 @@ impl Drop for Redis {
     }
 }
 
-/// The Node cluster node, killed on drop.
-struct NodeServer {
-    port: u16,
-    _child: tokio::process::Child,
-}
-
-async fn start_node(redis: &str, mode: &str, subscription: &str, name: &str) -> NodeServer {
-    start_node_with(redis, mode, subscription, name, false).await
-}
-
-/// The same, with `RECOVERY=1` when `recovery`.
-async fn start_node_with(
-    redis: &str,
-    mode: &str,
-    subscription: &str,
-    name: &str,
-    recovery: bool,
-) -> NodeServer {
-    let dir = tokio::task::spawn_blocking(ensure_node_modules)
-        .await
-        .unwrap();
-    let port = free_port();
-    let mut child = tokio::process::Command::new("node")
-        .arg(dir.join("scripts/cluster-node.mjs"))
-        .current_dir(&dir)
-        .env("PORT", port.to_string())
-        .env("REDIS_URL", redis)
-        .env("REDIS_ADAPTER", mode)
-        .env("SUBSCRIPTION_MODE", subscription)
-        .env("SERVER_NAME", name)
-        .env("RECOVERY", if recovery { "1" } else { "0" })
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start node: {e} (is Node.js installed?)"));
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .unwrap_or_else(|_| panic!("node cluster server {name} did not start within {WAIT:?}"));
-    let line = line.unwrap().unwrap_or_default();
-    assert!(
-        line.contains("\"listening\""),
-        "node cluster server {name} did not start: {line:?}"
-    );
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    NodeServer {
-        port,
-        _child: child,
-    }
-}
-
-/// A Volley node in this process, stopped on drop.
-struct VolleyNode {
-    port: u16,
-    cluster: RedisCluster,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for VolleyNode {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.cluster.close();
-    }
-}
-
-async fn start_volley(redis: &str, mode: Mode, name: &str) -> VolleyNode {
-    start_volley_with(redis, mode, name, false).await
-}
-
-/// The same, with connection state recovery on (Node's defaults) when `recovery`.
-async fn start_volley_with(redis: &str, mode: Mode, name: &str, recovery: bool) -> VolleyNode {
-    let env = ClusterEnv {
-        url: redis.to_owned(),
-        name: name.to_owned(),
-        // The link notices a Redis restart by its connections closing: a long command
-        // timeout, so that a Redis slowed down by a busy machine is not taken for gone (which
-        // would add a reconnection).
-        config: RedisAdapterConfig {
-            mode,
-            command_timeout: WAIT,
-            // Cluster requests end as soon as every server answered; below the driver's own
-            // 30 s bound on each of its requests, so that a missing answer is reported as such.
-            requests_timeout: Duration::from_secs(20),
-            ..Default::default()
-        },
-    };
-    let cluster = env.connect().await.expect("volley joins the cluster");
-    let mut builder = SocketIo::builder()
-        .ping_interval(Duration::from_secs(1))
-        .ping_timeout(Duration::from_secs(20))
-        .adapter(cluster.factory());
-    if recovery {
-        builder = builder.connection_state_recovery(volley::ConnectionStateRecovery::default());
-    }
-    let io = builder.build();
-    install(&io.of("/"), name, None);
-    install(&io.of("/chat"), name, None);
-    cluster.ready(WAIT).await.expect("subscribed");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(volley::serve(listener, io.service()));
-    VolleyNode {
-        port,
-        cluster,
-        task,
-    }
-}
-
 /// How many clients wait in a blocking command: here, in `XREAD` (each streams server has
 /// one reader).
 fn stream_readers(redis: &Redis) -> usize {
@@ -280,30 +156,6 @@ async fn wait_servers(redis: &Redis, n: i64, mode: &str) {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-async fn drive(urls: &[String], mode: &str, redis: &str, label: &str) {
-    let cfg = serde_json::json!({
-        "nodes": urls.iter().map(|u| serde_json::json!({"url": u})).collect::<Vec<_>>(),
-        "mode": mode,
-        "redis": redis,
-        "label": label,
-    })
-    .to_string();
-    let out = run_node("cluster-driver.mjs", &[&cfg], Duration::from_secs(300)).await;
-    let failed: Vec<_> = out
-        .events("check")
-        .into_iter()
-        .filter(|c| c["ok"] != true)
-        .collect();
-    assert!(
-        out.success() && failed.is_empty(),
-        "{label}: failed checks {failed:#?}\n{out}"
-    );
-    let done = out.events("done");
-    let passed = done[0]["passed"].as_u64().unwrap();
-    assert!(passed >= 40, "{label}: only {passed} checks ran\n{out}");
-    eprintln!("{label}: {passed} checks passed");
 }
 
 /// Starts Redis, one Node and two Volley nodes in `volley_mode`; checks the cluster, and

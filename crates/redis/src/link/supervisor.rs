@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, PushInfo, PushKind};
+use redis::{PushInfo, PushKind};
 use tokio::sync::mpsc;
 
-use super::{Counters, Ctl, Incoming, Link, Subs, bytes_of};
+use super::{Conn, Counters, Ctl, Incoming, Link, Subs, bytes_of};
 
 /// The RESP3 push handler of subscriber connection `generation`: never blocks.
 pub(super) fn push_sender(
@@ -31,10 +30,14 @@ pub(super) fn push_sender(
                 let _ = ctl.send(Ctl::Lost(generation));
                 return Ok(());
             }
-            // Redis unsubscribes shard channels by itself when their slot moves: subscribe
-            // them again (a no-op for our own SUNSUBSCRIBEs).
+            // A cluster node unsubscribes shard channels by itself when their slot moves
+            // away (resharding, failover): subscribe them again, where the slot is now (a
+            // no-op for our own SUNSUBSCRIBEs).
             PushKind::SUnsubscribe => {
-                let _ = ctl.send(Ctl::Sync);
+                if let Some(channel) = info.data.first().and_then(bytes_of) {
+                    let channel = String::from_utf8_lossy(&channel).into_owned();
+                    let _ = ctl.send(Ctl::Unsubscribed(generation, channel));
+                }
                 return Ok(());
             }
             _ => return Ok(()),
@@ -60,42 +63,38 @@ pub(super) fn push_sender(
     }
 }
 
-async fn connect(
+/// Opens the subscriber connection (its pushes go to the processing task).
+async fn connect_sub(
     link: &Arc<Link>,
     generation: u64,
     ctl: &mpsc::UnboundedSender<Ctl>,
     incoming: &mpsc::Sender<Incoming>,
-) -> redis::RedisResult<(MultiplexedConnection, MultiplexedConnection)> {
-    let timeout = Some(link.config.command_timeout);
-    let sub_cfg = AsyncConnectionConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
-        .set_push_sender(push_sender(
-            generation,
-            incoming.clone(),
-            ctl.clone(),
-            link.counters.clone(),
-        ));
-    let sub = link
-        .client
-        .get_multiplexed_async_connection_with_config(&sub_cfg)
-        .await?;
-    let pub_cfg = AsyncConnectionConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout);
-    let publisher = link
-        .client
-        .get_multiplexed_async_connection_with_config(&pub_cfg)
-        .await?;
-    Ok((sub, publisher))
+) -> redis::RedisResult<Conn> {
+    let push = push_sender(
+        generation,
+        incoming.clone(),
+        ctl.clone(),
+        link.counters.clone(),
+    );
+    link.target.connect(&link.config, Some(push)).await
+}
+
+/// Subscribes a new subscriber connection to the desired set, then opens the publisher:
+/// after the subscriptions, so that on a cluster the publisher's slot map is at least as
+/// recent as the one the subscriptions succeeded with (after a failover, not the old one).
+async fn subscribe_then_publisher(
+    link: &Link,
+    sub: &mut Conn,
+    current: &mut Subs,
+) -> redis::RedisResult<(u64, Conn)> {
+    let rev = sync_subs(link, sub, current).await?;
+    let no_push: Option<fn(PushInfo) -> Result<(), ()>> = None;
+    let publisher = link.target.connect(&link.config, no_push).await?;
+    Ok((rev, publisher))
 }
 
 /// Brings the subscriber's subscriptions to the desired set; returns the revision reached.
-async fn sync_subs(
-    link: &Link,
-    conn: &mut MultiplexedConnection,
-    current: &mut Subs,
-) -> redis::RedisResult<u64> {
+async fn sync_subs(link: &Link, conn: &mut Conn, current: &mut Subs) -> redis::RedisResult<u64> {
     let (rev, want) = link
         .desired
         .lock()
@@ -127,6 +126,9 @@ async fn sync_subs(
         let add: Vec<String> = want.difference(have).cloned().collect();
         let del: Vec<String> = have.difference(want).cloned().collect();
         for ch in add {
+            if sub == "SSUBSCRIBE" {
+                conn.refresh_route(ch.as_bytes()).await?;
+            }
             redis::cmd(sub).arg(&ch).exec_async(&mut *conn).await?;
             have.insert(ch);
         }
@@ -149,11 +151,17 @@ pub(super) async fn supervise(
     let mut ever_connected = false;
     'outer: loop {
         generation += 1;
-        match connect(&link, generation, &ctl_tx, &incoming).await {
-            Ok((mut sub, publisher)) => {
+        match connect_sub(&link, generation, &ctl_tx, &incoming).await {
+            Ok(mut sub) => {
                 let mut current = Subs::default();
-                match sync_subs(&link, &mut sub, &mut current).await {
-                    Ok(rev) => {
+                match subscribe_then_publisher(&link, &mut sub, &mut current).await {
+                    Ok((rev, publisher)) => {
+                        // Counted before it is reported: whoever sees the link healthy
+                        // again sees the reconnection too.
+                        if ever_connected {
+                            link.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("redis adapter: reconnected and resubscribed");
+                        }
                         *link.conn.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some((generation, publisher));
                         link.healthy.store(true, Ordering::Release);
@@ -161,10 +169,6 @@ pub(super) async fn supervise(
                             s.healthy = true;
                             s.synced = rev;
                         });
-                        if ever_connected {
-                            link.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("redis adapter: reconnected and resubscribed");
-                        }
                         ever_connected = true;
                         backoff = Duration::from_millis(50);
                         let mut ping = tokio::time::interval(link.config.ping_interval);
@@ -178,15 +182,23 @@ pub(super) async fn supervise(
                                         link.state.send_modify(|s| s.closed = true);
                                         break 'outer;
                                     }
-                                    Some(Ctl::Sync) => match sync_subs(&link, &mut sub, &mut current).await {
-                                        Ok(rev) => {
-                                            link.state.send_modify(|s| s.synced = rev);
+                                    Some(c @ (Ctl::Sync | Ctl::Unsubscribed(..))) => {
+                                        match c {
+                                            Ctl::Unsubscribed(g, channel) if g == generation => {
+                                                current.shard.remove(&channel);
+                                            }
+                                            _ => {}
                                         }
-                                        Err(e) => {
-                                            mark_down(&link, &e);
-                                            break;
+                                        match sync_subs(&link, &mut sub, &mut current).await {
+                                            Ok(rev) => {
+                                                link.state.send_modify(|s| s.synced = rev);
+                                            }
+                                            Err(e) => {
+                                                mark_down(&link, &e);
+                                                break;
+                                            }
                                         }
-                                    },
+                                    }
                                     Some(Ctl::Lost(g)) if g == generation => {
                                         mark_down(&link, "connection lost");
                                         break;
