@@ -16,6 +16,9 @@ pub(crate) struct Counters {
     pub(crate) opened: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) refused_unavailable: AtomicU64,
+    pub(crate) refused_forbidden: AtomicU64,
+    pub(crate) refused_bad_request: AtomicU64,
     /// Sessions ended (their driver finished), since the engine was created. Written and
     /// read under the registry's lock, with `retired`.
     pub(crate) closed: AtomicU64,
@@ -100,6 +103,13 @@ pub struct EngineMetrics {
     pub slow_consumer_closes_total: u64,
     /// Handshakes refused by the handshake rate limit, since the engine was created.
     pub handshakes_rate_limited_total: u64,
+    /// Handshakes refused because the server is full (`max_connections`) or shutting down.
+    pub handshakes_refused_unavailable_total: u64,
+    /// Handshakes refused by the `allow_request` hook.
+    pub handshakes_refused_forbidden_total: u64,
+    /// Handshakes refused as malformed: a transport that is not allowed, a method other
+    /// than GET, a WebSocket handshake without an upgrade, a protocol version not served.
+    pub handshakes_refused_bad_request_total: u64,
     /// Client addresses the handshake rate limit tracks now.
     pub rate_limited_addresses: usize,
     /// Open sessions whose transport is long-polling now (not yet upgraded).
