@@ -62,9 +62,12 @@ mod error;
 pub mod handler;
 mod handshake;
 mod namespace;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod server;
 mod service;
 mod socket;
+mod stats;
 
 pub use adapter::{AckResponse, AckStream, ConnectionStateRecovery, ServerAck};
 pub use broadcast::{BroadcastOperator, IntoRooms, RemoteSocket};
@@ -79,6 +82,7 @@ pub use namespace::Namespace;
 pub use server::SocketIo;
 pub use service::{SocketIoLayer, SocketIoService};
 pub use socket::{PacketError, Socket};
+pub use stats::{ACK_LATENCY_BUCKETS, AckLatency, NamespaceMetrics, ServerMetrics};
 pub use volley_core::{
     AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,
     RawArgs, SocketHandle, SocketId, State,
