@@ -224,12 +224,18 @@ fn encode_engine(m: &ServerMetrics, e: &mut DescriptorEncoder) -> fmt::Result {
         "Engine.IO handshakes refused, by reason",
         COUNTER,
         vec![
-            ([("reason", "rate_limited")], g.handshakes_rate_limited_total),
+            (
+                [("reason", "rate_limited")],
+                g.handshakes_rate_limited_total,
+            ),
             (
                 [("reason", "unavailable")],
                 g.handshakes_refused_unavailable_total,
             ),
-            ([("reason", "forbidden")], g.handshakes_refused_forbidden_total),
+            (
+                [("reason", "forbidden")],
+                g.handshakes_refused_forbidden_total,
+            ),
             (
                 [("reason", "bad_request")],
                 g.handshakes_refused_bad_request_total,
