@@ -20,6 +20,9 @@
 //! ([`Parser::MsgPack`]) instead of the default JSON one; the shared load generator speaks only
 //! JSON, so drive it with `echo-parsers --parser msgpack` (see `bench/scripts/parsers.sh`).
 //! The flags combine (`--raw --msgpack` forwards msgpack arguments unparsed).
+//!
+//! With `--metrics`, every request outside `/socket.io/` gets Volley's Prometheus text
+//! (`curl 127.0.0.1:$PORT/metrics`), as `bench/scripts/metrics-agree.sh` scrapes it.
 
 use serde_json::Value;
 use volley::{AckSender, ConnectionStateRecovery, Data, Parser, RawArgs, Socket, SocketIo};
@@ -79,6 +82,7 @@ fn register_raw_handlers(io: &SocketIo) {
 async fn main() -> std::io::Result<()> {
     let flag = |name: &str| std::env::args().skip(1).any(|a| a == name);
     let (raw, recovery, msgpack) = (flag("--raw"), flag("--recovery"), flag("--msgpack"));
+    let metrics = flag("--metrics");
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -105,5 +109,10 @@ async fn main() -> std::io::Result<()> {
         if msgpack { "msgpack" } else { "JSON" },
         if recovery { ", recovery on" } else { "" }
     );
+    if metrics {
+        eprintln!("metrics at http://127.0.0.1:{port}/metrics");
+        let service = tower_layer::Layer::layer(&io.layer(), io.prometheus_service());
+        return volley::serve(listener, service).await;
+    }
     volley::serve(listener, io.service()).await
 }
