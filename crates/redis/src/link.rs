@@ -160,7 +160,8 @@ impl Link {
     /// Whether the link is up: connected, and in Streams mode its reader reading.
     pub(crate) fn is_up(&self) -> bool {
         let state = *self.state.borrow();
-        state.healthy
+        // The flag `is_healthy` reads goes down first when the connection is lost.
+        self.is_healthy()
             && !state.closed
             && (state.reading || !self.needs_reader.load(Ordering::Acquire))
     }
