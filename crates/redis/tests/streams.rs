@@ -81,6 +81,16 @@ async fn node_with(
     }
 }
 
+/// What `/`'s adapter reports in the server's metrics.
+fn adapter_stats(io: &SocketIo) -> volley::adapter::AdapterStats {
+    let m = io.server_metrics();
+    m.namespaces
+        .iter()
+        .find(|n| n.name == "/")
+        .expect("namespace /")
+        .adapter
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         self.server.abort();
@@ -477,6 +487,12 @@ async fn a_reader_behind_waits_instead_of_dropping() {
     let () = pipe.query_async(&mut conn).await.unwrap();
     for i in 0..300 {
         assert_eq!(next_text(&mut b1).await, format!(r#"42["n",{i}]"#));
+        // The server's metrics see the link up (its reader reading) and the entries read
+        // but not yet applied, never more than the queue holds.
+        let link = adapter_stats(&b.io);
+        assert_eq!(link.link_up, Some(true));
+        assert!(link.incoming_backlog <= 1, "{link:?}");
     }
     assert_eq!(b.cluster.stats().dropped_incoming, 0);
+    assert_eq!(adapter_stats(&b.io).dropped_incoming_total, 0);
 }
