@@ -53,6 +53,11 @@
 //! - Broadcasts: `to`, `except`, `volatile`, `timeout` on a [`SocketIo`], [`Namespace`] or
 //!   [`Socket`] give a [`BroadcastOperator`]; with a cluster adapter (`volley-redis`) they
 //!   reach every server.
+//! - Monitoring: [`SocketIo::metrics`] (connections) and [`SocketIo::server_metrics`]
+//!   (namespaces, rooms, acknowledgements, refusals); with the feature `prometheus`,
+//!   `SocketIo::prometheus_service()` serves them at `/metrics`. `tracing` spans
+//!   (`volley.connection`, `volley.socket`, `volley.event`) carry the socket id and namespace,
+//!   never a payload, the recovery pid or the session id.
 
 pub mod adapter;
 mod broadcast;

@@ -446,3 +446,73 @@ impl SocketIo {
         PrometheusService::new(Arc::new(registry))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::stats::{AckLatency, NamespaceMetrics};
+
+    /// Encodes a given snapshot as a scrape would.
+    #[derive(Debug)]
+    struct Fixed(ServerMetrics);
+
+    impl Collector for Fixed {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+            encode_engine(&self.0, &mut encoder)?;
+            encode_server(&self.0, &mut encoder)
+        }
+    }
+
+    fn render(m: ServerMetrics) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Fixed(m)));
+        PrometheusService::new(Arc::new(registry)).render()
+    }
+
+    #[test]
+    fn the_histogram_keeps_its_cumulative_counts_and_gets_an_inf_bucket() {
+        let mut m = ServerMetrics::default();
+        m.ack_latency = AckLatency {
+            buckets: vec![(0.001, 2), (0.01, 2), (0.1, 5)],
+            count: 7,
+            sum: Duration::from_millis(250),
+        };
+        let text = render(m);
+        for line in [
+            "volley_ack_latency_seconds_sum 0.25",
+            "volley_ack_latency_seconds_count 7",
+            "volley_ack_latency_seconds_bucket{le=\"0.001\"} 2",
+            "volley_ack_latency_seconds_bucket{le=\"0.01\"} 2",
+            "volley_ack_latency_seconds_bucket{le=\"0.1\"} 5",
+            "volley_ack_latency_seconds_bucket{le=\"+Inf\"} 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn namespaces_are_labels_and_link_series_only_come_with_a_cluster() {
+        let mut m = ServerMetrics::default();
+        let mut chat = NamespaceMetrics::default();
+        chat.name = "/chat\"\n".into(); // a dynamic namespace's name comes from a client
+        chat.sockets = 3;
+        chat.adapter = volley_core::adapter::AdapterStats::local(2);
+        m.namespaces.push(chat);
+        let text = render(m.clone());
+        assert!(
+            text.contains("volley_sockets{namespace=\"/chat\\\"\\n\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("volley_rooms{namespace=\"/chat\\\"\\n\"} 2"));
+        assert!(!text.contains("volley_adapter_link_up"), "{text}");
+
+        m.namespaces[0].adapter.link_up = Some(false);
+        m.namespaces[0].adapter.incoming_backlog = 4;
+        let text = render(m);
+        assert!(text.contains("volley_adapter_link_up{namespace=\"/chat\\\"\\n\"} 0"));
+        assert!(text.contains("volley_adapter_incoming_backlog{namespace=\"/chat\\\"\\n\"} 4"));
+        assert!(text.contains("volley_adapter_reconnects_total{namespace=\"/chat\\\"\\n\"} 0"));
+    }
+}
