@@ -473,13 +473,14 @@ mod tests {
 
     #[test]
     fn the_histogram_keeps_its_cumulative_counts_and_gets_an_inf_bucket() {
-        let mut m = ServerMetrics::default();
-        m.ack_latency = AckLatency {
-            buckets: vec![(0.001, 2), (0.01, 2), (0.1, 5)],
-            count: 7,
-            sum: Duration::from_millis(250),
-        };
-        let text = render(m);
+        let text = render(ServerMetrics {
+            ack_latency: AckLatency {
+                buckets: vec![(0.001, 2), (0.01, 2), (0.1, 5)],
+                count: 7,
+                sum: Duration::from_millis(250),
+            },
+            ..ServerMetrics::default()
+        });
         for line in [
             "volley_ack_latency_seconds_sum 0.25",
             "volley_ack_latency_seconds_count 7",
@@ -494,12 +495,17 @@ mod tests {
 
     #[test]
     fn namespaces_are_labels_and_link_series_only_come_with_a_cluster() {
-        let mut m = ServerMetrics::default();
-        let mut chat = NamespaceMetrics::default();
-        chat.name = "/chat\"\n".into(); // a dynamic namespace's name comes from a client
-        chat.sockets = 3;
-        chat.adapter = volley_core::adapter::AdapterStats::local(2);
-        m.namespaces.push(chat);
+        // A dynamic namespace's name comes from a client.
+        let chat = NamespaceMetrics {
+            name: "/chat\"\n".into(),
+            sockets: 3,
+            adapter: volley_core::adapter::AdapterStats::local(2),
+            ..NamespaceMetrics::default()
+        };
+        let mut m = ServerMetrics {
+            namespaces: vec![chat],
+            ..ServerMetrics::default()
+        };
         let text = render(m.clone());
         assert!(
             text.contains("volley_sockets{namespace=\"/chat\\\"\\n\"} 3"),
