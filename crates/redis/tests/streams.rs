@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, Redis, WAIT, connect_client, free_port, next_text};
+use common::{Client, Redis, WAIT, adapter_stats, connect_client, free_port, next_text};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use volley::{RawArgs, SocketIo};
@@ -79,16 +79,6 @@ async fn node_with(
         addr,
         server,
     }
-}
-
-/// What `/`'s adapter reports in the server's metrics.
-fn adapter_stats(io: &SocketIo) -> volley::adapter::AdapterStats {
-    let m = io.server_metrics();
-    m.namespaces
-        .iter()
-        .find(|n| n.name == "/")
-        .expect("namespace /")
-        .adapter
 }
 
 impl Drop for Node {
