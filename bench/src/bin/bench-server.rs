@@ -23,9 +23,19 @@
 //!
 //! With `--metrics`, every request outside `/socket.io/` gets Volley's Prometheus text
 //! (`curl 127.0.0.1:$PORT/metrics`), as `bench/scripts/metrics-agree.sh` scrapes it.
+//!
+//! With `--redis URL`, the server is one node of a cluster through [`volley_redis`]: the
+//! sharded adapter (`--sharded`, the default: Node's `createShardedAdapter`,
+//! `subscriptionMode: "dynamic"`), or the classic one with `--classic` (`createAdapter`).
+//! `broadcast` then reaches every client of every node. The port is bound only once the
+//! adapter's subscriptions are confirmed, so a client that can connect is served by a node
+//! that already hears the cluster (see `bench/scripts/cluster-95k.sh`).
+
+use std::time::Duration;
 
 use serde_json::Value;
 use volley::{AckSender, ConnectionStateRecovery, Data, Parser, RawArgs, Socket, SocketIo};
+use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
 
 fn register_value_handlers(io: &SocketIo) {
     let io2 = io.clone();
@@ -78,11 +88,37 @@ fn register_raw_handlers(io: &SocketIo) {
     });
 }
 
+/// How long a cluster node waits for its Redis subscriptions before giving up.
+const REDIS_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `--redis URL`: connects this node's adapter (`--classic`, otherwise sharded).
+async fn connect_cluster(url: &str, classic: bool) -> std::io::Result<RedisCluster> {
+    let mode = if classic {
+        Mode::Classic
+    } else {
+        Mode::Sharded(SubscriptionMode::Dynamic)
+    };
+    let config = RedisAdapterConfig {
+        mode,
+        ..RedisAdapterConfig::default()
+    };
+    RedisCluster::connect(url, config)
+        .await
+        .map_err(|e| std::io::Error::other(format!("redis adapter: {e}")))
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let flag = |name: &str| std::env::args().skip(1).any(|a| a == name);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().any(|a| a == name);
     let (raw, recovery, msgpack) = (flag("--raw"), flag("--recovery"), flag("--msgpack"));
     let metrics = flag("--metrics");
+    let redis_url = args
+        .iter()
+        .position(|a| a == "--redis")
+        .map(|i| args.get(i + 1).cloned())
+        .map(|url| url.ok_or_else(|| std::io::Error::other("--redis needs a URL")))
+        .transpose()?;
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -95,19 +131,37 @@ async fn main() -> std::io::Result<()> {
     if recovery {
         builder = builder.connection_state_recovery(ConnectionStateRecovery::default());
     }
+    let cluster = match &redis_url {
+        Some(url) => Some(connect_cluster(url, flag("--classic")).await?),
+        None => None,
+    };
+    if let Some(cluster) = &cluster {
+        builder = builder.adapter(cluster.factory());
+    }
     let io = builder.build();
     if raw {
         register_raw_handlers(&io);
     } else {
         register_value_handlers(&io);
     }
+    if let Some(cluster) = &cluster {
+        cluster
+            .ready(REDIS_READY_TIMEOUT)
+            .await
+            .map_err(|e| std::io::Error::other(format!("redis adapter not ready: {e}")))?;
+    }
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!(
-        "volley bench-server listening on 127.0.0.1:{port} (handlers take {}, {} parser{})",
+        "volley bench-server listening on 127.0.0.1:{port} (handlers take {}, {} parser{}{})",
         if raw { "RawArgs" } else { "Data<Value>" },
         if msgpack { "msgpack" } else { "JSON" },
-        if recovery { ", recovery on" } else { "" }
+        if recovery { ", recovery on" } else { "" },
+        match (&cluster, flag("--classic")) {
+            (None, _) => "",
+            (Some(_), true) => ", classic Redis adapter",
+            (Some(_), false) => ", sharded Redis adapter",
+        }
     );
     if metrics {
         eprintln!("metrics at http://127.0.0.1:{port}/metrics");

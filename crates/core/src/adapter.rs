@@ -268,7 +268,8 @@ impl ConnectionStateRecovery {
 /// - When a socket disconnects for a recoverable reason (transport close or error, ping
 ///   timeout, forced close, server shutting down), the server calls
 ///   [`Adapter::persist_session`] with `missed_packets` empty, before the socket leaves its
-///   rooms.
+///   rooms. For any other reason it calls [`Adapter::session_ended`]; while the socket is
+///   connected it calls [`Adapter::session_live`] (on connect and when its data changes).
 /// - On a CONNECT whose auth has string `pid` and `offset`, the server calls
 ///   [`Adapter::restore_session`]. `Ok(Some(session))` means: the session existed, was not
 ///   expired, the offset is still known, and it is now removed (a pid restores at most
@@ -370,6 +371,26 @@ pub trait Adapter: Send + Sync + 'static {
         Err(AdapterError::Unsupported(
             "connection state recovery".into(),
         ))
+    }
+
+    /// Connection state recovery: socket `session.id` is connected here (it has just
+    /// connected or been restored, or its data changed); `session` is what would be
+    /// persisted now (`missed_packets` empty). An adapter that keeps sessions outside this
+    /// process (`volley-redis`'s streams mode) keeps a snapshot of it while the socket is
+    /// connected, so that its client can be restored on another server if this one dies.
+    /// Room changes are not reported here: they go through the adapter already
+    /// ([`add_all`](Self::add_all), [`del`](Self::del), the bulk operations). The default
+    /// does nothing.
+    fn session_live(&self, session: &Session) {
+        let _ = session;
+    }
+
+    /// Connection state recovery: socket `id`, whose private session id is `pid`, left for
+    /// a reason that is not recoverable (the client or the server disconnected it on
+    /// purpose): forget any snapshot [`session_live`](Self::session_live) kept. The default
+    /// does nothing.
+    fn session_ended(&self, id: &str, pid: &str) {
+        let _ = (id, pid);
     }
 
     /// Connection state recovery: the session `pid` with the packets broadcast after the

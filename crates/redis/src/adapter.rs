@@ -16,6 +16,7 @@ use volley_core::{BoxFuture, RawArgs};
 use crate::cluster::Shared;
 use crate::config::{Mode, SubscriptionMode};
 use crate::convert::{request_opts, strings_of, value_to_info, wire_opts};
+use crate::live::{self, Live};
 use crate::message::{Message, Packet};
 use crate::packet::{args_to_values, packet_data};
 use crate::request::Pending;
@@ -34,6 +35,8 @@ pub struct RedisAdapter {
     pub(crate) recovery: Option<ConnectionStateRecovery>,
     /// Streams mode with recovery: this server's broadcasts until Redis took them.
     pub(crate) appended: Option<mpsc::UnboundedSender<Appended>>,
+    /// Streams mode with recovery: the snapshots of the connected sockets' sessions.
+    pub(crate) live: Option<Arc<Live>>,
 }
 
 impl fmt::Debug for RedisAdapter {
@@ -109,9 +112,14 @@ impl RedisAdapter {
             pending: Mutex::new(HashMap::new()),
             recovery,
             appended,
+            live: recovery.map(|_| Arc::new(Live::default())),
         });
         if let Some(rx) = appended_rx {
             tokio::spawn(deliver_unappended(Arc::downgrade(&adapter), rx));
+        }
+        if let (Some(live), Some(r)) = (&adapter.live, recovery) {
+            let every = (r.max_disconnection_duration / 4).max(live::COALESCE);
+            tokio::spawn(live::run(Arc::downgrade(&adapter), live.clone(), every));
         }
         shared
             .namespaces
@@ -169,14 +177,17 @@ impl Adapter for RedisAdapter {
 
     fn add_all(&self, id: &str, rooms: &[Room]) {
         self.local.add_all(id, rooms);
+        self.live_rooms_changed(id);
     }
 
     fn del(&self, id: &str, room: &str) {
         self.local.del(id, room);
+        self.live_rooms_changed(id);
     }
 
     fn del_all(&self, id: &str) {
         self.local.del_all(id);
+        self.live_rooms_changed(id);
     }
 
     fn socket_rooms(&self, id: &str) -> Vec<Room> {
@@ -287,6 +298,7 @@ impl Adapter for RedisAdapter {
 
     fn add_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         self.local.add_sockets(opts, rooms);
+        self.live_all_rooms_changed();
         if !opts.flags.local {
             self.publish_or_log(&Message::SocketsJoin {
                 opts: request_opts(opts, self.shared.classic()),
@@ -297,6 +309,7 @@ impl Adapter for RedisAdapter {
 
     fn del_sockets(&self, opts: &BroadcastOptions, rooms: &[Room]) {
         self.local.del_sockets(opts, rooms);
+        self.live_all_rooms_changed();
         if !opts.flags.local {
             self.publish_or_log(&Message::SocketsLeave {
                 opts: request_opts(opts, self.shared.classic()),
@@ -384,6 +397,18 @@ impl Adapter for RedisAdapter {
             ));
         }
         self.persist(&session)
+    }
+
+    /// Streams mode with recovery: keeps a snapshot of a connected socket's session in
+    /// Redis, so that it can be restored on another server if this one dies (see the
+    /// `live` module).
+    fn session_live(&self, session: &Session) {
+        self.live_update(session);
+    }
+
+    /// Streams mode with recovery: deletes the connected socket's snapshot.
+    fn session_ended(&self, id: &str, _pid: &str) {
+        self.live_end(id);
     }
 
     /// Streams mode: takes the session out of Redis, with the broadcasts it missed after

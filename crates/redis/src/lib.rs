@@ -173,9 +173,21 @@
 //!   (`MULTI GET DEL EXEC`), checks the offset is still in the stream, has the processing
 //!   task join the socket to its rooms and hold its packets once it delivered that offset (at
 //!   position P), and reads the broadcasts after the offset up to P (`XRANGE`) that reach the
-//!   session's rooms: each packet is replayed or delivered after the CONNECT reply, once. A
-//!   session is kept when its socket disconnects (as Node): a client connected to a server
-//!   that is killed gets a fresh session elsewhere.
+//!   session's rooms: each packet is replayed or delivered after the CONNECT reply, once.
+//! - **Live snapshots** (beyond Node): while a socket is connected its session is kept at
+//!   the same key and in the same encoding, plus a `lease` key (Node ignores it), written
+//!   when the socket connects and when its rooms or data change (at most one write per
+//!   100 ms per socket), and written again every quarter of the window with the window as
+//!   TTL. So a client whose server was killed (SIGKILL, power loss) while it was connected
+//!   recovers on any server, Volley or Node, with what it missed after its last offset.
+//!   Writes are conditional (`EVAL`: only if the key still holds this connection's last
+//!   snapshot, or nothing), a manual or server-side disconnect deletes the snapshot, and a
+//!   restore of a pid whose socket is still connected takes the session over: the old
+//!   socket is disconnected (here, and on the other servers with `disconnectSockets` to its
+//!   own room), never two live sockets of one id. Cost per connected socket: one `SET` at
+//!   connect, one `EVAL` per change burst, and 4 refreshes per window in batches of 200
+//!   sockets per `EVAL` (with the default 2 min window: 2 refreshes a minute, each a `GET`
+//!   and a `SET` inside the script).
 //! - The classic and sharded modes do not support recovery, as Node's adapters: the server
 //!   still sends a pid, but no offsets, and every reconnection is a fresh session.
 //! - Not supported: Node's `streamCount` > 1 (one stream per namespace hash), and
@@ -189,6 +201,7 @@ mod cluster;
 mod config;
 mod convert;
 mod link;
+mod live;
 pub mod message;
 pub mod packet;
 mod reader;

@@ -18,8 +18,8 @@ pub use cluster::{
     encode_cluster, encode_cluster_msgpack,
 };
 pub use stream::{
-    decode_session, decode_stream_entry, encode_session, encode_stream_entry, next_entry_id,
-    parse_entry_id, reaches,
+    decode_session, decode_stream_entry, encode_session, encode_session_leased,
+    encode_stream_entry, next_entry_id, parse_entry_id, reaches,
 };
 
 use crate::value::{Value, from_json, from_msgpack};

@@ -136,10 +136,12 @@ impl RedisAdapter {
             Message::SocketsJoin { opts, rooms } => {
                 self.local
                     .add_sockets(&local_opts(&opts), &rooms_of(&rooms));
+                self.live_all_rooms_changed();
             }
             Message::SocketsLeave { opts, rooms } => {
                 self.local
                     .del_sockets(&local_opts(&opts), &rooms_of(&rooms));
+                self.live_all_rooms_changed();
             }
             Message::DisconnectSockets { opts, close } => {
                 self.local.disconnect_local(&local_opts(&opts), close);

@@ -19,6 +19,7 @@ use volley_core::adapter::{
 };
 
 use crate::adapter::RedisAdapter;
+use crate::convert::request_opts;
 use crate::link::Incoming;
 use crate::message::{
     Message, decode_session, decode_stream_entry, encode_session, next_entry_id, parse_entry_id,
@@ -34,31 +35,32 @@ const MAX_PAGES: usize = 100;
 const PAGE: usize = 1000;
 
 impl RedisAdapter {
-    fn session_key(&self, pid: &str) -> String {
+    pub(crate) fn session_key(&self, pid: &str) -> String {
         format!("{}{pid}", self.shared.config.streams.session_key_prefix)
     }
 
     /// Keeps `session` in Redis for the recovery duration (queued after the publishes
     /// made so far).
     pub(crate) fn persist(&self, session: &Session) -> Result<(), AdapterError> {
-        let Some(recovery) = &self.recovery else {
+        if self.recovery.is_none() {
             return Err(AdapterError::Unsupported(
                 "connection state recovery is off".into(),
             ));
-        };
-        let ttl = recovery.max_disconnection_duration;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.session_key(&session.pid))
-            .arg(encode_session(session))
-            .arg("PX")
-            .arg(ttl.as_millis() as u64);
+        }
+        let cmd = self.persist_cmd(session, &encode_session(session));
         self.shared.link.send(cmd)
     }
 
     /// Takes session `pid` out of Redis, joins the socket to its rooms at a position of the
     /// stream order at or after `offset`, and reads the broadcasts it missed up to that
-    /// position. `None` when the offset is malformed or gone from the stream, the session is
-    /// unknown or expired, or its socket is connected here.
+    /// position. `None` when the offset is malformed or gone from the stream, or the session
+    /// is unknown or expired.
+    ///
+    /// The pid is a bearer secret: whoever presents it takes the session over. If its socket
+    /// is still connected (its server kept a live snapshot and has not noticed the client
+    /// left, or another client presents a copied pid), that socket is disconnected here and
+    /// on the other servers (`disconnectSockets` to its own room, which Node servers obey
+    /// too), without being persisted, so one id never has two live sockets.
     pub(crate) async fn restore(
         &self,
         pid: &str,
@@ -80,9 +82,7 @@ impl RedisAdapter {
             return Ok(None);
         };
         let mut session = decode_session(&raw).map_err(AdapterError::Encode)?;
-        if self.local.local_sockets().contains(&session.id) {
-            return Ok(None);
-        }
+        self.take_over(session.id.as_str());
         let Some(until) = self.barrier(&session, offset).await? else {
             return Ok(None);
         };
@@ -96,6 +96,25 @@ impl RedisAdapter {
                 Err(e)
             }
         }
+    }
+
+    /// Disconnects the sockets of id `sid` connected here and on the other servers, as the
+    /// session is being restored for another connection.
+    fn take_over(&self, sid: &str) {
+        let sockets = self.local.local_sockets();
+        if sockets.contains(sid) {
+            tracing::debug!(sid, "session taken over: disconnecting its old socket");
+            self.live_forget(sid);
+            sockets.disconnect(sid, false);
+        }
+        let opts = BroadcastOptions {
+            rooms: vec![Room::from(sid)],
+            ..BroadcastOptions::default()
+        };
+        self.publish_or_log(&Message::DisconnectSockets {
+            opts: request_opts(&opts, false),
+            close: false,
+        });
     }
 
     /// Asks the processing task to join the socket to its rooms (holding its packets) once

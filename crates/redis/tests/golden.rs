@@ -305,7 +305,7 @@ fn streams_entries_are_written_byte_for_byte_as_node_writes_them() {
 
 #[test]
 fn streams_sessions_are_written_byte_for_byte_as_node_writes_them() {
-    use volley_redis::message::{decode_session, encode_session};
+    use volley_redis::message::{decode_session, encode_session, encode_session_leased};
     let mut seen = 0;
     for row in samples().iter().filter(|r| r["cmd"] == "SET") {
         let value = row["value_base64"].as_str().unwrap();
@@ -319,9 +319,23 @@ fn streams_sessions_are_written_byte_for_byte_as_node_writes_them() {
         assert_eq!(session.data, serde_json::json!({}));
         assert_eq!(encode_session(&session), value);
         assert_eq!(row["args"], serde_json::json!(["PX", "60000"]));
+        // A live snapshot is Node's map with one more key, which Node's decoder ignores.
+        let leased = encode_session_leased(&session, Some("uid-7"));
+        assert_eq!(decode_session(leased.as_bytes()).unwrap(), session);
+        let (node, ours) = (b64(value), b64(&leased));
+        assert_eq!((node[0], ours[0]), (0x84, 0x85), "fixmaps of 4 and 5 keys");
+        assert_eq!(ours[1..node.len()], node[1..]);
+        assert_eq!(ours[node.len()..], *b"\xa5lease\xa5uid-7");
         seen += 1;
     }
     assert!(seen >= 1);
+}
+
+fn b64(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }
 
 /// `tests/data/streams-node-capture.json`: what Node's `@socket.io/redis-streams-adapter`

@@ -390,6 +390,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
     ns.adapter
         .add_all(socket.id(), &[socket.id().as_arc().clone()]);
     socket.set_connected();
+    socket.session_live();
     // As Node: the missed packets first (the client keeps events that come before the
     // CONNECT reply until it is connected), then the reply, then what came meanwhile.
     let missed = session.map(|s| s.missed_packets).unwrap_or_default();
@@ -408,6 +409,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         return;
     }
     ns.release(&socket);
+    ns.observers.each(|o| o.socket_connected(&socket));
     let handler = ns
         .handlers
         .on_connection

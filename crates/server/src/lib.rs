@@ -67,6 +67,7 @@ mod error;
 pub mod handler;
 mod handshake;
 mod namespace;
+pub mod observe;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod server;
@@ -84,6 +85,7 @@ pub use error::{AckError, ConnectError, DisconnectReason, EmitError};
 pub use handler::AckSender;
 pub use handshake::Handshake;
 pub use namespace::Namespace;
+pub use observe::Observer;
 pub use server::SocketIo;
 pub use service::{SocketIoLayer, SocketIoService};
 pub use socket::{PacketError, Socket};

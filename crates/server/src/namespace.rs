@@ -69,6 +69,8 @@ pub(crate) struct NsInner {
     pub(crate) is_child: bool,
     /// The server's counters.
     pub(crate) stats: Arc<ServerStats>,
+    /// The server's observers (shared, so ones registered later are seen).
+    pub(crate) observers: Arc<crate::observe::Observers>,
 }
 
 impl NsInner {
@@ -90,7 +92,7 @@ impl NsInner {
         is_child: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
-        let (parser, state, recovery, stats) = io
+        let (parser, state, recovery, stats, observers) = io
             .upgrade()
             .map(|io| {
                 (
@@ -98,6 +100,7 @@ impl NsInner {
                     io.config.state.clone(),
                     io.config.recovery,
                     io.stats.clone(),
+                    io.observers.clone(),
                 )
             })
             .unwrap_or_default();
@@ -116,6 +119,7 @@ impl NsInner {
             is_parent,
             is_child,
             stats,
+            observers,
         })
     }
 
@@ -177,6 +181,7 @@ impl NsInner {
         for h in handlers {
             h(&event);
         }
+        self.observers.each(|o| o.room_event(&self.name, &event));
     }
 
     /// Its sockets, pending acknowledgements and adapter, now.

@@ -30,6 +30,7 @@ pub(crate) struct IoInner {
     pub(crate) middleware: RwLock<Vec<Middleware>>,
     /// Counters of what Socket.IO adds to the engine's (see [`ServerMetrics`]).
     pub(crate) stats: Arc<ServerStats>,
+    pub(crate) observers: Arc<crate::observe::Observers>,
 }
 
 impl IoInner {
@@ -42,7 +43,15 @@ impl IoInner {
             dynamic: RwLock::new(Vec::new()),
             middleware: RwLock::new(Vec::new()),
             stats: Arc::default(),
+            observers: Arc::default(),
         }
+    }
+
+    pub(crate) fn namespace_handles(&self) -> Vec<Namespace> {
+        let map = self.namespaces.read().unwrap_or_else(|p| p.into_inner());
+        map.values()
+            .map(|ns| Namespace { inner: ns.clone() })
+            .collect()
     }
 
     pub(crate) fn engine(&self) -> Option<&Engine> {

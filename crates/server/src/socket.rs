@@ -481,6 +481,8 @@ impl Socket {
     /// Replaces the per-socket data.
     pub fn set_data<T: Serialize>(&self, data: &T) -> Result<(), serde_json::Error> {
         *lock(&self.inner.data) = serde_json::to_value(data)?;
+        self.session_live();
+        self.inner.ns.observers.each(|o| o.data_changed(self));
         Ok(())
     }
 

@@ -11,7 +11,10 @@
 //! a recovered socket gets no second `auth` event, and `recovery:state` (with an ack)
 //! answers `{id, recovered, rooms}` (rooms sorted) on `/` and `/custom`. `PARSER=msgpack`
 //! speaks `socket.io-msgpack-parser` 3.x on `/socket.io/`, same handlers. `ALLOW_EIO3=1`
-//! also accepts Engine.IO v3 clients (socket.io-client 2.x) on `/socket.io/`.
+//! also accepts Engine.IO v3 clients (socket.io-client 2.x) on `/socket.io/`. `ADMIN=1`
+//! serves the `@socket.io/admin-ui` server side on `/admin` (`volley-admin`, no auth,
+//! development mode; server id `SERVER_NAME` when set, else the host name) with CORS
+//! mirroring any origin, with credentials, so the UI served from another port connects.
 //!
 //! With `REDIS_URL` set it also joins a Redis cluster (`../shared/conformance/CLUSTER.md`):
 //! every namespace uses `volley-redis` (`REDIS_ADAPTER=classic|sharded|streams`, `SERVER_NAME`), and
@@ -24,6 +27,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 use volley::{AckSender, ConnectionStateRecovery, RawArgs, Socket, SocketIo};
+use volley_admin::{AdminOptions, Auth, Mode};
 use volley_engine::{Engine, EngineConfig, Frame, Message};
 
 const PING_INTERVAL: Duration = Duration::from_millis(300);
@@ -118,6 +122,10 @@ fn socket_io(modes: Modes, adapter: Option<volley::adapter::AdapterFactory>) -> 
         // Node's allowEIO3: true (socket.io-client 2.x).
         builder = builder.allow_eio3(true);
     }
+    if modes.admin {
+        // Node's cors: { origin: true, credentials: true }
+        builder = builder.cors(volley::Cors::new(volley::AllowOrigin::Mirror).credentials(true));
+    }
     if modes.recovery {
         // Node's connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true }
         builder = builder.connection_state_recovery(
@@ -127,6 +135,17 @@ fn socket_io(modes: Modes, adapter: Option<volley::adapter::AdapterFactory>) -> 
         );
     }
     let io = builder.build();
+    if modes.admin {
+        // Node's instrument(io, { auth: false, mode: "development" })
+        let mut options = AdminOptions::new(Auth::None).mode(Mode::Development);
+        if let Ok(name) = std::env::var("SERVER_NAME") {
+            options = options.server_id(name);
+        }
+        if let Err(e) = volley_admin::instrument(&io, options) {
+            eprintln!("conformance-server: ADMIN=1: {e}");
+            std::process::exit(2);
+        }
+    }
     io.of("/").on_connection(on_connection);
     io.of("/custom").on_connection(on_connection);
     io

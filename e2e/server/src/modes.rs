@@ -12,6 +12,9 @@ pub struct Modes {
     /// `ALLOW_EIO3=1`: `/socket.io/` also accepts Engine.IO v3 clients (socket.io-client
     /// 2.x), as Node's `allowEIO3: true`.
     pub allow_eio3: bool,
+    /// `ADMIN=1`: the `@socket.io/admin-ui` server side on `/admin` (no auth, development
+    /// mode), with CORS allowing any origin with credentials.
+    pub admin: bool,
 }
 
 /// Reads one variable: unset or empty is `None`.
@@ -42,12 +45,11 @@ impl Modes {
             Some("1") => true,
             Some(v) => return Err(format!("ALLOW_EIO3={v:?}: expected 1 (or 0 / unset)")),
         };
-        for flag in ["ADMIN"] {
-            match var(&get, flag).as_deref() {
-                None | Some("0") => {}
-                Some(v) => return Err(format!("{flag}={v:?} is not supported")),
-            }
-        }
+        let admin = match var(&get, "ADMIN").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(v) => return Err(format!("ADMIN={v:?}: expected 1 (or 0 / unset)")),
+        };
         match var(&get, "REDIS_ADAPTER").as_deref() {
             None | Some("classic" | "sharded" | "streams") => {}
             Some(v) => {
@@ -60,6 +62,7 @@ impl Modes {
             recovery,
             msgpack,
             allow_eio3,
+            admin,
         })
     }
 }
@@ -101,6 +104,13 @@ mod tests {
                 ..Modes::default()
             })
         );
+        assert_eq!(
+            modes(&[("ADMIN", "1")]),
+            Ok(Modes {
+                admin: true,
+                ..Modes::default()
+            })
+        );
         assert_eq!(modes(&[("PARSER", "json")]), Ok(Modes::default()));
         assert_eq!(modes(&[("RECOVERY", "0")]), Ok(Modes::default()));
         for adapter in ["classic", "sharded", "streams"] {
@@ -111,7 +121,8 @@ mod tests {
             ("RECOVERY", "yes"),
             ("PARSER", "MessagePack"),
             ("ALLOW_EIO3", "yes"),
-            ("ADMIN", "1"),
+            ("ADMIN", "true"),
+            ("ADMIN", "yes"),
             ("REDIS_ADAPTER", "bogus"),
         ] {
             assert!(modes(&[bad]).is_err(), "{bad:?}");

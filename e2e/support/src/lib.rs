@@ -70,6 +70,15 @@ pub fn ensure_node_modules() -> PathBuf {
         .clone()
 }
 
+/// [`ensure_node_modules`] off the async runtime's threads; its panic is the caller's.
+async fn node_modules() -> PathBuf {
+    match tokio::task::spawn_blocking(ensure_node_modules).await {
+        Ok(dir) => dir,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("npm install task failed: {e}"),
+    }
+}
+
 /// Whether `node_modules` was installed after the manifest and lock file last changed.
 fn is_installed(dir: &Path) -> bool {
     let mtime = |p: PathBuf| fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -219,11 +228,7 @@ impl fmt::Display for Printed<'_> {
 /// When `node` cannot be started, the script does not exist, or the script is still running
 /// after `timeout`: it is then killed and the panic message holds all it printed.
 pub async fn run_node(script: &str, args: &[&str], timeout: Duration) -> NodeOutput {
-    let dir = match tokio::task::spawn_blocking(ensure_node_modules).await {
-        Ok(dir) => dir,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("npm install task failed: {e}"),
-    };
+    let dir = node_modules().await;
     let script_path = dir.join("scripts").join(script);
     assert!(
         script_path.is_file(),
@@ -281,6 +286,62 @@ pub async fn run_node(script: &str, args: &[&str], timeout: Duration) -> NodeOut
     }
 }
 
+/// A Node server script started by [`start_node_server`]: the child (killed when dropped)
+/// and the port it listens on.
+#[derive(Debug)]
+pub struct NodeServer {
+    /// The `node` process; its stdin stays open (scripts exit when it closes).
+    pub child: tokio::process::Child,
+    /// The port the script printed.
+    pub port: u16,
+}
+
+/// Starts `e2e/interop/scripts/<script>` with `args`: a long-running server that prints
+/// `{"event":"listening","port":N}` on stdout once it listens. Returns when it has; its
+/// further stdout is drained, its stderr goes to the test's. The process is killed when the
+/// [`NodeServer`] is dropped.
+///
+/// # Panics
+///
+/// When `node` cannot be started or the script exits, or prints something else, or does not
+/// listen within `timeout`.
+pub async fn start_node_server(
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> NodeServer {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = node_modules().await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("scripts").join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node {script}: {e} (is Node.js installed?)"));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let line = tokio::time::timeout(timeout, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not listen within {timeout:?}"))
+        .unwrap_or_else(|e| panic!("reading {script}'s stdout: {e}"))
+        .unwrap_or_else(|| panic!("{script} exited before listening"));
+    let v: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{script} printed {line:?}, not JSON: {e}"));
+    assert_eq!(v["event"], "listening", "{script}: {line}");
+    let port = v["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("{script}: no port in {line}"));
+    // Keep draining stdout so that the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    NodeServer { child, port }
+}
+
 /// Parses newline-delimited JSON: one value per non-blank line, in order.
 ///
 /// # Panics
@@ -303,6 +364,28 @@ pub fn try_parse_json_lines(text: &str) -> Result<Vec<Value>, String> {
             })
         })
         .collect()
+}
+
+/// A TCP proxy on a free loopback port (returned) whose new connections go to the loopback
+/// port in `target` at the time they come: switching it moves a client's next connections
+/// to another server. A connection to a port nothing listens on is closed at once.
+pub async fn switching_proxy(target: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = target.load(Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    port
 }
 
 #[cfg(test)]

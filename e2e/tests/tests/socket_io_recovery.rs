@@ -302,23 +302,6 @@ impl Drop for Redis {
     }
 }
 
-/// A TCP proxy whose new connections go to the port in `target` at the time they come.
-async fn proxy(target: Arc<AtomicU16>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let to = target.load(Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                }
-            });
-        }
-    });
-    port
-}
-
 /// Two Volley servers on Redis (streams mode), behind one address: the official client is
 /// cut from server A and comes back by itself, through the same address, to server B, where
 /// it is recovered with its id, its rooms and every packet it missed (broadcast by A while it
@@ -362,7 +345,7 @@ async fn cut_from_one_server_recovered_by_another_in_a_streams_cluster() {
     ports[0].1.store(b, Ordering::SeqCst);
     ports[1].1.store(b, Ordering::SeqCst);
     target.store(a, Ordering::SeqCst);
-    let front = proxy(target.clone()).await;
+    let front = volley_test_support::switching_proxy(target.clone()).await;
 
     let out = run_node(
         SCRIPT,

@@ -18,6 +18,9 @@
 //! [`Rules`] (`State<Rules>`, given once to the builder). The namespace is
 //! `socket.nsp()`. So no handler captures a clone of anything.
 //!
+//! With `ADMIN_PASSWORD_HASH` set, `main.rs` also serves the official Socket.IO admin UI's
+//! namespace ([`admin`]), for the UI at <https://admin.socket.io> (or `ADMIN_UI_ORIGIN`).
+//!
 //! `main.rs` runs it; the browser test in `e2e/tests` builds the same [`router`].
 
 use std::io;
@@ -25,6 +28,7 @@ use std::path::Path;
 use std::process::Command;
 
 use axum::body::Bytes;
+use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Html;
 use axum::routing::get;
@@ -33,9 +37,10 @@ use serde_json::{Value, json};
 use volley::adapter::AdapterFactory;
 use volley::adapter::Room;
 use volley::{
-    AckSender, BroadcastOperator, ConnectError, ConnectionStateRecovery, Data, DisconnectReason,
-    Namespace, Socket, SocketIo, State,
+    AckSender, AllowOrigin, BroadcastOperator, ConnectError, ConnectionStateRecovery, Cors, Data,
+    DisconnectReason, Namespace, Socket, SocketIo, State,
 };
+use volley_admin::{AdminError, AdminOptions, Auth, instrument};
 
 /// What the chat accepts: the application state its handlers share.
 #[derive(Debug, Clone, Copy)]
@@ -70,9 +75,25 @@ pub fn socket_io() -> SocketIo {
 /// The Socket.IO server with a cluster adapter (e.g. Redis), so that several chat servers
 /// share rooms, messages and the online count.
 pub fn socket_io_with(adapter: Option<AdapterFactory>) -> SocketIo {
+    socket_io_for(adapter, &[ADMIN_UI_ORIGIN])
+}
+
+/// Where the Socket.IO admin UI is hosted; its pages may connect to the chat (CORS, with
+/// credentials) once [`admin`] serves `/admin`.
+pub const ADMIN_UI_ORIGIN: &str = "https://admin.socket.io";
+
+/// [`socket_io_with`], letting pages from `admin_ui_origins` connect (e.g. the admin UI's
+/// `ui/dist` served locally, `http://127.0.0.1:8080`).
+pub fn socket_io_for(adapter: Option<AdapterFactory>, admin_ui_origins: &[&str]) -> SocketIo {
     let rules = Rules::default();
+    let origins = admin_ui_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     // Handlers receive the rules as `State<Rules>`.
-    let mut builder = SocketIo::builder().state(rules);
+    let mut builder = SocketIo::builder()
+        .state(rules)
+        .cors(Cors::new(AllowOrigin::List(origins)).credentials(true));
     // Recovery needs an adapter that keeps sessions: the in-memory one does, the classic
     // Redis adapter does not (the Streams mode of volley-redis does).
     let recovery = adapter.is_none();
@@ -89,6 +110,13 @@ pub fn socket_io_with(adapter: Option<AdapterFactory>) -> SocketIo {
         .middleware(move |socket| authenticate(socket, rules))
         .on_connection(move |socket| on_connect(socket, recovery));
     io
+}
+
+/// Serves the Socket.IO admin UI's namespace `/admin` (`volley-admin`, development mode):
+/// the UI logs in as `username` with the password whose bcrypt hash is `password_hash`
+/// (make one with `htpasswd -nbBC 10 "" 'your password' | cut -d: -f2`).
+pub fn admin(io: &SocketIo, username: &str, password_hash: &str) -> Result<(), AdminError> {
+    instrument(io, AdminOptions::new(Auth::basic(username, password_hash)))
 }
 
 /// The whole app on one axum `Router`: the page, the npm client, a REST route and Volley.

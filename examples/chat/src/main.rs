@@ -2,11 +2,15 @@
 //! port). `-- --redis redis://127.0.0.1:6379` makes it one node of a cluster: run several,
 //! on several ports, and they share rooms, messages and the online count (through the same
 //! Redis channels as Node's `@socket.io/redis-adapter`). See `lib.rs` for the app itself.
+//!
+//! The admin UI: `ADMIN_PASSWORD_HASH='<bcrypt hash>'` (and `ADMIN_USERNAME`, default
+//! `admin`) serves `/admin` for the Socket.IO admin UI at https://admin.socket.io, or at
+//! `ADMIN_UI_ORIGIN` (e.g. the npm package's `ui/dist` served on another port).
 
 use std::io;
 use std::process::ExitCode;
 
-use volley_example_chat::{router, socket_io_client, socket_io_with};
+use volley_example_chat::{ADMIN_UI_ORIGIN, admin, router, socket_io_client, socket_io_for};
 use volley_redis::{RedisAdapterConfig, RedisCluster};
 
 #[tokio::main]
@@ -38,7 +42,14 @@ async fn run() -> io::Result<()> {
         }
         None => None,
     };
-    let io = socket_io_with(adapter);
+    let origin = std::env::var("ADMIN_UI_ORIGIN").unwrap_or_else(|_| ADMIN_UI_ORIGIN.to_owned());
+    let io = socket_io_for(adapter, &[&origin]);
+    if let Ok(hash) = std::env::var("ADMIN_PASSWORD_HASH") {
+        let user = std::env::var("ADMIN_USERNAME").unwrap_or_else(|_| "admin".to_owned());
+        admin(&io, &user, &hash)
+            .map_err(|e| io::Error::other(format!("ADMIN_PASSWORD_HASH: {e}")))?;
+        println!("admin UI: namespace /admin, user {user:?}, for pages from {origin}");
+    }
     let app = router(&io, client_js);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("Volley chat on http://{}", listener.local_addr()?);

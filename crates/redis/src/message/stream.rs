@@ -112,13 +112,22 @@ pub fn reaches(rooms: &[Room], opts: &Opts) -> bool {
 /// A session as Node keeps it: base64 of MessagePack `{sid, pid, rooms, data}` (missed
 /// packets are not kept; they are read from the stream on restore).
 pub fn encode_session(session: &Session) -> String {
-    let v = Value::map([
+    encode_session_leased(session, None)
+}
+
+/// [`encode_session`], plus a `lease` key naming the connected socket that keeps this
+/// snapshot (Volley's live snapshots; Node ignores the extra key).
+pub fn encode_session_leased(session: &Session, lease: Option<&str>) -> String {
+    let mut fields = vec![
         ("sid", Value::Str(session.id.to_string())),
         ("pid", Value::Str(session.pid.clone())),
         ("rooms", Value::strings(session.rooms.iter().map(|r| &**r))),
         ("data", Value::from_json_value(&session.data)),
-    ]);
-    BASE64.encode(to_msgpack(&v))
+    ];
+    if let Some(lease) = lease {
+        fields.push(("lease", Value::Str(lease.to_owned())));
+    }
+    BASE64.encode(to_msgpack(&Value::map(fields)))
 }
 
 /// Decodes a session kept by [`encode_session`] or by Node (no missed packets yet).
