@@ -21,6 +21,9 @@
 //! JSON, so drive it with `echo-parsers --parser msgpack` (see `bench/scripts/parsers.sh`).
 //! The flags combine (`--raw --msgpack` forwards msgpack arguments unparsed).
 //!
+//! With `--metrics`, every request outside `/socket.io/` gets Volley's Prometheus text
+//! (`curl 127.0.0.1:$PORT/metrics`), as `bench/scripts/metrics-agree.sh` scrapes it.
+//!
 //! With `--redis URL`, the server is one node of a cluster through [`volley_redis`]: the
 //! sharded adapter (`--sharded`, the default: Node's `createShardedAdapter`,
 //! `subscriptionMode: "dynamic"`), or the classic one with `--classic` (`createAdapter`).
@@ -109,6 +112,7 @@ async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().any(|a| a == name);
     let (raw, recovery, msgpack) = (flag("--raw"), flag("--recovery"), flag("--msgpack"));
+    let metrics = flag("--metrics");
     let redis_url = args
         .iter()
         .position(|a| a == "--redis")
@@ -159,5 +163,10 @@ async fn main() -> std::io::Result<()> {
             (Some(_), false) => ", sharded Redis adapter",
         }
     );
+    if metrics {
+        eprintln!("metrics at http://127.0.0.1:{port}/metrics");
+        let service = tower_layer::Layer::layer(&io.layer(), io.prometheus_service());
+        return volley::serve(listener, service).await;
+    }
     volley::serve(listener, io.service()).await
 }

@@ -32,9 +32,11 @@ use crate::parser::{CodecError, Encoded, Parser};
 
 mod collect;
 mod local;
+mod stats;
 
 pub use collect::{AckCollector, AckResponse, AckStream};
 pub use local::{LocalAdapter, RoomHook, local_adapter_factory};
+pub use stats::AdapterStats;
 
 /// A room name. Every socket is also in the room named by its id.
 pub type Room = Arc<str>;
@@ -401,6 +403,12 @@ pub trait Adapter: Send + Sync + 'static {
     ) -> BoxFuture<Result<Option<Session>, AdapterError>> {
         let _ = (pid, offset);
         Box::pin(std::future::ready(Err(unsupported_recovery())))
+    }
+
+    /// Rooms and link state, for monitoring; read at scrape time, so it must be cheap and
+    /// never wait. The default: nothing known.
+    fn stats(&self) -> AdapterStats {
+        AdapterStats::default()
     }
 }
 

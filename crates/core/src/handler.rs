@@ -161,8 +161,12 @@ impl<S, T: DeserializeOwned + Send + 'static> FromEvent<S> for Data<T> {
     fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
         match cx.args.parse() {
             Ok(v) => Some(Data(v)),
-            Err(e) => {
-                tracing::debug!(error = %e, "event arguments do not fit the handler");
+            Err(_) => {
+                // Not the error's text: a deserializer quotes the client's data in it.
+                tracing::debug!(
+                    expected = std::any::type_name::<T>(),
+                    "event arguments do not fit the handler"
+                );
                 None
             }
         }

@@ -112,6 +112,13 @@ impl Engine {
             sessions_opened_total: counters.opened.load(Ordering::Relaxed),
             slow_consumer_closes_total: counters.slow_consumer_closes.load(Ordering::Relaxed),
             handshakes_rate_limited_total: counters.rate_limited.load(Ordering::Relaxed),
+            handshakes_refused_unavailable_total: counters
+                .refused_unavailable
+                .load(Ordering::Relaxed),
+            handshakes_refused_forbidden_total: counters.refused_forbidden.load(Ordering::Relaxed),
+            handshakes_refused_bad_request_total: counters
+                .refused_bad_request
+                .load(Ordering::Relaxed),
             rate_limited_addresses: self
                 .shared
                 .rate_limiter
@@ -168,6 +175,18 @@ impl Engine {
             return Err(EngineError::Unavailable);
         }
         Ok(())
+    }
+
+    /// Counts a refused handshake by its reason (the rate limit counts its own refusals).
+    pub(crate) fn count_refused(&self, e: &EngineError) {
+        let c = &self.shared.counters;
+        let counter = match e {
+            EngineError::TooManyRequests { .. } => return,
+            EngineError::Unavailable => &c.refused_unavailable,
+            EngineError::Forbidden(_) => &c.refused_forbidden,
+            _ => &c.refused_bad_request,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes a handshake token for the client's address, when a rate limit is set.

@@ -16,6 +16,9 @@ pub(crate) struct Counters {
     pub(crate) opened: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) rate_limited: AtomicU64,
+    pub(crate) refused_unavailable: AtomicU64,
+    pub(crate) refused_forbidden: AtomicU64,
+    pub(crate) refused_bad_request: AtomicU64,
     /// Sessions ended (their driver finished), since the engine was created. Written and
     /// read under the registry's lock, with `retired`.
     pub(crate) closed: AtomicU64,
@@ -30,7 +33,9 @@ pub(crate) struct Counters {
 /// one), its payload without the packet type, binary as its raw length.
 ///
 /// Each session has its own (in its `Shared`), so the hot path only touches the session's
-/// own cache lines: relaxed increments nobody else writes to, summed at snapshot time.
+/// own cache lines, summed at snapshot time. Each counter has one writer at a time (the
+/// driver for what comes in, the queue lock's holder for what goes out), so an increment is
+/// a plain load and store rather than a locked read-modify-write.
 #[derive(Debug, Default)]
 pub(crate) struct Traffic {
     pub(crate) messages_in: AtomicU64,
@@ -39,32 +44,42 @@ pub(crate) struct Traffic {
     pub(crate) bytes_out: AtomicU64,
 }
 
+/// Adds `n` to a counter that has one writer at a time: a plain load and store, no locked
+/// read-modify-write instruction. Readers see either the old or the new value.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
 impl Traffic {
-    /// Counts one message received with `bytes` bytes of payload.
+    /// Counts one message received with `bytes` bytes of payload. Only the session's driver
+    /// calls it.
     pub(crate) fn received(&self, bytes: usize) {
-        self.messages_in.fetch_add(1, Ordering::Relaxed);
-        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        bump(&self.messages_in, 1);
+        bump(&self.bytes_in, bytes as u64);
     }
 
-    /// Counts `messages` messages sent with `bytes` bytes of payload together.
+    /// Counts `messages` messages sent with `bytes` bytes of payload together. Called with
+    /// the session's queue locked, so one sender at a time.
     pub(crate) fn sent(&self, messages: usize, bytes: usize) {
         if messages > 0 {
-            self.messages_out
-                .fetch_add(messages as u64, Ordering::Relaxed);
-            self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+            bump(&self.messages_out, messages as u64);
+            bump(&self.bytes_out, bytes as u64);
         }
     }
 
-    /// Adds `other`'s counts to these.
+    /// Adds `other`'s counts to these. Called with the registry locked, so one writer.
     pub(crate) fn add(&self, other: &Traffic) {
-        self.messages_in
-            .fetch_add(other.messages_in.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.bytes_in
-            .fetch_add(other.bytes_in.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.sent(
-            other.messages_out.load(Ordering::Relaxed) as usize,
-            other.bytes_out.load(Ordering::Relaxed) as usize,
-        );
+        for (to, from) in [
+            (&self.messages_in, &other.messages_in),
+            (&self.bytes_in, &other.bytes_in),
+            (&self.messages_out, &other.messages_out),
+            (&self.bytes_out, &other.bytes_out),
+        ] {
+            bump(to, from.load(Ordering::Relaxed));
+        }
     }
 
     /// Adds these counts to a snapshot.
@@ -100,6 +115,13 @@ pub struct EngineMetrics {
     pub slow_consumer_closes_total: u64,
     /// Handshakes refused by the handshake rate limit, since the engine was created.
     pub handshakes_rate_limited_total: u64,
+    /// Handshakes refused because the server is full (`max_connections`) or shutting down.
+    pub handshakes_refused_unavailable_total: u64,
+    /// Handshakes refused by the `allow_request` hook.
+    pub handshakes_refused_forbidden_total: u64,
+    /// Handshakes refused as malformed: a transport that is not allowed, a method other
+    /// than GET, a WebSocket handshake without an upgrade, a protocol version not served.
+    pub handshakes_refused_bad_request_total: u64,
     /// Client addresses the handshake rate limit tracks now.
     pub rate_limited_addresses: usize,
     /// Open sessions whose transport is long-polling now (not yet upgraded).

@@ -1,13 +1,12 @@
 //! The session registry: sid → what the HTTP side needs to reach a session.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
 use crate::command::Command;
-use std::sync::atomic::Ordering;
-
 use crate::config::TransportKind;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::socket::Shared;
@@ -53,9 +52,8 @@ impl Registry {
         self.lock().len()
     }
 
-    /// Fills in what the open sessions hold: how many there are and their backlogs. One lock,
-    /// a few atomic loads per session.
-    /// The traffic and closes of ended sessions are read under the same lock, so every
+    /// Fills in what the open sessions hold: how many there are, on which transport, their
+    /// backlogs and traffic. One lock, a few atomic loads per session. The traffic and closes of ended sessions are read under the same lock, so every
     /// session is counted exactly once.
     pub(crate) fn add_sessions_to(&self, m: &mut EngineMetrics, counters: &Counters) {
         let map = self.lock();

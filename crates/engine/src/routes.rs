@@ -67,32 +67,19 @@ where
     )?;
     let transport = info.transport_kind();
     if !engine.config().allows(transport) {
+        if info.sid.is_none() {
+            engine.count_refused(&EngineError::UnknownTransport);
+        }
         return Err(EngineError::UnknownTransport);
     }
     let upgrade = transport == TransportKind::WebSocket && info.is_websocket_upgrade();
     match info.sid.clone() {
         None => {
-            if info.method != Method::GET {
-                return Err(EngineError::BadHandshakeMethod);
+            let refused = handshake(engine, req, info, upgrade).await;
+            if let Err(e) = &refused {
+                engine.count_refused(e);
             }
-            if transport == TransportKind::WebSocket && !upgrade {
-                return Err(EngineError::BadRequest);
-            }
-            engine.accepts_sessions()?;
-            engine.check_rate(&info)?;
-            if let Some(allow) = &engine.config().allow_request {
-                allow(&info).await.map_err(EngineError::Forbidden)?;
-            }
-            // After `allow_request`, as Node checks the protocol only in its handshake.
-            // Node reads anything but `EIO=4` as v3.
-            if info.protocol() == ProtocolVersion::V3 && !engine.config().allows_eio3() {
-                return Err(EngineError::UnsupportedProtocolVersion);
-            }
-            if upgrade {
-                websocket_handshake(engine, req, info, None)
-            } else {
-                polling_handshake(engine, info)
-            }
+            refused
         }
         Some(sid) => {
             let entry = engine
@@ -120,6 +107,36 @@ where
                 }
             }
         }
+    }
+}
+
+/// A request without a sid: checks what Node checks, in its order, then opens a session.
+async fn handshake(
+    engine: &Engine,
+    req: &mut http::request::Parts,
+    info: RequestInfo,
+    upgrade: bool,
+) -> Result<Response<Full<Bytes>>, EngineError> {
+    if info.method != Method::GET {
+        return Err(EngineError::BadHandshakeMethod);
+    }
+    if info.transport_kind() == TransportKind::WebSocket && !upgrade {
+        return Err(EngineError::BadRequest);
+    }
+    engine.accepts_sessions()?;
+    engine.check_rate(&info)?;
+    if let Some(allow) = &engine.config().allow_request {
+        allow(&info).await.map_err(EngineError::Forbidden)?;
+    }
+    // After `allow_request`, as Node checks the protocol only in its handshake.
+    // Node reads anything but `EIO=4` as v3.
+    if info.protocol() == ProtocolVersion::V3 && !engine.config().allows_eio3() {
+        return Err(EngineError::UnsupportedProtocolVersion);
+    }
+    if upgrade {
+        websocket_handshake(engine, req, info, None)
+    } else {
+        polling_handshake(engine, info)
     }
 }
 

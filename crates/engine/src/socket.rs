@@ -204,7 +204,6 @@ impl Shared {
             || pending_bytes.saturating_add(bytes) > self.limits.max_bytes
         {
             tracing::debug!(
-                sid = %self.sid,
                 pending_frames,
                 pending_bytes,
                 "outbound backlog over its bound: closing the session (slow consumer)"

@@ -75,6 +75,8 @@ pub(crate) fn websocket_handshake(
             }
             None => {
                 if let Err(e) = engine.open_session(info, Some(ws)) {
+                    // Full or shutting down since the checks before the 101.
+                    engine.count_refused(&e);
                     tracing::debug!(error = %e, "websocket session refused");
                 }
             }

@@ -168,3 +168,54 @@ async fn sessions_closed_by_the_engine_are_counted_once() {
     assert_eq!((m.sessions_closed_total, m.sessions_open), (2, 0));
     assert_eq!(m.sessions_opened_total, 2);
 }
+
+#[tokio::test]
+async fn refused_handshakes_are_counted_by_reason() {
+    let mut h = Harness::new(
+        volley_engine::EngineConfig::builder()
+            .max_connections(1)
+            .transports(&[TransportKind::Polling])
+            .build(),
+    );
+    // Malformed: a POST handshake, a transport that is not served, a v3 handshake.
+    post(&h.engine, "/engine.io/?EIO=4&transport=polling", "")
+        .await
+        .assert_error(400, 2, "Bad handshake method");
+    get(&h.engine, "/engine.io/?EIO=4&transport=websocket")
+        .await
+        .assert_error(400, 0, "Transport unknown");
+    get(&h.engine, "/engine.io/?EIO=3&transport=polling")
+        .await
+        .assert_error(400, 5, "Unsupported protocol version");
+    // Requests of a session that does not exist are no handshakes.
+    get(&h.engine, &poll_uri("nope"))
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+    // Full: the second session is refused.
+    h.handshake().await;
+    get(&h.engine, "/engine.io/?EIO=4&transport=polling")
+        .await
+        .assert_error(503, 3, "Server unavailable");
+    let m = h.engine.metrics();
+    assert_eq!(
+        (
+            m.handshakes_refused_bad_request_total,
+            m.handshakes_refused_unavailable_total,
+            m.handshakes_refused_forbidden_total,
+        ),
+        (3, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn handshakes_refused_by_allow_request_are_counted_as_forbidden() {
+    let h = Harness::new(
+        volley_engine::EngineConfig::builder()
+            .allow_request(|_| Box::pin(async { Err("go away".to_owned()) }))
+            .build(),
+    );
+    get(&h.engine, "/engine.io/?EIO=4&transport=polling")
+        .await
+        .assert_error(403, 4, "go away");
+    assert_eq!(h.engine.metrics().handshakes_refused_forbidden_total, 1);
+}

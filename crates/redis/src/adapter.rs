@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::mpsc;
 
 use volley_core::adapter::{
-    AckSink, Adapter, AdapterError, BroadcastOptions, BroadcastPacket, ConnectionStateRecovery,
-    LocalAdapter, LocalSockets, Room, RoomEvent, Session, SocketInfo,
+    AckSink, Adapter, AdapterError, AdapterStats, BroadcastOptions, BroadcastPacket,
+    ConnectionStateRecovery, LocalAdapter, LocalSockets, Room, RoomEvent, Session, SocketInfo,
 };
 use volley_core::{BoxFuture, RawArgs};
 
@@ -133,6 +134,20 @@ impl RedisAdapter {
     pub fn local(&self) -> &LocalAdapter {
         &self.local
     }
+
+    /// The local rooms, and the state of the link to Redis this adapter shares with the
+    /// server's other namespaces (what [`Adapter::stats`] returns).
+    pub fn link_stats(&self) -> AdapterStats {
+        let link = &self.shared.link;
+        let c = &link.counters;
+        let mut stats = AdapterStats::local(self.local.room_count());
+        stats.link_up = Some(link.is_up());
+        stats.incoming_backlog = link.incoming_backlog() as u64;
+        stats.dropped_incoming_total = c.dropped_incoming.load(Ordering::Relaxed);
+        stats.dropped_outgoing_total = c.dropped_outgoing.load(Ordering::Relaxed);
+        stats.reconnects_total = c.reconnects.load(Ordering::Relaxed);
+        stats
+    }
 }
 
 /// The adapter trait needs `&self`; the cluster operations need an `Arc` to outlive the
@@ -156,6 +171,10 @@ impl RedisAdapter {
 }
 
 impl Adapter for RedisAdapter {
+    fn stats(&self) -> AdapterStats {
+        self.link_stats()
+    }
+
     fn add_all(&self, id: &str, rooms: &[Room]) {
         self.local.add_all(id, rooms);
         self.live_rooms_changed(id);

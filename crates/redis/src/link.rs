@@ -123,6 +123,9 @@ pub(crate) struct Link {
     /// Whether a stream reader must be reading for the link to be ready.
     needs_reader: AtomicBool,
     out: mpsc::Sender<Outgoing>,
+    /// The queue to the processing task, weakly (only to measure its backlog: holding it
+    /// would keep the processing task alive).
+    incoming: mpsc::WeakSender<Incoming>,
     pub(crate) counters: Arc<Counters>,
     last_error: Mutex<String>,
 }
@@ -147,6 +150,7 @@ impl Link {
             state: watch::Sender::new(LinkState::default()),
             needs_reader: AtomicBool::new(false),
             out: out_tx,
+            incoming: in_tx.downgrade(),
             counters: Arc::default(),
             last_error: Mutex::new("not connected yet".into()),
         });
@@ -157,6 +161,23 @@ impl Link {
 
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether the link is up: connected, and in Streams mode its reader reading.
+    pub(crate) fn is_up(&self) -> bool {
+        let state = *self.state.borrow();
+        // The flag `is_healthy` reads goes down first when the connection is lost.
+        self.is_healthy()
+            && !state.closed
+            && (state.reading || !self.needs_reader.load(Ordering::Acquire))
+    }
+
+    /// Messages received from Redis (pub/sub messages, or stream entries) not yet taken by
+    /// the processing task.
+    pub(crate) fn incoming_backlog(&self) -> usize {
+        self.incoming
+            .upgrade()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
     }
 
     pub(crate) fn unavailable(&self) -> AdapterError {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Redis, WAIT, free_port, next_text, wait_until};
+use common::{Redis, WAIT, adapter_stats, free_port, next_text, wait_until};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use volley::{RawArgs, SocketIo};
@@ -34,6 +34,8 @@ async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
     });
     cluster.ready(WAIT).await.unwrap();
     assert_eq!(io.server_count().await.unwrap(), 1);
+    // The server's metrics show the link through the adapter.
+    assert_eq!(adapter_stats(&io).link_up, Some(true));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -50,6 +52,7 @@ async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
     // Redis goes away.
     drop(redis);
     wait_until("the adapter notices", || !cluster.is_connected()).await;
+    assert_eq!(adapter_stats(&io).link_up, Some(false));
 
     // Cluster requests fail at once, with a clear error: "redis unavailable", not the
     // timeout of a request that waited (these timeouts are far longer than the test).
@@ -100,6 +103,12 @@ async fn redis_outage_keeps_local_delivery_fails_fast_and_heals() {
         "publishes during the outage: {stats:?}"
     );
     assert_eq!(io.fetch_sockets().await.unwrap().len(), 1);
+    let back = adapter_stats(&io);
+    assert_eq!(back.link_up, Some(true));
+    assert_eq!(back.reconnects_total, 1);
+    assert_eq!(back.dropped_outgoing_total, stats.dropped_outgoing);
+    // The client joined "r": one room besides its own.
+    assert_eq!(back.rooms, Some(1));
 
     server.abort();
     cluster.close();

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, Redis, WAIT, connect_client, free_port, next_text};
+use common::{Client, Redis, WAIT, adapter_stats, connect_client, free_port, next_text};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use volley::{RawArgs, SocketIo};
@@ -477,6 +477,12 @@ async fn a_reader_behind_waits_instead_of_dropping() {
     let () = pipe.query_async(&mut conn).await.unwrap();
     for i in 0..300 {
         assert_eq!(next_text(&mut b1).await, format!(r#"42["n",{i}]"#));
+        // The server's metrics see the link up (its reader reading) and the entries read
+        // but not yet applied, never more than the queue holds.
+        let link = adapter_stats(&b.io);
+        assert_eq!(link.link_up, Some(true));
+        assert!(link.incoming_backlog <= 1, "{link:?}");
     }
     assert_eq!(b.cluster.stats().dropped_incoming, 0);
+    assert_eq!(adapter_stats(&b.io).dropped_incoming_total, 0);
 }

@@ -355,7 +355,17 @@ impl SocketIoBuilder {
             let io = weak.upgrade();
             async move {
                 if let Some(io) = io {
-                    crate::connection::run(io, socket, incoming).await;
+                    // No session id here: it is a secret (it authenticates polling requests).
+                    let span = tracing::info_span!(
+                        "volley.connection",
+                        transport = socket.transport().as_str(),
+                        protocol = ?socket.protocol(),
+                    );
+                    tracing::Instrument::instrument(
+                        crate::connection::run(io, socket, incoming),
+                        span,
+                    )
+                    .await;
                 }
             }
         });

@@ -20,6 +20,8 @@ use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
 use crate::server::IoInner;
 use crate::socket::Socket;
+use crate::stats::Refusal;
+use tracing::Instrument as _;
 use volley_core::parser::Decoder;
 
 /// What the sockets of one connection share.
@@ -118,6 +120,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
                 waiting_for_connect = false;
                 if !conn.joined_once.load(Ordering::Acquire) {
                     // No namespace joined in time: Node closes such connections.
+                    io.stats.refused(Refusal::ConnectTimeout);
                     engine.close();
                 }
                 continue;
@@ -186,6 +189,7 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, pa
             };
             let joined = conn.lock().len() + conn.connecting.load(Ordering::Acquire);
             if joined >= io.config.max_namespaces_per_connection {
+                io.stats.refused(Refusal::TooManyNamespaces);
                 let err = ConnectError::new("Too many namespaces");
                 let packet = io.config.parser.connect_error(&namespace, &err.to_json());
                 let _ = conn.send(&packet);
@@ -315,6 +319,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         return;
     }
     let Some(ns) = io.resolve_namespace(&name, &auth).await else {
+        io.stats.refused(Refusal::InvalidNamespace);
         send_error(&ConnectError::new("Invalid namespace"));
         return;
     };
@@ -353,8 +358,11 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         ns.adapter.del_all(socket.id());
         ns.unhold(socket.id());
     };
+    // The socket's id and namespace, never its recovery pid nor the auth payload.
+    let span = tracing::info_span!("volley.socket", ns = %name, socket = %socket.id());
     for m in middleware {
-        if let Err(err) = m(socket.clone()).await {
+        if let Err(err) = m(socket.clone()).instrument(span.clone()).await {
+            io.stats.refused(Refusal::Middleware);
             abandon(&socket);
             send_refusal(&err);
             return;
@@ -409,7 +417,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     if let Some(h) = handler {
-        h(socket).await;
+        h(socket).instrument(span).await;
     }
 }
 

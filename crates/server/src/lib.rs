@@ -53,6 +53,11 @@
 //! - Broadcasts: `to`, `except`, `volatile`, `timeout` on a [`SocketIo`], [`Namespace`] or
 //!   [`Socket`] give a [`BroadcastOperator`]; with a cluster adapter (`volley-redis`) they
 //!   reach every server.
+//! - Monitoring: [`SocketIo::metrics`] (connections) and [`SocketIo::server_metrics`]
+//!   (namespaces, rooms, acknowledgements, refusals); with the feature `prometheus`,
+//!   `SocketIo::prometheus_service()` serves them at `/metrics`. `tracing` spans
+//!   (`volley.connection`, `volley.socket`, `volley.event`) carry the socket id and namespace,
+//!   never a payload, the recovery pid or the session id.
 
 pub mod adapter;
 mod broadcast;
@@ -63,9 +68,12 @@ pub mod handler;
 mod handshake;
 mod namespace;
 pub mod observe;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod server;
 mod service;
 mod socket;
+mod stats;
 
 pub use adapter::{AckResponse, AckStream, ConnectionStateRecovery, ServerAck};
 pub use broadcast::{BroadcastOperator, IntoRooms, RemoteSocket};
@@ -81,6 +89,7 @@ pub use observe::Observer;
 pub use server::SocketIo;
 pub use service::{SocketIoLayer, SocketIoService};
 pub use socket::{PacketError, Socket};
+pub use stats::{ACK_LATENCY_BUCKETS, AckLatency, NamespaceMetrics, ServerMetrics};
 pub use volley_core::{
     AckFuture, Args, ArgsDyn, CodecError, DEFAULT_ACK_TIMEOUT, Data, FromArgs, One, Parser,
     RawArgs, SocketHandle, SocketId, State,

@@ -21,6 +21,7 @@ use crate::error::{ConnectError, EmitError};
 use crate::handler::{BoxFuture, ConnectHandler, Middleware};
 use crate::server::IoInner;
 use crate::socket::Socket;
+use crate::stats::{NamespaceMetrics, ServerStats};
 use crate::{Args, FromArgs, RawArgs, SocketId};
 
 mod sockets;
@@ -66,6 +67,8 @@ pub(crate) struct NsInner {
     /// Whether a dynamic namespace created this one (it is dropped once empty, when the
     /// server is configured to clean up).
     pub(crate) is_child: bool,
+    /// The server's counters.
+    pub(crate) stats: Arc<ServerStats>,
     /// The server's observers (shared, so ones registered later are seen).
     pub(crate) observers: Arc<crate::observe::Observers>,
 }
@@ -89,13 +92,14 @@ impl NsInner {
         is_child: bool,
     ) -> Arc<Self> {
         let label: Arc<str> = Arc::from(name.as_str());
-        let (parser, state, recovery, observers) = io
+        let (parser, state, recovery, stats, observers) = io
             .upgrade()
             .map(|io| {
                 (
                     io.config.parser,
                     io.config.state.clone(),
                     io.config.recovery,
+                    io.stats.clone(),
                     io.observers.clone(),
                 )
             })
@@ -114,6 +118,7 @@ impl NsInner {
             held: Mutex::new(HashMap::new()),
             is_parent,
             is_child,
+            stats,
             observers,
         })
     }
@@ -177,6 +182,17 @@ impl NsInner {
             h(&event);
         }
         self.observers.each(|o| o.room_event(&self.name, &event));
+    }
+
+    /// Its sockets, pending acknowledgements and adapter, now.
+    pub(crate) fn metrics(&self) -> NamespaceMetrics {
+        let sockets = self.sockets();
+        let mut m = NamespaceMetrics::default();
+        m.name.clone_from(&self.name);
+        m.sockets = sockets.len();
+        m.pending_acks = sockets.iter().map(Socket::pending_acks).sum();
+        m.adapter = self.adapter.stats();
+        m
     }
 
     pub(crate) fn io(&self) -> Option<Arc<IoInner>> {

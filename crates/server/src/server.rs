@@ -19,6 +19,7 @@ use crate::error::{ConnectError, EmitError};
 use crate::handler::Middleware;
 use crate::namespace::{DynamicNs, Matcher, Namespace, NsHandlers, NsInner, NsPredicate};
 use crate::socket::Socket;
+use crate::stats::{NamespaceMetrics, ServerMetrics, ServerStats};
 
 pub(crate) struct IoInner {
     pub(crate) config: Config,
@@ -27,6 +28,8 @@ pub(crate) struct IoInner {
     namespaces: RwLock<HashMap<String, Arc<NsInner>>>,
     dynamic: RwLock<Vec<DynamicNs>>,
     pub(crate) middleware: RwLock<Vec<Middleware>>,
+    /// Counters of what Socket.IO adds to the engine's (see [`ServerMetrics`]).
+    pub(crate) stats: Arc<ServerStats>,
     pub(crate) observers: Arc<crate::observe::Observers>,
 }
 
@@ -39,6 +42,7 @@ impl IoInner {
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
             middleware: RwLock::new(Vec::new()),
+            stats: Arc::default(),
             observers: Arc::default(),
         }
     }
@@ -461,6 +465,30 @@ impl SocketIo {
     /// and how many were refused or cut off by the limits.
     pub fn metrics(&self) -> volley_engine::EngineMetrics {
         self.engine().metrics()
+    }
+
+    /// A snapshot of the whole server: [`metrics`](Self::metrics), each namespace's
+    /// sockets, rooms, pending acknowledgements and adapter link, and the Socket.IO counters
+    /// (acknowledgement latency, volatile packets dropped, refused CONNECTs).
+    ///
+    /// It walks the open connections and every namespace's sockets under their read locks,
+    /// so it is meant for a scrape every few seconds, not for a hot path.
+    pub fn server_metrics(&self) -> ServerMetrics {
+        let namespaces: Vec<Arc<NsInner>> = self
+            .inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut namespaces: Vec<NamespaceMetrics> = namespaces
+            .iter()
+            .filter(|ns| !ns.is_parent)
+            .map(|ns| ns.metrics())
+            .collect();
+        namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        self.inner.stats.snapshot(self.metrics(), namespaces)
     }
 }
 

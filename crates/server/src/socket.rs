@@ -343,6 +343,7 @@ impl Socket {
     /// writable now); whether it was queued.
     pub(crate) fn send_broadcast(&self, enc: &Encoded, volatile: bool) -> bool {
         if volatile && !self.is_writable() {
+            self.inner.ns.stats.volatile_dropped();
             return false;
         }
         self.connected() && self.send_encoded(enc).is_ok()
@@ -501,7 +502,21 @@ impl Socket {
         };
         match handler {
             Some(h) => {
-                run_now_or_spawn(h(self.clone(), args, AckSender::new(self.clone(), ack_id)))
+                let fut = h(self.clone(), args, AckSender::new(self.clone(), ack_id));
+                // The event's name and ids only: never its arguments.
+                let span = tracing::debug_span!(
+                    "volley.event",
+                    ns = self.namespace(),
+                    socket = self.id().as_str(),
+                    event = name,
+                    ack = ack_id.is_some(),
+                );
+                if span.is_disabled() {
+                    // No subscriber wants it: no wrapper, no allocation.
+                    run_now_or_spawn(fut);
+                } else {
+                    run_now_or_spawn(Box::pin(tracing::Instrument::instrument(fut, span)));
+                }
             }
             None => tracing::trace!(socket = self.id().as_str(), event = name, "no handler"),
         }
@@ -519,6 +534,15 @@ impl Socket {
 
     pub(crate) fn register_broadcast_ack(&self, id: u64, sink: Arc<dyn AckSink>) {
         lock(&self.inner.acks).insert(id, AckTarget::Broadcast(sink));
+    }
+
+    /// Acknowledgements this socket's client still owes, with someone waiting for them.
+    pub(crate) fn pending_acks(&self) -> usize {
+        lock(&self.inner.acks)
+            .pending
+            .values()
+            .filter(|t| !t.is_closed())
+            .count()
     }
 
     pub(crate) fn forget_ack(&self, id: u64) {
@@ -564,10 +588,17 @@ impl SocketHandle for Socket {
             return fail(e);
         }
         let socket = self.clone();
+        let sent_at = tokio::time::Instant::now();
         Box::pin(async move {
             let reply = volley_core::ack::await_reply(rx, Some(timeout)).await;
-            if matches!(reply, Err(AckError::Timeout)) {
-                lock(&socket.inner.acks).pending.remove(&id);
+            let stats = &socket.inner.ns.stats;
+            match &reply {
+                Ok(_) => stats.ack_received(sent_at.elapsed()),
+                Err(AckError::Timeout) => {
+                    stats.ack_timed_out();
+                    lock(&socket.inner.acks).pending.remove(&id);
+                }
+                Err(_) => {}
             }
             reply
         })

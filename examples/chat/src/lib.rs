@@ -4,6 +4,8 @@
 //!   `socket.io-client` from npm (see [`socket_io_client`]): no CDN.
 //! - `/api/hello` is an ordinary JSON route.
 //! - `/socket.io/` is Volley, mounted with `.layer(io.layer())` on the same `Router`.
+//! - `/metrics` is Volley's Prometheus text (feature `prometheus`): connections, sockets,
+//!   rooms, messages, acknowledgement latency... (see `volley::prometheus`).
 //!
 //! The chat is the `/chat` namespace. A middleware refuses a wrong token; a client then joins
 //! a room, sends messages to it (acknowledged, so the sender sees "delivered") and a
@@ -132,6 +134,7 @@ pub fn router(io: &SocketIo, client_js: Bytes) -> Router {
         .route("/chat.css", get(css))
         .route("/vendor/socket.io.min.js", get(js(client_js)))
         .route("/api/hello", get(hello))
+        .route_service("/metrics", io.prometheus_service())
         .layer(io.layer())
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tokio::time::Instant;
 
 use super::{
-    AckSink, Adapter, AdapterError, AdapterFactory, BroadcastOptions, BroadcastPacket,
-    ConnectionStateRecovery, LocalSockets, Room, RoomEvent, Session, SocketInfo,
+    AckSink, Adapter, AdapterError, AdapterFactory, AdapterStats, BroadcastOptions,
+    BroadcastPacket, ConnectionStateRecovery, LocalSockets, Room, RoomEvent, Session, SocketInfo,
 };
 use crate::handler::BoxFuture;
 use crate::id::SocketId;
@@ -169,6 +169,16 @@ impl LocalAdapter {
         self.recovery()
             .map(|r| (r.packets.len(), r.sessions.len()))
             .unwrap_or_default()
+    }
+
+    /// Rooms with a member, leaving out each socket's own room (named by its id).
+    pub fn room_count(&self) -> usize {
+        let index = self.read();
+        index
+            .rooms
+            .keys()
+            .filter(|room| !index.sids.contains_key(*room))
+            .count()
     }
 
     /// A local adapter whose room events also go to `hook`.
@@ -467,6 +477,10 @@ impl Adapter for LocalAdapter {
 
     fn server_count(&self) -> BoxFuture<Result<usize, AdapterError>> {
         Box::pin(std::future::ready(Ok(1)))
+    }
+
+    fn stats(&self) -> AdapterStats {
+        AdapterStats::local(self.room_count())
     }
 }
 

@@ -359,7 +359,7 @@ impl Incoming {
                 Command::Fail(_) => {}
             }
         }
-        tracing::debug!(sid = %self.shared.sid, %reason, "session closed");
+        tracing::debug!(%reason, "session closed");
     }
 
     /// Ends the session at once for a client that does not read: its WebSocket is dropped

@@ -61,7 +61,7 @@ impl Incoming {
             match packet {
                 Ok(p) => self.on_packet(p),
                 Err(e) => {
-                    tracing::debug!(sid = %self.shared.sid, error = %e, "bad polling payload");
+                    tracing::debug!(error = %e, "bad polling payload");
                     failed = true;
                     break;
                 }

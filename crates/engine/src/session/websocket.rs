@@ -74,7 +74,7 @@ impl Incoming {
                     return WsStep::Again;
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::debug!(sid = %self.shared.sid, error = %e, "websocket read error");
+                    tracing::debug!(error = %e, "websocket read error");
                     // The peer went away without a closing handshake: nobody to tell, and
                     // Node reports it as a transport close.
                     if matches!(
@@ -140,7 +140,7 @@ impl Incoming {
                 match v3::decode_text_record(Bytes::from(text), 0) {
                     Ok(p) => self.on_packet(p),
                     Err(e) => {
-                        tracing::debug!(sid = %self.shared.sid, error = %e, "bad websocket packet");
+                        tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
                     }
                 }
@@ -149,7 +149,7 @@ impl Incoming {
                 match v3::decode_binary_frame(data) {
                     Ok(p) => self.on_packet(p),
                     Err(e) => {
-                        tracing::debug!(sid = %self.shared.sid, error = %e, "bad websocket packet");
+                        tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
                     }
                 }
@@ -157,7 +157,7 @@ impl Incoming {
             tungstenite::Message::Text(text) => match Packet::decode_text(Bytes::from(text)) {
                 Ok(p) => self.on_packet(p),
                 Err(e) => {
-                    tracing::debug!(sid = %self.shared.sid, error = %e, "bad websocket packet");
+                    tracing::debug!(error = %e, "bad websocket packet");
                     self.finish(CloseReason::ParseError);
                 }
             },

@@ -109,3 +109,13 @@ pub(crate) async fn connect_client(addr: std::net::SocketAddr) -> Client {
     assert!(next_text(&mut ws).await.starts_with("40{"));
     ws
 }
+
+/// What `/`'s adapter reports in the server's metrics.
+pub(crate) fn adapter_stats(io: &volley::SocketIo) -> volley::adapter::AdapterStats {
+    let m = io.server_metrics();
+    m.namespaces
+        .iter()
+        .find(|n| n.name == "/")
+        .expect("namespace /")
+        .adapter
+}

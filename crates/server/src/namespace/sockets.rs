@@ -17,7 +17,9 @@ impl NamespaceSockets for NsInner {
         if self.recovery.is_some() {
             let mut held = self.held();
             if let Some(q) = held.get_mut(id) {
-                if !volatile {
+                if volatile {
+                    self.stats.volatile_dropped();
+                } else {
                     q.push(packet.clone());
                 }
                 return !volatile;
@@ -66,7 +68,11 @@ impl NamespaceSockets for NsInner {
         let Some(s) = self.get(id) else {
             return false;
         };
-        if !s.connected() || (volatile && !s.is_writable()) {
+        if !s.connected() {
+            return false;
+        }
+        if volatile && !s.is_writable() {
+            self.stats.volatile_dropped();
             return false;
         }
         s.register_broadcast_ack(ack_id, sink.clone());
