@@ -361,7 +361,10 @@ async fn forged_malformed_and_foreign_session_ids_get_a_fresh_session() {
     let srv = start(io).await;
     let s = fresh(&srv, &mut sig).await;
     let (id, pid, off) = cut(s, &mut sig).await;
-    let forged_pid = format!("{}A", &pid[..pid.len() - 1]);
+    // One character changed (to one that differs from the real one: the pid is random, so a
+    // fixed replacement would equal it now and then).
+    let last = if pid.ends_with('A') { "B" } else { "A" };
+    let forged_pid = format!("{}{last}", &pid[..pid.len() - 1]);
     let attempts = [
         json!({"pid": forged_pid, "offset": off}),
         json!({"pid": id, "offset": off}), // the public id is not the pid
