@@ -29,6 +29,8 @@
 //! protocol error (unexpected packet, wrong echo, closed connection) ends the process with an
 //! error and a non-zero status.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -38,13 +40,9 @@ use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<TcpStream>;
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::{READ_TIMEOUT, Res, percentile_us, round};
 
-/// How long any single read may take before the run fails.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`), assumed.
-const CLK_TCK: f64 = 100.0;
+type Ws = WebSocketStream<TcpStream>;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Format {
@@ -274,26 +272,6 @@ async fn run_client(
     })
 }
 
-/// utime + stime of `pid`, in seconds (fields 14 and 15 of `/proc/PID/stat`).
-fn cpu_seconds(pid: u32) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces: count fields after its closing `)`.
-    let rest = &stat[stat.rfind(')').ok_or("bad /proc stat")? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(ticks as f64 / CLK_TCK)
-}
-
-fn percentile_us(sorted: &[u64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] as f64 / 1000.0
-}
-
-fn round(x: f64, decimals: i32) -> f64 {
-    let k = 10f64.powi(decimals);
-    (x * k).round() / k
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let o = parse_opts();
@@ -310,15 +288,7 @@ async fn main() -> Res<()> {
         .map(|ws| tokio::spawn(run_client(ws, o.format, payload.clone(), start, end)))
         .collect();
 
-    let cpu = match o.pid {
-        Some(pid) => {
-            tokio::time::sleep_until(start.into()).await;
-            let before = cpu_seconds(pid)?;
-            tokio::time::sleep_until(end.into()).await;
-            Some(cpu_seconds(pid)? - before)
-        }
-        None => None,
-    };
+    let cpu = common::server_cpu(o.pid, start, end).await?;
 
     let (mut samples, mut req_bytes, mut reply_bytes) = (Vec::new(), 0, 0);
     for t in tasks {
@@ -342,11 +312,7 @@ async fn main() -> Res<()> {
         "req_bytes": req_bytes,
         "reply_bytes": reply_bytes,
     });
-    if let Some(cpu) = cpu {
-        line["srv_cpu_s"] = round(cpu, 2).into();
-        line["srv_cpu_pct"] = round(100.0 * cpu / o.duration.as_secs_f64(), 1).into();
-        line["srv_cpu_us_per_msg"] = round(cpu * 1e6 / n, 3).into();
-    }
+    common::add_cpu(&mut line, cpu, n, o.duration);
     println!("{line}");
     Ok(())
 }
