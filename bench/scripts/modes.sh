@@ -9,9 +9,10 @@
 # Scenarios (generator → what it measures):
 #   cack-c1, cack-c1-p16   shared sio-loadgen `ack -c 1 --inflight 1|16`: the client emits with an
 #                          ack, the server acks (the client-ack rate, for reference)
-#   sack-c1, sack-c1-p16   sio-modes server-ack --inflight 1|16: the server emits with an ack on
-#                          one socket, the next as soon as the ack is back (bench-server's and
-#                          the peers' `serverack` handler)
+#   sack-c1, sack-c1-p16, sack-c1-p20k
+#                          sio-modes server-ack --inflight 1|16|20000: the server emits with an
+#                          ack on one socket, the next as soon as the ack is back (bench-server's
+#                          and the peers' `serverack` handler); p20k: 20,000 acks pending at once
 #   poll-c10, poll-c100    sio-modes polling-echo -c 10|100: echo over Engine.IO long-polling,
 #                          one in flight per client
 # Peers: volley (this repo's bench-server), node (bench/peers/node-modes.js on the shared
@@ -37,7 +38,7 @@ REPEATS="${REPEATS:-3}"
 DURATION="${DURATION:-5}"
 WARMUP="${WARMUP:-1}"
 PEERS=(${PEERS:-volley node socketioxide})
-SCENARIOS=(${SCENARIOS:-cack-c1 sack-c1 cack-c1-p16 sack-c1-p16 poll-c10 poll-c100})
+SCENARIOS=(${SCENARIOS:-cack-c1 sack-c1 cack-c1-p16 sack-c1-p16 sack-c1-p20k poll-c10 poll-c100})
 OUT="${OUT:-$ROOT/bench/results/modes-$(date -u +%Y%m%d-%H%M%S).jsonl}"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 PT=/tmp/bench-cache/target/release   # the shared harness's build (its setup.sh)
@@ -71,6 +72,7 @@ gen_for() {
     cack-c1-p16) echo "$PT/sio-loadgen ack -c 1 --inflight 16 $d" ;;
     sack-c1) echo "$BIN/sio-modes server-ack -c 1 --inflight 1 $d" ;;
     sack-c1-p16) echo "$BIN/sio-modes server-ack -c 1 --inflight 16 $d" ;;
+    sack-c1-p20k) echo "$BIN/sio-modes server-ack -c 1 --inflight 20000 $d" ;;
     poll-c10) echo "$BIN/sio-modes polling-echo -c 10 $d" ;;
     poll-c100) echo "$BIN/sio-modes polling-echo -c 100 $d" ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
