@@ -17,7 +17,9 @@
 #                          one in flight per client
 # Peers: volley (this repo's bench-server), node (bench/peers/node-modes.js on the shared
 # harness's socket.io 4.8), socketioxide (bench/peers/socketioxide-modes.rs, built as a second
-# binary of a copy of the shared harness's socketioxide peer, same Cargo.lock).
+# binary of a copy of the shared harness's socketioxide peer, same Cargo.lock), and
+# volley-before (the bench-server binary at $VOLLEY_BEFORE, e.g. built from an earlier commit:
+# PEERS="volley volley-before" VOLLEY_BEFORE=/tmp/bench-server-old bench/scripts/modes.sh).
 #
 # Every run: a fresh server on a free loopback port pinned to core 0, the generator pinned to
 # core 1 reading the server's CPU time from /proc. Results (one JSON line per run) go to OUT;
@@ -62,6 +64,7 @@ cmd_for() {
     volley) echo "$BIN/bench-server" ;;
     node) echo "node $ROOT/bench/peers/node-modes.js" ;;
     socketioxide) echo "$PT/peer-socketioxide-modes" ;;
+    volley-before) echo "${VOLLEY_BEFORE:?set VOLLEY_BEFORE to another bench-server binary}" ;;
     *) echo "unknown peer $1" >&2; return 1 ;;
   esac
 }

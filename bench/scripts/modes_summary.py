@@ -41,7 +41,8 @@ def ratio(a, b):
 
 def main():
     rows = load(sys.argv[1])
-    peers = [p for p in ("volley", "node", "socketioxide") if any(r["peer"] == p for r in rows)]
+    known = ("volley", "volley-before", "node", "socketioxide")
+    peers = [p for p in known if any(r["peer"] == p for r in rows)]
     ids = list(dict.fromkeys(r["id"] for r in rows))
     others = [p for p in peers if p != "volley"]
     print("| scenario | metric | " + " | ".join(peers) + "".join(f" | volley/{o}" for o in others) + " |")
