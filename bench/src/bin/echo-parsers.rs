@@ -31,7 +31,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -51,13 +51,8 @@ enum Format {
 }
 
 struct Opts {
-    port: u16,
     format: Format,
-    clients: usize,
-    duration: Duration,
-    warmup: Duration,
-    size: usize,
-    pid: Option<u32>,
+    run: common::Run,
 }
 
 fn usage() -> ! {
@@ -70,20 +65,13 @@ fn usage() -> ! {
 
 fn parse_opts() -> Opts {
     let mut o = Opts {
-        port: 0,
         format: Format::Json,
-        clients: 100,
-        duration: Duration::from_secs(5),
-        warmup: Duration::from_secs(1),
-        size: 32,
-        pid: None,
+        run: common::Run::new(100),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let val = args.next().unwrap_or_else(|| usage());
-        let secs = |v: &str| Duration::from_secs_f64(v.parse().unwrap_or_else(|_| usage()));
         match flag.as_str() {
-            "--port" => o.port = val.parse().unwrap_or_else(|_| usage()),
             "--parser" => {
                 o.format = match val.as_str() {
                     "json" => Format::Json,
@@ -91,15 +79,10 @@ fn parse_opts() -> Opts {
                     _ => usage(),
                 }
             }
-            "-c" | "--clients" => o.clients = val.parse().unwrap_or_else(|_| usage()),
-            "--duration" => o.duration = secs(&val),
-            "--warmup" => o.warmup = secs(&val),
-            "--size" => o.size = val.parse().unwrap_or_else(|_| usage()),
-            "--pid" => o.pid = Some(val.parse().unwrap_or_else(|_| usage())),
-            _ => usage(),
+            _ => o.run.set(&flag, &val).unwrap_or_else(|| usage()),
         }
     }
-    if o.port == 0 || o.clients == 0 {
+    if !o.run.is_valid() {
         usage()
     }
     o
@@ -275,20 +258,21 @@ async fn run_client(
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let o = parse_opts();
-    let payload = "x".repeat(o.size);
+    let payload = "x".repeat(o.run.size);
 
-    let conns =
-        futures_util::future::try_join_all((0..o.clients).map(|_| connect(o.port, o.format)))
-            .await
-            .map_err(|e| format!("connecting: {e}"))?;
-    let start = Instant::now() + o.warmup;
-    let end = start + o.duration;
+    let conns = futures_util::future::try_join_all(
+        (0..o.run.clients).map(|_| connect(o.run.port, o.format)),
+    )
+    .await
+    .map_err(|e| format!("connecting: {e}"))?;
+    let start = Instant::now() + o.run.warmup;
+    let end = start + o.run.duration;
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|ws| tokio::spawn(run_client(ws, o.format, payload.clone(), start, end)))
         .collect();
 
-    let cpu = common::server_cpu(o.pid, start, end).await?;
+    let cpu = common::server_cpu(o.run.pid, start, end).await?;
 
     let (mut samples, mut req_bytes, mut reply_bytes) = (Vec::new(), 0, 0);
     for t in tasks {
@@ -303,16 +287,16 @@ async fn main() -> Res<()> {
     let n = samples.len() as f64;
     let mut line = serde_json::json!({
         "parser": match o.format { Format::Json => "json", Format::MsgPack => "msgpack" },
-        "clients": o.clients,
-        "size": o.size,
-        "duration_s": o.duration.as_secs_f64(),
-        "msgs_per_s": (n / o.duration.as_secs_f64()).round(),
+        "clients": o.run.clients,
+        "size": o.run.size,
+        "duration_s": o.run.duration.as_secs_f64(),
+        "msgs_per_s": (n / o.run.duration.as_secs_f64()).round(),
         "p50_us": round(percentile_us(&samples, 0.50), 1),
         "p99_us": round(percentile_us(&samples, 0.99), 1),
         "req_bytes": req_bytes,
         "reply_bytes": reply_bytes,
     });
-    common::add_cpu(&mut line, cpu, n, o.duration);
+    common::add_cpu(&mut line, cpu, n, o.run.duration);
     println!("{line}");
     Ok(())
 }

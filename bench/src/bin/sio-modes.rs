@@ -32,7 +32,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use common::{READ_TIMEOUT, Res, percentile_us, round};
@@ -54,13 +54,8 @@ enum Mode {
 
 struct Opts {
     mode: Mode,
-    port: u16,
-    clients: usize,
     inflight: usize,
-    duration: Duration,
-    warmup: Duration,
-    size: usize,
-    pid: Option<u32>,
+    run: common::Run,
 }
 
 fn usage() -> ! {
@@ -80,30 +75,17 @@ fn parse_opts() -> Opts {
     };
     let mut o = Opts {
         mode,
-        port: 0,
-        clients: if mode == Mode::ServerAck { 1 } else { 100 },
         inflight: 1,
-        duration: Duration::from_secs(5),
-        warmup: Duration::from_secs(1),
-        size: 32,
-        pid: None,
+        run: common::Run::new(if mode == Mode::ServerAck { 1 } else { 100 }),
     };
     while let Some(flag) = args.next() {
         let val = args.next().unwrap_or_else(|| usage());
-        let secs = |v: &str| Duration::from_secs_f64(v.parse().unwrap_or_else(|_| usage()));
-        let num = |v: &str| v.parse::<usize>().unwrap_or_else(|_| usage());
         match flag.as_str() {
-            "--port" => o.port = val.parse().unwrap_or_else(|_| usage()),
-            "-c" | "--clients" => o.clients = num(&val),
-            "--inflight" => o.inflight = num(&val),
-            "--duration" => o.duration = secs(&val),
-            "--warmup" => o.warmup = secs(&val),
-            "--size" => o.size = num(&val),
-            "--pid" => o.pid = Some(val.parse().unwrap_or_else(|_| usage())),
-            _ => usage(),
+            "--inflight" => o.inflight = val.parse().unwrap_or_else(|_| usage()),
+            _ => o.run.set(&flag, &val).unwrap_or_else(|| usage()),
         }
     }
-    if o.port == 0 || o.clients == 0 || o.inflight == 0 {
+    if !o.run.is_valid() || o.inflight == 0 {
         usage()
     }
     o
@@ -340,51 +322,55 @@ async fn polling_echo_client(
     Ok(r)
 }
 
+/// Connects `n` clients at once.
+async fn connect_all<C, F: Future<Output = Res<C>>>(n: usize, f: impl Fn() -> F) -> Res<Vec<C>> {
+    futures_util::future::try_join_all((0..n).map(|_| f()))
+        .await
+        .map_err(|e| format!("connecting: {e}").into())
+}
+
+type Task = tokio::task::JoinHandle<Res<ClientResult>>;
+
+/// Starts every client's loop; returns the measured window and the tasks.
+fn start_clients<C, F>(
+    conns: Vec<C>,
+    run: &common::Run,
+    client: impl Fn(C, Instant, Instant) -> F,
+) -> (Instant, Instant, Vec<Task>)
+where
+    F: Future<Output = Res<ClientResult>> + Send + 'static,
+{
+    let start = Instant::now() + run.warmup;
+    let end = start + run.duration;
+    let tasks = conns
+        .into_iter()
+        .map(|c| tokio::spawn(client(c, start, end)))
+        .collect();
+    (start, end, tasks)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let o = parse_opts();
-    let payload = "x".repeat(o.size);
+    let payload = "x".repeat(o.run.size);
 
-    let start;
-    let end;
-    let tasks: Vec<_> = match o.mode {
+    let (start, end, tasks) = match o.mode {
         Mode::ServerAck => {
-            let conns =
-                futures_util::future::try_join_all((0..o.clients).map(|_| ws_connect(o.port)))
-                    .await
-                    .map_err(|e| format!("connecting: {e}"))?;
-            start = Instant::now() + o.warmup;
-            end = start + o.duration;
-            conns
-                .into_iter()
-                .map(|ws| {
-                    tokio::spawn(server_ack_client(
-                        ws,
-                        o.inflight,
-                        payload.clone(),
-                        start,
-                        end,
-                    ))
-                })
-                .collect()
+            let conns = connect_all(o.run.clients, || ws_connect(o.run.port)).await?;
+            start_clients(conns, &o.run, |ws, start, end| {
+                server_ack_client(ws, o.inflight, payload.clone(), start, end)
+            })
         }
         Mode::PollingEcho => {
-            let conns = futures_util::future::try_join_all(
-                (0..o.clients).map(|_| Polling::connect(o.port)),
-            )
-            .await
-            .map_err(|e| format!("connecting: {e}"))?;
-            start = Instant::now() + o.warmup;
-            end = start + o.duration;
-            conns
-                .into_iter()
-                .map(|p| tokio::spawn(polling_echo_client(p, payload.clone(), start, end)))
-                .collect()
+            let conns = connect_all(o.run.clients, || Polling::connect(o.run.port)).await?;
+            start_clients(conns, &o.run, |p, start, end| {
+                polling_echo_client(p, payload.clone(), start, end)
+            })
         }
     };
     tokio::time::sleep_until(start.into()).await;
     let gen_before = common::cpu_seconds(std::process::id())?;
-    let cpu = common::server_cpu(o.pid, start, end).await?;
+    let cpu = common::server_cpu(o.run.pid, start, end).await?;
     tokio::time::sleep_until(end.into()).await;
     let gen_cpu = common::cpu_seconds(std::process::id())? - gen_before;
 
@@ -397,12 +383,12 @@ async fn main() -> Res<()> {
     if count == 0 {
         return Err("nothing completed in the measured window".into());
     }
-    let secs = o.duration.as_secs_f64();
+    let secs = o.run.duration.as_secs_f64();
     let mut line = serde_json::json!({
         "mode": match o.mode { Mode::ServerAck => "server-ack", Mode::PollingEcho => "polling-echo" },
-        "clients": o.clients,
+        "clients": o.run.clients,
         "inflight": o.inflight,
-        "size": o.size,
+        "size": o.run.size,
         "duration_s": secs,
         "msgs_per_s": (count as f64 / secs).round(),
         "gen_cpu_pct": round(100.0 * gen_cpu / secs, 1),
@@ -412,7 +398,7 @@ async fn main() -> Res<()> {
         line["p50_us"] = round(percentile_us(&samples, 0.50), 1).into();
         line["p99_us"] = round(percentile_us(&samples, 0.99), 1).into();
     }
-    common::add_cpu(&mut line, cpu, count as f64, o.duration);
+    common::add_cpu(&mut line, cpu, count as f64, o.run.duration);
     println!("{line}");
     Ok(())
 }

@@ -59,3 +59,48 @@ pub(crate) fn add_cpu(line: &mut serde_json::Value, cpu: Option<f64>, n: f64, du
         line["srv_cpu_us_per_msg"] = round(cpu * 1e6 / n, 3).into();
     }
 }
+
+/// The options every generator takes: `--port`, `-c`/`--clients`, `--duration`, `--warmup`,
+/// `--size`, `--pid`.
+pub(crate) struct Run {
+    pub(crate) port: u16,
+    pub(crate) clients: usize,
+    pub(crate) duration: Duration,
+    pub(crate) warmup: Duration,
+    pub(crate) size: usize,
+    pub(crate) pid: Option<u32>,
+}
+
+impl Run {
+    /// The defaults, with `clients` clients.
+    pub(crate) fn new(clients: usize) -> Self {
+        Self {
+            port: 0,
+            clients,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            size: 32,
+            pid: None,
+        }
+    }
+
+    /// Takes one of the common flags; `None` for another flag or a value that does not parse.
+    pub(crate) fn set(&mut self, flag: &str, val: &str) -> Option<()> {
+        let secs = |v: &str| v.parse().ok().map(Duration::from_secs_f64);
+        match flag {
+            "--port" => self.port = val.parse().ok()?,
+            "-c" | "--clients" => self.clients = val.parse().ok()?,
+            "--duration" => self.duration = secs(val)?,
+            "--warmup" => self.warmup = secs(val)?,
+            "--size" => self.size = val.parse().ok()?,
+            "--pid" => self.pid = Some(val.parse().ok()?),
+            _ => return None,
+        }
+        Some(())
+    }
+
+    /// Whether the options make a run (a port, at least one client).
+    pub(crate) fn is_valid(&self) -> bool {
+        self.port != 0 && self.clients != 0
+    }
+}
