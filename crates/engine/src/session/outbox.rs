@@ -46,9 +46,8 @@ impl Incoming {
     }
 
     /// When the backlog will have gone undrained for `slow_consumer_timeout`, if frames wait;
-    /// starts counting at `now` if they just began to.
-    /// A closing session is bounded by its closing deadline instead, and ends for the reason
-    /// it closes.
+    /// starts counting at `now` if they just began to. A closing session is bounded by its
+    /// closing deadline instead, and ends for the reason it closes.
     pub(super) fn backlog_deadline(&mut self, now: Instant) -> Option<Instant> {
         if !self.backlog_waits() || self.closing.is_some() {
             return None;

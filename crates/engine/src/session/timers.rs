@@ -1,5 +1,6 @@
-//! Every deadline of a session (heartbeat, upgrade, closing, linger, slow consumer) is an instant checked
-//! against the clock each time the driver runs; one timer is armed for the earliest of them.
+//! Every deadline of a session (heartbeat, upgrade, closing, linger, slow consumer) is an
+//! instant checked against the clock each time the driver runs; one timer is armed for the
+//! earliest of them.
 
 use std::task::Context;
 
