@@ -5,6 +5,11 @@
 //! - `ack` → `ack(data)`
 //! - `broadcast` → `io.emit("broadcast", data)`, to every socket, the sender included
 //!
+//! and one more, for `sio-modes server-ack` (not in the shared harness):
+//! - `serverack` with `{"inflight": F, "data": D}` → keeps `F` `socket.emit_with_ack("sack",
+//!   D)` in flight on that socket, each followed by the next as soon as its ack arrives, until
+//!   the socket is gone
+//!
 //! Default configuration, the default multi-thread runtime, served with [`volley::serve`] on
 //! `127.0.0.1:$PORT` (default 3000).
 //!
@@ -37,6 +42,23 @@ use serde_json::Value;
 use volley::{AckSender, ConnectionStateRecovery, Data, Parser, RawArgs, Socket, SocketIo};
 use volley_redis::{Mode, RedisAdapterConfig, RedisCluster, SubscriptionMode};
 
+/// `serverack`: `inflight` loops of acknowledged emits on `socket`, each waiting for its ack
+/// before the next; they end when an ack fails (the socket is gone).
+fn server_ack(socket: Socket, opts: Value) {
+    let inflight = opts.get("inflight").and_then(Value::as_u64).unwrap_or(1);
+    let data = opts.get("data").cloned().unwrap_or(Value::Null);
+    for _ in 0..inflight {
+        let (socket, data) = (socket.clone(), data.clone());
+        tokio::spawn(async move {
+            while socket
+                .emit_with_ack::<Value, _>("sack", &data)
+                .await
+                .is_ok()
+            {}
+        });
+    }
+}
+
 fn register_value_handlers(io: &SocketIo) {
     let io2 = io.clone();
     io.of("/").on_connection(move |socket: Socket| {
@@ -53,6 +75,10 @@ fn register_value_handlers(io: &SocketIo) {
                 |_: Socket, Data(data): Data<Value>, ack: AckSender| async move {
                     let _ = ack.send(&data);
                 },
+            );
+            socket.on(
+                "serverack",
+                |socket: Socket, Data(opts): Data<Value>| async move { server_ack(socket, opts) },
             );
             socket.on("broadcast", move |_: Socket, Data(data): Data<Value>| {
                 let io = io.clone();
@@ -77,6 +103,10 @@ fn register_raw_handlers(io: &SocketIo) {
                 |_: Socket, args: RawArgs, ack: AckSender| async move {
                     let _ = ack.send_args(args);
                 },
+            );
+            socket.on(
+                "serverack",
+                |socket: Socket, Data(opts): Data<Value>| async move { server_ack(socket, opts) },
             );
             socket.on("broadcast", move |_: Socket, args: RawArgs| {
                 let io = io.clone();

@@ -29,7 +29,9 @@
 //! protocol error (unexpected packet, wrong echo, closed connection) ends the process with an
 //! error and a non-zero status.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -38,13 +40,9 @@ use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<TcpStream>;
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use common::{READ_TIMEOUT, Res, percentile_us, round};
 
-/// How long any single read may take before the run fails.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`), assumed.
-const CLK_TCK: f64 = 100.0;
+type Ws = WebSocketStream<TcpStream>;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Format {
@@ -53,13 +51,8 @@ enum Format {
 }
 
 struct Opts {
-    port: u16,
     format: Format,
-    clients: usize,
-    duration: Duration,
-    warmup: Duration,
-    size: usize,
-    pid: Option<u32>,
+    run: common::Run,
 }
 
 fn usage() -> ! {
@@ -72,20 +65,13 @@ fn usage() -> ! {
 
 fn parse_opts() -> Opts {
     let mut o = Opts {
-        port: 0,
         format: Format::Json,
-        clients: 100,
-        duration: Duration::from_secs(5),
-        warmup: Duration::from_secs(1),
-        size: 32,
-        pid: None,
+        run: common::Run::new(100),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let val = args.next().unwrap_or_else(|| usage());
-        let secs = |v: &str| Duration::from_secs_f64(v.parse().unwrap_or_else(|_| usage()));
         match flag.as_str() {
-            "--port" => o.port = val.parse().unwrap_or_else(|_| usage()),
             "--parser" => {
                 o.format = match val.as_str() {
                     "json" => Format::Json,
@@ -93,15 +79,10 @@ fn parse_opts() -> Opts {
                     _ => usage(),
                 }
             }
-            "-c" | "--clients" => o.clients = val.parse().unwrap_or_else(|_| usage()),
-            "--duration" => o.duration = secs(&val),
-            "--warmup" => o.warmup = secs(&val),
-            "--size" => o.size = val.parse().unwrap_or_else(|_| usage()),
-            "--pid" => o.pid = Some(val.parse().unwrap_or_else(|_| usage())),
-            _ => usage(),
+            _ => o.run.set(&flag, &val).unwrap_or_else(|| usage()),
         }
     }
-    if o.port == 0 || o.clients == 0 {
+    if !o.run.is_valid() {
         usage()
     }
     o
@@ -274,51 +255,24 @@ async fn run_client(
     })
 }
 
-/// utime + stime of `pid`, in seconds (fields 14 and 15 of `/proc/PID/stat`).
-fn cpu_seconds(pid: u32) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces: count fields after its closing `)`.
-    let rest = &stat[stat.rfind(')').ok_or("bad /proc stat")? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(ticks as f64 / CLK_TCK)
-}
-
-fn percentile_us(sorted: &[u64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i] as f64 / 1000.0
-}
-
-fn round(x: f64, decimals: i32) -> f64 {
-    let k = 10f64.powi(decimals);
-    (x * k).round() / k
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Res<()> {
     let o = parse_opts();
-    let payload = "x".repeat(o.size);
+    let payload = "x".repeat(o.run.size);
 
-    let conns =
-        futures_util::future::try_join_all((0..o.clients).map(|_| connect(o.port, o.format)))
-            .await
-            .map_err(|e| format!("connecting: {e}"))?;
-    let start = Instant::now() + o.warmup;
-    let end = start + o.duration;
+    let conns = futures_util::future::try_join_all(
+        (0..o.run.clients).map(|_| connect(o.run.port, o.format)),
+    )
+    .await
+    .map_err(|e| format!("connecting: {e}"))?;
+    let start = Instant::now() + o.run.warmup;
+    let end = start + o.run.duration;
     let tasks: Vec<_> = conns
         .into_iter()
         .map(|ws| tokio::spawn(run_client(ws, o.format, payload.clone(), start, end)))
         .collect();
 
-    let cpu = match o.pid {
-        Some(pid) => {
-            tokio::time::sleep_until(start.into()).await;
-            let before = cpu_seconds(pid)?;
-            tokio::time::sleep_until(end.into()).await;
-            Some(cpu_seconds(pid)? - before)
-        }
-        None => None,
-    };
+    let cpu = common::server_cpu(o.run.pid, start, end).await?;
 
     let (mut samples, mut req_bytes, mut reply_bytes) = (Vec::new(), 0, 0);
     for t in tasks {
@@ -333,20 +287,16 @@ async fn main() -> Res<()> {
     let n = samples.len() as f64;
     let mut line = serde_json::json!({
         "parser": match o.format { Format::Json => "json", Format::MsgPack => "msgpack" },
-        "clients": o.clients,
-        "size": o.size,
-        "duration_s": o.duration.as_secs_f64(),
-        "msgs_per_s": (n / o.duration.as_secs_f64()).round(),
+        "clients": o.run.clients,
+        "size": o.run.size,
+        "duration_s": o.run.duration.as_secs_f64(),
+        "msgs_per_s": (n / o.run.duration.as_secs_f64()).round(),
         "p50_us": round(percentile_us(&samples, 0.50), 1),
         "p99_us": round(percentile_us(&samples, 0.99), 1),
         "req_bytes": req_bytes,
         "reply_bytes": reply_bytes,
     });
-    if let Some(cpu) = cpu {
-        line["srv_cpu_s"] = round(cpu, 2).into();
-        line["srv_cpu_pct"] = round(100.0 * cpu / o.duration.as_secs_f64(), 1).into();
-        line["srv_cpu_us_per_msg"] = round(cpu * 1e6 / n, 3).into();
-    }
+    common::add_cpu(&mut line, cpu, n, o.run.duration);
     println!("{line}");
     Ok(())
 }

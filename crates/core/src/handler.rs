@@ -90,8 +90,7 @@ pub trait SocketHandle: Clone + fmt::Debug + Send + Sync + 'static {
         if let Err(e) = check_event_name(event) {
             return AckFuture::ready(Err(e.into()));
         }
-        let reply = self.request_ack(event, args, timeout);
-        AckFuture::new(async move { T::from_args(reply.await?).map_err(AckError::Decode) })
+        AckFuture::from_reply(self.request_ack(event, args, timeout))
     }
 
     /// The application state handlers may extract with [`State<T>`].

@@ -97,10 +97,19 @@ impl Default for Cookie {
 /// The default of [`EngineConfigBuilder::max_buffered_bytes`]: 16 MiB.
 ///
 /// Big enough for bursts of messages of the size Node accepts by default (16 times
-/// `maxHttpBufferSize`) and for any single message a client built on tungstenite accepts by
-/// default (its `max_frame_size` is 16 MiB too); small enough that a client that stopped
+/// `maxHttpBufferSize`), for any single message a client built on tungstenite accepts by
+/// default (its `max_frame_size` is 16 MiB too), and for a few seconds of a broadcast storm
+/// of small messages (each frame also counts its queue slot, see
+/// [`EngineConfigBuilder::max_buffered_bytes`]); small enough that a client that stopped
 /// reading costs at most this much (plus the kernel's socket buffers) before it is cut off.
 pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 16 << 20;
+
+/// The default of [`EngineConfigBuilder::slow_consumer_timeout`]: 5 s.
+///
+/// Long enough for a client on a slow or briefly stalled link (a second or two without
+/// reading) to catch up, well below the 45 s (`pingInterval` + `pingTimeout`) after which the
+/// heartbeat would give up on it.
+pub const DEFAULT_SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default of [`EngineConfigBuilder::path`]: `/engine.io/`, as Node.
 pub const DEFAULT_PATH: &str = "/engine.io/";
@@ -118,8 +127,11 @@ pub const DEFAULT_UPGRADE_TIMEOUT: Duration = Duration::from_millis(10_000);
 /// `maxHttpBufferSize`.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1_000_000;
 
-/// The default of [`EngineConfigBuilder::max_buffered_packets`]: 10,000 frames.
-pub const DEFAULT_MAX_BUFFERED_PACKETS: usize = 10_000;
+/// The default of [`EngineConfigBuilder::max_buffered_packets`]: no bound of its own.
+///
+/// The count of frames is bounded anyway by [`DEFAULT_MAX_BUFFERED_BYTES`], which charges
+/// every frame for its queue slot: 16 MiB hold at most about 400,000 frames.
+pub const DEFAULT_MAX_BUFFERED_PACKETS: usize = usize::MAX;
 
 /// The methods a CORS preflight answer announces by default ([`Cors::methods`]), as the
 /// `cors` package Node's servers use.
@@ -147,6 +159,7 @@ pub struct EngineConfig {
     pub(crate) allow_request: Option<AllowRequest>,
     pub(crate) max_buffered_packets: usize,
     pub(crate) max_buffered_bytes: usize,
+    pub(crate) slow_consumer_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) handshake_rate_limit: Option<HandshakeRateLimit>,
     pub(crate) ws_read_buffer: usize,
@@ -169,6 +182,7 @@ impl fmt::Debug for EngineConfig {
             .field("allow_request", &self.allow_request.is_some())
             .field("max_buffered_packets", &self.max_buffered_packets)
             .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .field("slow_consumer_timeout", &self.slow_consumer_timeout)
             .field("max_connections", &self.max_connections)
             .field("handshake_rate_limit", &self.handshake_rate_limit)
             .finish()
@@ -192,6 +206,7 @@ impl Default for EngineConfig {
             allow_request: None,
             max_buffered_packets: DEFAULT_MAX_BUFFERED_PACKETS,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            slow_consumer_timeout: DEFAULT_SLOW_CONSUMER_TIMEOUT,
             max_connections: usize::MAX,
             handshake_rate_limit: None,
             ws_read_buffer: WS_READ_BUFFER,
@@ -237,9 +252,15 @@ impl EngineConfig {
         self.max_buffered_packets
     }
 
-    /// Most bytes waiting to be written on one session.
+    /// Most bytes waiting to be written on one session (payloads plus one queue slot per
+    /// frame).
     pub fn max_buffered_bytes(&self) -> usize {
         self.max_buffered_bytes
+    }
+
+    /// Longest time a session's backlog may go without draining before the session is cut.
+    pub fn slow_consumer_timeout(&self) -> Duration {
+        self.slow_consumer_timeout
     }
 
     /// Most sessions open at once.
@@ -354,9 +375,10 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// How many frames may wait to be written on one session (default 10,000): queued by
-    /// [`EngineSocket::send`](crate::EngineSocket::send) and not yet handed to the WebSocket
-    /// or answered to a long-polling GET. The send that would go past it fails with
+    /// How many frames may wait to be written on one session (default: no bound of its own,
+    /// the byte bound [`max_buffered_bytes`](Self::max_buffered_bytes) bounds the count too):
+    /// queued by [`EngineSocket::send`](crate::EngineSocket::send) and not yet handed to the
+    /// WebSocket or answered to a long-polling GET. The send that would go past it fails with
     /// [`SendError::Full`](crate::SendError::Full) and closes the session as a transport
     /// error: the client does not read fast enough.
     pub fn max_buffered_packets(mut self, n: usize) -> Self {
@@ -364,13 +386,34 @@ impl EngineConfigBuilder {
         self
     }
 
-    /// How many bytes may wait to be written on one session (default
-    /// [`DEFAULT_MAX_BUFFERED_BYTES`], 16 MiB); same policy as
-    /// [`max_buffered_packets`](Self::max_buffered_packets). A single frame larger than this
-    /// is refused with [`SendError::Full`](crate::SendError::Full) and the session stays
-    /// open. Also bounds the write buffer of each WebSocket.
+    /// The memory cap of one session's outbound backlog, in bytes (default
+    /// [`DEFAULT_MAX_BUFFERED_BYTES`], 16 MiB). Every frame waiting to be written counts its
+    /// payload plus [`FRAME_SLOT_BYTES`](crate::FRAME_SLOT_BYTES) for its place in the queue,
+    /// so that a storm of tiny messages is bounded in memory as well as a few big ones. The
+    /// send that would go past it fails with [`SendError::Full`](crate::SendError::Full) and
+    /// closes the session at once as a transport error, its backlog dropped (counted in
+    /// [`EngineMetrics::slow_consumer_closes_total`](crate::EngineMetrics)). A single frame
+    /// larger than the cap is refused with [`SendError::Full`](crate::SendError::Full) and the
+    /// session stays open. Also bounds the write buffer of each WebSocket.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.config.max_buffered_bytes = bytes.max(1);
+        self
+    }
+
+    /// How long a session's outbound backlog may go without draining (default
+    /// [`DEFAULT_SLOW_CONSUMER_TIMEOUT`], 5 s): once frames wait to be written, the transport
+    /// must take every one of them (the WebSocket accepts them, or a long-polling GET carries
+    /// them away) within this time, or the session is closed at once as a transport error,
+    /// its backlog dropped, and counted in
+    /// [`EngineMetrics::slow_consumer_closes_total`](crate::EngineMetrics). A client that
+    /// stalls for less than this and then reads gets everything; one that never reads is cut
+    /// after this time, or sooner if its backlog reaches
+    /// [`max_buffered_bytes`](Self::max_buffered_bytes). Only a backlog that never empties
+    /// counts: a client reading steadily behind a busy stream is not cut as long as it
+    /// catches up now and then. `Duration::MAX` turns the timeout off (the memory cap and
+    /// the heartbeat still apply).
+    pub fn slow_consumer_timeout(mut self, d: Duration) -> Self {
+        self.config.slow_consumer_timeout = d;
         self
     }
 

@@ -36,8 +36,8 @@ mod ws_handshake;
 pub use config::{
     AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_PACKETS, DEFAULT_MAX_PAYLOAD, DEFAULT_PATH,
-    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_UPGRADE_TIMEOUT, EngineConfig,
-    EngineConfigBuilder, TransportKind,
+    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_SLOW_CONSUMER_TIMEOUT,
+    DEFAULT_UPGRADE_TIMEOUT, EngineConfig, EngineConfigBuilder, TransportKind,
 };
 pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
@@ -47,5 +47,5 @@ pub use request::{ProtocolVersion, RequestInfo};
 pub use serve::serve;
 pub use service::{EngineLayer, EngineService, NotFound, ResponseBody};
 pub use session::Incoming;
-pub use socket::{EngineSocket, Frame};
+pub use socket::{EngineSocket, FRAME_SLOT_BYTES, Frame};
 pub use volley_proto::engine::Message;

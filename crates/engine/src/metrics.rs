@@ -111,7 +111,8 @@ pub struct EngineMetrics {
     /// Sessions opened since the engine was created.
     pub sessions_opened_total: u64,
     /// Sessions closed because their backlog went past `max_buffered_packets` or
-    /// `max_buffered_bytes` (slow consumers), since the engine was created.
+    /// `max_buffered_bytes`, or did not drain within `slow_consumer_timeout` (slow
+    /// consumers), since the engine was created.
     pub slow_consumer_closes_total: u64,
     /// Handshakes refused by the handshake rate limit, since the engine was created.
     pub handshakes_rate_limited_total: u64,

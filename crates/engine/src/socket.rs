@@ -41,8 +41,8 @@ impl Frame {
         Self::Binary(data.into())
     }
 
-    /// What the frame counts for against `max_buffered_bytes`: its payload length (the
-    /// base64 expansion of binary frames on long-polling is not counted).
+    /// The frame's payload length, as counted by [`EngineSocket::queued_bytes`] (the base64
+    /// expansion of binary frames on long-polling is not counted).
     pub(crate) fn cost(&self) -> usize {
         match self {
             Self::Text(b) | Self::Binary(b) => b.len(),
@@ -71,6 +71,12 @@ impl Frame {
     }
 }
 
+/// What each frame waiting to be written counts against `max_buffered_bytes` on top of its
+/// payload: the size of its slot in the session's queue. A broadcast shares one payload
+/// between its recipients, so a storm of small messages costs each recipient mostly slots;
+/// counting them keeps the memory cap a memory cap.
+pub const FRAME_SLOT_BYTES: usize = std::mem::size_of::<Frame>();
+
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     pub(crate) frames: VecDeque<Frame>,
@@ -88,6 +94,11 @@ pub(crate) struct Queue {
 pub(crate) struct Limits {
     pub(crate) max_frames: usize,
     pub(crate) max_bytes: usize,
+}
+
+/// What `frames` frames of `bytes` payload bytes count against the memory cap.
+fn memory(frames: usize, bytes: usize) -> usize {
+    bytes.saturating_add(frames.saturating_mul(FRAME_SLOT_BYTES))
 }
 
 /// State shared between the session's handles and its driver ([`Incoming`](crate::Incoming)).
@@ -193,15 +204,16 @@ impl Shared {
         if q.closed || q.close_requested.is_some() || q.abort.is_some() {
             return Err(SendError::Closed);
         }
-        if bytes > self.limits.max_bytes {
-            // One message larger than the whole budget could never be buffered: refuse the
+        if memory(frames, bytes) > self.limits.max_bytes {
+            // A message larger than the whole budget could never be buffered: refuse the
             // message, not the client.
             return Err(SendError::Full);
         }
         let pending_frames = self.pending_frames.load(Ordering::Acquire);
         let pending_bytes = self.pending_bytes.load(Ordering::Acquire);
-        if pending_frames.saturating_add(frames) > self.limits.max_frames
-            || pending_bytes.saturating_add(bytes) > self.limits.max_bytes
+        let total_frames = pending_frames.saturating_add(frames);
+        if total_frames > self.limits.max_frames
+            || memory(total_frames, pending_bytes.saturating_add(bytes)) > self.limits.max_bytes
         {
             tracing::debug!(
                 pending_frames,
@@ -249,8 +261,9 @@ impl Shared {
 ///
 /// Sending never waits: a frame goes into the session's bounded outbound queue and the
 /// session's driver writes it out on the current transport. A client that does not read
-/// cannot make the queue grow past `max_buffered_packets` / `max_buffered_bytes`: the send
-/// that would cross a bound closes the session instead (see [`send`](Self::send)).
+/// cannot make the queue grow past `max_buffered_packets` / `max_buffered_bytes`, nor keep
+/// it for longer than `slow_consumer_timeout`: the send that would cross a bound, or the
+/// timeout, closes the session instead (see [`send`](Self::send)).
 #[derive(Clone)]
 pub struct EngineSocket {
     pub(crate) shared: Arc<Shared>,
@@ -300,9 +313,11 @@ impl EngineSocket {
     /// Never waits. Fails with [`SendError::Closed`] once the session is closed or closing,
     /// and with [`SendError::Full`] when the frame alone is larger than `max_buffered_bytes`
     /// (the session stays open) or when it would take the session's backlog of frames not yet
-    /// written to the transport past `max_buffered_packets` or `max_buffered_bytes`: the
-    /// client is not reading fast enough, and the session is then closed at once as a
-    /// transport error, its backlog dropped ([`CloseReason::TransportError`]).
+    /// written to the transport past `max_buffered_packets` or `max_buffered_bytes` (each
+    /// frame counting its payload plus [`FRAME_SLOT_BYTES`]): the client is not reading fast
+    /// enough, and the session is then closed at once as a transport error, its backlog
+    /// dropped ([`CloseReason::TransportError`]). A backlog that does not drain within
+    /// `slow_consumer_timeout` closes the session the same way.
     pub fn send(&self, frame: Frame) -> Result<(), SendError> {
         let cost = frame.cost();
         let mut q = self.shared.lock();

@@ -14,7 +14,7 @@ use http::{Method, StatusCode, header};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use volley_engine::{
-    CloseReason, EngineConfig, EngineSocket, Frame, HandshakeRateLimit, SendError,
+    CloseReason, EngineConfig, EngineSocket, FRAME_SLOT_BYTES, Frame, HandshakeRateLimit, SendError,
 };
 
 const HANDSHAKE: &str = "/engine.io/?EIO=4&transport=polling";
@@ -120,11 +120,15 @@ async fn the_frame_bound_closes_a_polling_session_that_is_not_polled() {
     assert_eq!(h.engine.metrics().slow_consumer_closes_total, 1);
 }
 
+/// The byte bound counts every frame's payload plus its queue slot ([`FRAME_SLOT_BYTES`]).
 #[tokio::test(start_paused = true)]
 async fn a_single_frame_larger_than_the_byte_bound_is_refused_and_the_session_stays() {
-    let mut h = Harness::new(EngineConfig::builder().max_buffered_bytes(1000).build());
+    // Room for exactly three frames of 301 bytes.
+    let bound = 3 * (301 + FRAME_SLOT_BYTES);
+    let mut h = Harness::new(EngineConfig::builder().max_buffered_bytes(bound).build());
     let socket = h.handshake_socket().await;
-    let big = "y".repeat(1000);
+    // `4` + text + its slot is one byte over.
+    let big = "y".repeat(bound - FRAME_SLOT_BYTES);
     assert_eq!(socket.send_text(&big), Err(SendError::Full));
     assert!(socket.is_open());
     assert_eq!(socket.queued(), 0);

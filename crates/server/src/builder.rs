@@ -172,20 +172,36 @@ impl SocketIoBuilder {
         self
     }
 
-    /// How many packets may wait to be written to one client (default 10,000). An emit that
-    /// would go past it fails with [`EmitError::QueueFull`](crate::EmitError::QueueFull) and closes that client's
-    /// connection (reason "transport error"): it does not read fast enough. A binary packet
-    /// counts for 1 + its attachments.
+    /// How many packets may wait to be written to one client (default: no bound of its own;
+    /// [`max_buffered_bytes`](Self::max_buffered_bytes) bounds the count too). An emit that
+    /// would go past it fails with [`EmitError::QueueFull`](crate::EmitError::QueueFull) and
+    /// closes that client's connection (reason "transport error"): it does not read fast
+    /// enough. A binary packet counts for 1 + its attachments.
     pub fn max_buffered_packets(mut self, n: usize) -> Self {
         self.engine = self.engine.max_buffered_packets(n);
         self
     }
 
-    /// How many bytes may wait to be written to one client (default 16 MiB); same policy as
-    /// [`max_buffered_packets`](Self::max_buffered_packets). A single packet larger than this
-    /// is refused with [`EmitError::QueueFull`](crate::EmitError::QueueFull) and the connection stays open.
+    /// The memory cap of what waits to be written to one client (default 16 MiB): every
+    /// packet counts its bytes plus
+    /// [`FRAME_SLOT_BYTES`](volley_engine::FRAME_SLOT_BYTES) for its place in the queue. An
+    /// emit that would go past it fails with
+    /// [`EmitError::QueueFull`](crate::EmitError::QueueFull) and closes that client's
+    /// connection (reason "transport error"), counted as a slow consumer. A single packet
+    /// larger than this is refused with [`EmitError::QueueFull`](crate::EmitError::QueueFull)
+    /// and the connection stays open.
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.engine = self.engine.max_buffered_bytes(bytes);
+        self
+    }
+
+    /// How long what waits to be written to one client may go without draining (default
+    /// 5 s): a client that stalls for less and then reads gets everything; one whose backlog
+    /// has not drained in this time is disconnected (reason "transport error"), counted as a
+    /// slow consumer. `Duration::MAX` turns it off. See
+    /// [`EngineConfigBuilder::slow_consumer_timeout`](volley_engine::EngineConfigBuilder::slow_consumer_timeout).
+    pub fn slow_consumer_timeout(mut self, d: Duration) -> Self {
+        self.engine = self.engine.slow_consumer_timeout(d);
         self
     }
 

@@ -20,49 +20,18 @@ use crate::connection::ConnInner;
 use crate::error::{AckError, DisconnectReason, EmitError, send_error};
 use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, RawArgs, SocketId, TimeoutEmitter};
 
+mod acks;
 mod close;
 mod hooks;
 mod rooms;
 
+use self::acks::{AckTarget, Acks};
 use crate::handler::{AckSender, DisconnectHandler, ErasedHandler, EventHandler, run_now_or_spawn};
 use crate::handshake::Handshake;
 use crate::namespace::NsInner;
 use hooks::Hooks;
 pub use hooks::PacketError;
 use volley_core::handler::erase;
-
-/// Who waits for an acknowledgement from this socket.
-enum AckTarget {
-    Single(oneshot::Sender<RawArgs>),
-    Broadcast(Arc<dyn AckSink>),
-}
-
-impl AckTarget {
-    fn is_closed(&self) -> bool {
-        match self {
-            Self::Single(tx) => tx.is_closed(),
-            Self::Broadcast(sink) => sink.is_closed(),
-        }
-    }
-}
-
-/// Past this many pending acknowledgements, entries nobody waits for are purged, so a client
-/// that never answers cannot grow the table without bound.
-const ACK_PURGE_THRESHOLD: usize = 256;
-
-#[derive(Default)]
-struct Acks {
-    pending: HashMap<u64, AckTarget>,
-}
-
-impl Acks {
-    fn insert(&mut self, id: u64, target: AckTarget) {
-        if self.pending.len() >= ACK_PURGE_THRESHOLD {
-            self.pending.retain(|_, t| !t.is_closed());
-        }
-        self.pending.insert(id, target);
-    }
-}
 
 pub(crate) struct SocketInner {
     /// Set once any hook is registered, so sockets without hooks never take their lock.

@@ -1,6 +1,8 @@
 //! A client that stops reading must neither slow the others down nor make the server's
-//! memory grow: its backlog is bounded (`max_buffered_packets` / `max_buffered_bytes`, the
-//! defaults here) and the emit that would cross the bound closes its connection.
+//! memory grow: its backlog is bounded (`max_buffered_bytes`, the default here; the time
+//! bound, `slow_consumer_timeout`, is turned off in the first test so that the memory bound
+//! is what cuts) and the emit that would cross the bound closes its connection. A client that
+//! only stalls for a while under a broadcast storm catches up and keeps its connection.
 //!
 //! "Slows nobody" is checked by progress, not by speed: with the stuck client's backlog held
 //! by the server, broadcasts to it and to 100 healthy clients go on, and every healthy client
@@ -71,7 +73,9 @@ async fn run(io: &SocketIo, rooms: &[&str], received: &AtomicU64, progress: &Not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
-    let io = SocketIo::builder().build();
+    let io = SocketIo::builder()
+        .slow_consumer_timeout(Duration::MAX)
+        .build();
     let (healthy_tx, mut healthy_joined) = mpsc::unbounded_channel();
     let (slow_tx, mut slow_joined) = mpsc::unbounded_channel();
     let (reason_tx, reason_rx) = tokio::sync::oneshot::channel();
@@ -167,8 +171,7 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
 
     // One run without the stuck client in the audience and one with it: both end, every
     // healthy client having received every broadcast. (One run with it: its 1 500 packets
-    // and the fill above stay below the 10 000 packets a backlog may hold, so it is the byte
-    // bound that cuts it off below.)
+    // and the fill above stay below the byte bound, which cuts it off below.)
     let without = run(&io, &["healthy"], &received, &progress).await;
     let with = run(&io, &["healthy", "slow"], &received, &progress).await;
     let metrics = io.metrics();
@@ -233,4 +236,69 @@ async fn a_client_that_stops_reading_slows_nobody_and_is_cut_off() {
     // The others go on as before.
     let after = run(&io, &["healthy"], &received, &progress).await;
     eprintln!("after: {after:.0} deliveries/s");
+}
+
+/// A client stalls while a storm of small broadcasts goes to it: far more than the 10,000
+/// packets that used to cut such a client off wait for it in the server, then it reads again
+/// and gets every one, in order, and keeps its connection. The stall ends on a signal (the
+/// server's backlog for it crossing 30,000 packets), not after some time; the time bound is
+/// set far above what the run takes so that a busy machine cannot change the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_under_a_broadcast_storm_catches_up() {
+    const BACKLOG: usize = 30_000;
+    let io = SocketIo::builder()
+        .slow_consumer_timeout(Duration::from_secs(600))
+        .build();
+    let (joined_tx, mut joined) = mpsc::unbounded_channel();
+    io.of("/").on_connection(move |socket: Socket| {
+        let joined_tx = joined_tx.clone();
+        async move {
+            socket.join("storm");
+            let _ = joined_tx.send(socket);
+        }
+    });
+    let addr = serve(&io).await;
+    let mut client = Client::connect(
+        &Target::local(addr),
+        &ConnectOptions {
+            recv_buffer: Some(4096),
+            timeout: Duration::from_secs(600),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let socket = next(&mut joined, "client joined").await;
+
+    // The storm, while the client reads nothing.
+    let mut sent = 0u64;
+    while io.metrics().queued_frames < BACKLOG {
+        for _ in 0..1000 {
+            io.to("storm").emit("tick", &sent).unwrap();
+            sent += 1;
+        }
+        tokio::task::yield_now().await;
+        assert!(sent < 2_000_000, "two million broadcasts and no backlog");
+    }
+    let m = io.metrics();
+    eprintln!(
+        "{sent} broadcasts sent; the stalled client's backlog: {} packets, {} KiB",
+        m.queued_frames,
+        m.queued_bytes / 1024
+    );
+    assert!(socket.connected());
+
+    // It reads again: every broadcast arrives, in order.
+    for i in 0..sent {
+        let packet = tokio::time::timeout(WAIT, client.next_packet())
+            .await
+            .expect("a hang")
+            .unwrap()
+            .unwrap_or_else(|| panic!("cut off after {i} of {sent} broadcasts"));
+        assert_eq!(packet, format!("2[\"tick\",{i}]"));
+    }
+    assert!(socket.connected());
+    let m = io.metrics();
+    assert_eq!(m.slow_consumer_closes_total, 0);
+    assert_eq!(m.queued_frames, 0);
 }

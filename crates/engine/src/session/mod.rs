@@ -78,6 +78,8 @@ pub struct Incoming {
     upgrading: Option<Upgrading>,
     inbox: VecDeque<Message>,
     outbox: VecDeque<Frame>,
+    /// Since when the outbox has held frames without being emptied (see `outbox`).
+    backlog_since: Option<Instant>,
     heartbeat: Heartbeat,
     closing_deadline: Option<Instant>,
     closing: Option<CloseReason>,
@@ -138,6 +140,7 @@ impl Incoming {
             upgrading: None,
             inbox: VecDeque::new(),
             outbox: first.into_iter().collect(),
+            backlog_since: None,
             heartbeat,
             closing_deadline: None,
             closing: None,
@@ -365,7 +368,7 @@ impl Incoming {
     /// Ends the session at once for a client that does not read: its WebSocket is dropped
     /// rather than closed politely (a close frame would only wait behind what it did not
     /// read), and nothing queued is kept.
-    fn abort(&mut self, reason: CloseReason) {
+    pub(super) fn abort(&mut self, reason: CloseReason) {
         if self.closed.is_some() {
             return;
         }

@@ -1,5 +1,6 @@
-//! Every deadline of a session (heartbeat, upgrade, closing, linger) is an instant checked
-//! against the clock each time the driver runs; one timer is armed for the earliest of them.
+//! Every deadline of a session (heartbeat, upgrade, closing, linger, slow consumer) is an
+//! instant checked against the clock each time the driver runs; one timer is armed for the
+//! earliest of them.
 
 use std::task::Context;
 
@@ -26,6 +27,11 @@ impl Incoming {
         {
             let reason = self.closing.unwrap_or(CloseReason::ForcedClose);
             self.finish(reason);
+            return true;
+        }
+        let backlog_deadline = self.backlog_deadline(now);
+        if backlog_deadline.is_some_and(|at| at <= now) {
+            self.cut_slow_consumer();
             return true;
         }
         if let Some(at) = self.heartbeat.pong_deadline() {
@@ -63,6 +69,9 @@ impl Incoming {
             next = next.min(at);
         }
         if let Some(at) = self.linger {
+            next = next.min(at);
+        }
+        if let Some(at) = backlog_deadline {
             next = next.min(at);
         }
         if next != self.timer_at {
