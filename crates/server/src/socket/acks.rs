@@ -24,7 +24,7 @@ pub(super) enum AckTarget {
 }
 
 impl AckTarget {
-    fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         match self {
             Self::Single(tx) => tx.is_closed(),
             Self::Broadcast(sink) => sink.is_closed(),
