@@ -29,6 +29,11 @@
 //! With `--metrics`, every request outside `/socket.io/` gets Volley's Prometheus text
 //! (`curl 127.0.0.1:$PORT/metrics`), as `bench/scripts/metrics-agree.sh` scrapes it.
 //!
+//! With `--admin`, the server side of the admin UI (`volley_admin::instrument`) runs on
+//! `/admin`, without auth, in production mode (statistics every 2 s); `--admin-dev` runs it in
+//! development mode (live events for every socket and event), as Node's default. Used by
+//! `bench/scripts/instrumentation.sh`, which measures what admin + metrics cost.
+//!
 //! With `--redis URL`, the server is one node of a cluster through [`volley_redis`]: the
 //! sharded adapter (`--sharded`, the default: Node's `createShardedAdapter`,
 //! `subscriptionMode: "dynamic"`), or the classic one with `--classic` (`createAdapter`).
@@ -169,6 +174,15 @@ async fn main() -> std::io::Result<()> {
         builder = builder.adapter(cluster.factory());
     }
     let io = builder.build();
+    if flag("--admin") || flag("--admin-dev") {
+        let mode = if flag("--admin-dev") {
+            volley_admin::Mode::Development
+        } else {
+            volley_admin::Mode::Production
+        };
+        let options = volley_admin::AdminOptions::new(volley_admin::Auth::None).mode(mode);
+        volley_admin::instrument(&io, options).map_err(std::io::Error::other)?;
+    }
     if raw {
         register_raw_handlers(&io);
     } else {
