@@ -36,7 +36,8 @@ mod ws_handshake;
 pub use config::{
     AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_PACKETS, DEFAULT_MAX_PAYLOAD, DEFAULT_PATH,
-    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_UPGRADE_TIMEOUT, EngineConfig,
+    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_UPGRADE_TIMEOUT, DEFAULT_WS_READ_BUFFER,
+    EngineConfig,
     EngineConfigBuilder, TransportKind,
 };
 pub use engine::Engine;
