@@ -27,6 +27,7 @@ mod registry;
 mod request;
 mod routes;
 mod serve;
+mod random;
 mod service;
 mod session;
 mod socket;
@@ -43,6 +44,7 @@ pub use config::{
 pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
 pub use metrics::EngineMetrics;
+pub use random::fill_random;
 pub use ratelimit::{DEFAULT_RATE_LIMIT_MAX_ADDRESSES, HandshakeRateLimit};
 pub use request::{ProtocolVersion, RequestInfo};
 pub use serve::serve;
