@@ -22,12 +22,12 @@ mod cors;
 mod engine;
 mod error;
 mod metrics;
+mod random;
 mod ratelimit;
 mod registry;
 mod request;
 mod routes;
 mod serve;
-mod random;
 mod service;
 mod session;
 mod socket;
@@ -38,8 +38,7 @@ pub use config::{
     AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_PACKETS, DEFAULT_MAX_PAYLOAD, DEFAULT_PATH,
     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_UPGRADE_TIMEOUT, DEFAULT_WS_READ_BUFFER,
-    EngineConfig,
-    EngineConfigBuilder, TransportKind,
+    EngineConfig, EngineConfigBuilder, TransportKind,
 };
 pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};

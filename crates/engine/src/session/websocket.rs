@@ -100,7 +100,12 @@ pub(super) enum WsStep {
 impl Incoming {
     /// Writes queued frames, reads one frame, and flushes when reading would wait.
     pub(super) fn poll_websocket(&mut self, cx: &mut Context<'_>) -> WsStep {
-        let Transport::Websocket { ws, unflushed, read } = &mut self.transport else {
+        let Transport::Websocket {
+            ws,
+            unflushed,
+            read,
+        } = &mut self.transport
+        else {
             return WsStep::Idle;
         };
         // Write what is queued, without flushing yet. A frame leaves the backlog once
