@@ -260,7 +260,8 @@ impl Engine {
     }
 }
 
-/// 128 random bits from the OS CSPRNG (drawn in blocks, see [`fill_random`](crate::fill_random)), base64url without padding (22 characters).
+/// 128 random bits from the OS CSPRNG (drawn in blocks, see
+/// [`fill_random`](crate::fill_random)), base64url without padding (22 characters).
 ///
 /// Should the OS generator ever fail, the handshake is refused rather than given a weak id.
 fn new_sid() -> Result<Arc<str>, EngineError> {
