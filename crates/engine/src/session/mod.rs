@@ -165,11 +165,15 @@ impl Incoming {
 
     /// Polls for the next message; see [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, CloseReason>> {
+        // From here on, frames queued by the handles wake this task again (see
+        // `Shared::notify_queued`).
+        self.shared.handed_up.store(false, Ordering::SeqCst);
         loop {
             if let Some(reason) = self.closed {
                 return Poll::Ready(Err(reason));
             }
             if let Some(m) = self.inbox.pop_front() {
+                self.shared.handed_up.store(true, Ordering::SeqCst);
                 return Poll::Ready(Ok(m));
             }
             let mut progress = false;
