@@ -279,12 +279,13 @@ impl Engine {
     }
 }
 
-/// 128 random bits from the OS CSPRNG, base64url without padding (22 characters).
+/// 128 random bits from the OS CSPRNG (drawn in blocks, see
+/// [`fill_random`](crate::fill_random)), base64url without padding (22 characters).
 ///
 /// Should the OS generator ever fail, the handshake is refused rather than given a weak id.
 fn new_sid() -> Result<Arc<str>, EngineError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|_| EngineError::Unavailable)?;
+    crate::random::fill_random(&mut bytes).map_err(|_| EngineError::Unavailable)?;
     Ok(Arc::from(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
     ))

@@ -22,6 +22,7 @@ mod cors;
 mod engine;
 mod error;
 mod metrics;
+mod random;
 mod ratelimit;
 mod registry;
 mod request;
@@ -37,11 +38,13 @@ pub use config::{
     AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,
     DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_BUFFERED_PACKETS, DEFAULT_MAX_PAYLOAD, DEFAULT_PATH,
     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_SLOW_CONSUMER_TIMEOUT,
-    DEFAULT_UPGRADE_TIMEOUT, EngineConfig, EngineConfigBuilder, TransportKind,
+    DEFAULT_UPGRADE_TIMEOUT, DEFAULT_WS_READ_BUFFER, EngineConfig, EngineConfigBuilder,
+    TransportKind,
 };
 pub use engine::Engine;
 pub use error::{CloseReason, EngineError, SendError};
 pub use metrics::EngineMetrics;
+pub use random::fill_random;
 pub use ratelimit::{DEFAULT_RATE_LIMIT_MAX_ADDRESSES, HandshakeRateLimit};
 pub use request::{ProtocolVersion, RequestInfo};
 pub use serve::serve;

@@ -127,6 +127,10 @@ pub(crate) struct Shared {
     pub(crate) write_blocked: AtomicBool,
     /// This session's message counts (see [`Traffic`]).
     pub(crate) traffic: Traffic,
+    /// Set while the driver has handed a message up and has not been polled since: its
+    /// caller is handling that message (often emitting the reply from the driver's own
+    /// task) and polls it again next, and that poll takes whatever was queued meanwhile.
+    pub(crate) handed_up: AtomicBool,
     counters: Arc<Counters>,
 }
 
@@ -161,6 +165,7 @@ impl Shared {
             pending_bytes: AtomicUsize::new(0),
             write_blocked: AtomicBool::new(false),
             traffic: Traffic::default(),
+            handed_up: AtomicBool::new(false),
             counters,
         }
     }
@@ -229,6 +234,25 @@ impl Shared {
         }
         self.add_pending(frames, bytes);
         Ok(())
+    }
+
+    /// Wakes the driver for frames just queued (`was_empty`: the queue had none before), when
+    /// it needs waking.
+    ///
+    /// A driver whose WebSocket cannot take more is woken by the socket itself when it can:
+    /// waking it for every frame queued meanwhile only burns a poll and a failed write each
+    /// time (a client that stopped reading cost the others 20-40 %). A driver that handed a
+    /// message up is polled again anyway; waking it, typically from its own task emitting a
+    /// reply, only cost one more empty poll per message. Ordering: the driver clears
+    /// `handed_up` before it locks the queue to take the frames, and this runs after the
+    /// queue's lock was released, so a frame it does not see is one this wake is for.
+    fn notify_queued(&self, was_empty: bool) {
+        if was_empty
+            && !self.write_blocked.load(Ordering::Acquire)
+            && !self.handed_up.load(Ordering::SeqCst)
+        {
+            self.waker.wake();
+        }
     }
 
     /// Locks the queue. A poisoned lock only means a panic elsewhere while holding it; the
@@ -336,12 +360,7 @@ impl EngineSocket {
         }
         q.frames.push_back(frame);
         drop(q);
-        // A driver whose WebSocket cannot take more is woken by the socket itself when it
-        // can: waking it for every frame queued meanwhile only burns a poll and a failed
-        // write each time (a client that stopped reading cost the others 20-40 %).
-        if was_empty && !self.shared.write_blocked.load(Ordering::Acquire) {
-            self.shared.waker.wake();
-        }
+        self.shared.notify_queued(was_empty);
         Ok(())
     }
 
@@ -368,12 +387,7 @@ impl EngineSocket {
         self.shared.traffic.sent(messages, bytes);
         q.frames.extend(frames);
         drop(q);
-        // A driver whose WebSocket cannot take more is woken by the socket itself when it
-        // can: waking it for every frame queued meanwhile only burns a poll and a failed
-        // write each time (a client that stopped reading cost the others 20-40 %).
-        if was_empty && !self.shared.write_blocked.load(Ordering::Acquire) {
-            self.shared.waker.wake();
-        }
+        self.shared.notify_queued(was_empty);
         Ok(())
     }
 

@@ -32,7 +32,7 @@ pub(crate) struct Config {
 /// `None` when the OS has no randomness to give (the socket then cannot be recovered).
 pub(crate) fn random_pid() -> Option<Arc<str>> {
     let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).ok()?;
+    volley_engine::fill_random(&mut bytes).ok()?;
     Some(Arc::from(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
     ))
@@ -41,7 +41,7 @@ pub(crate) fn random_pid() -> Option<Arc<str>> {
 /// A public socket id: 120 random bits, base64url (20 characters), like Node's.
 pub(crate) fn random_id() -> Arc<str> {
     let mut bytes = [0u8; 15];
-    if getrandom::fill(&mut bytes).is_err() {
+    if volley_engine::fill_random(&mut bytes).is_err() {
         // The ids are public, so uniqueness is what matters; fall back to a counter mixed
         // with the clock rather than fail the connection.
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -6,11 +6,12 @@
 //! their own task, so a slow handler never stalls reads or heartbeats.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::time::Instant;
+use tokio::time::Sleep;
 use volley_engine::{EngineSocket, Incoming, Message, ProtocolVersion};
 use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType};
 
@@ -107,17 +108,18 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
             drop(guard);
         }));
     }
-    let connect_deadline = tokio::time::sleep(config.connect_timeout);
-    tokio::pin!(connect_deadline);
-    let mut waiting_for_connect = true;
-    let mut attachments_deadline: Option<Instant> = None;
+    // Both deadlines are boxed and dropped once they no longer apply: an idle connection
+    // keeps no timer, and a message does not build one (a `select!` branch's future is
+    // built even while its condition is false).
+    let mut connect_deadline = Some(Box::pin(tokio::time::sleep(config.connect_timeout)));
+    let mut attachments_deadline: Option<Pin<Box<Sleep>>> = None;
 
     let reason = loop {
         let msg = tokio::select! {
             biased;
             msg = incoming.recv() => msg,
-            () = &mut connect_deadline, if waiting_for_connect => {
-                waiting_for_connect = false;
+            () = fire(&mut connect_deadline), if connect_deadline.is_some() => {
+                connect_deadline = None;
                 if !conn.joined_once.load(Ordering::Acquire) {
                     // No namespace joined in time: Node closes such connections.
                     io.stats.refused(Refusal::ConnectTimeout);
@@ -125,7 +127,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
                 }
                 continue;
             }
-            () = tokio::time::sleep_until(attachments_deadline.unwrap_or_else(Instant::now)), if attachments_deadline.is_some() => {
+            () = fire(&mut attachments_deadline), if attachments_deadline.is_some() => {
                 tracing::debug!("binary attachments did not arrive in time");
                 conn.close_all(DisconnectReason::ParseError);
                 engine.close();
@@ -151,10 +153,15 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
             Ok(Some(packet)) => {
                 attachments_deadline = None;
                 handle_packet(&io, &conn, &decoder, packet);
+                if connect_deadline.is_some() && conn.joined_once.load(Ordering::Acquire) {
+                    // Joined: the deadline no longer applies; its timer goes now.
+                    connect_deadline = None;
+                }
             }
             Ok(None) => {
                 if attachments_deadline.is_none() {
-                    attachments_deadline = Some(Instant::now() + config.attachments_timeout);
+                    attachments_deadline =
+                        Some(Box::pin(tokio::time::sleep(config.attachments_timeout)));
                 }
             }
             Err(e) => {
@@ -165,6 +172,14 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
         }
     };
     conn.close_all(reason);
+}
+
+/// Waits for an optional deadline; never completes without one.
+async fn fire(deadline: &mut Option<Pin<Box<Sleep>>>) {
+    match deadline {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, packet: Packet) {

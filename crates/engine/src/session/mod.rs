@@ -47,7 +47,7 @@ use crate::state::EngineState;
 
 use self::heartbeat::Heartbeat;
 use self::upgrade::Upgrading;
-use self::websocket::{WsStep, close_ws_later};
+use self::websocket::{ReadGate, WsStep, close_ws_later};
 
 /// How long a long-polling session that the client closed waits for the client's last GET.
 const CLIENT_CLOSE_LINGER: Duration = Duration::from_millis(100);
@@ -62,6 +62,8 @@ enum Transport {
         ws: Box<WsStream>,
         /// Frames were handed to the socket since the last flush.
         unflushed: bool,
+        /// Whether the socket may have something to read (see [`ReadGate`]).
+        read: ReadGate,
     },
 }
 
@@ -129,6 +131,7 @@ impl Incoming {
             Some(ws) => Transport::Websocket {
                 ws,
                 unflushed: false,
+                read: ReadGate::new(),
             },
             None => Transport::Polling { parked: None },
         };
@@ -165,11 +168,15 @@ impl Incoming {
 
     /// Polls for the next message; see [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, CloseReason>> {
+        // From here on, frames queued by the handles wake this task again (see
+        // `Shared::notify_queued`).
+        self.shared.handed_up.store(false, Ordering::SeqCst);
         loop {
             if let Some(reason) = self.closed {
                 return Poll::Ready(Err(reason));
             }
             if let Some(m) = self.inbox.pop_front() {
+                self.shared.handed_up.store(true, Ordering::SeqCst);
                 return Poll::Ready(Ok(m));
             }
             let mut progress = false;

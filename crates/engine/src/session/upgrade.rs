@@ -107,6 +107,7 @@ impl Incoming {
                 self.transport = Transport::Websocket {
                     ws: up.ws,
                     unflushed: up.reply_pending,
+                    read: super::ReadGate::new(),
                 };
                 self.shared
                     .transport

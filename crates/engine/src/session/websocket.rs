@@ -1,11 +1,13 @@
 //! The WebSocket transport: frames are written as they come, read one at a time, and flushed
 //! once reading would wait, so the replies to every frame of one read leave together.
 
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,6 +22,71 @@ use crate::socket::Frame;
 /// How long a WebSocket that is not going to be used is given to answer its close frame.
 const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 
+/// Tells whether the WebSocket's read side may have something, so the driver reads only then.
+///
+/// The driver is woken for many reasons besides the socket becoming readable, above all for
+/// frames queued by the handles: one wake per recipient of a broadcast. A read attempt on a
+/// socket with nothing to read still costs tungstenite's zero-fill of its free read buffer
+/// (the whole buffer, cache lines that would otherwise stay cold) and a trip through hyper and
+/// tokio's readiness check. So reads are polled with a waker of their own, which marks the gate
+/// open before waking the task: after a read came back `Pending`, the next one is attempted
+/// only once the socket (or tungstenite's write side, which also wakes readers) woke it.
+pub(super) struct ReadGate {
+    wake: Arc<ReadWake>,
+    /// `wake` as a [`Waker`], made once.
+    waker: Waker,
+}
+
+struct ReadWake {
+    /// The last read did not come back `Pending`, or the socket woke it since.
+    open: AtomicBool,
+    /// The session's task.
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.open.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadGate {
+    /// Open: whatever hyper or tungstenite already buffered is read first.
+    pub(super) fn new() -> Self {
+        let wake = Arc::new(ReadWake {
+            open: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let waker = Waker::from(wake.clone());
+        Self { wake, waker }
+    }
+
+    /// Polls the next message if the socket may have one; `Pending` otherwise. The task is
+    /// woken once it may.
+    fn poll_next(
+        &self,
+        ws: &mut WsStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
+        self.wake.task.register(cx.waker());
+        // Closed before polling: a wake during the poll opens it again.
+        if !self.wake.open.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let poll = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
+        if poll.is_ready() {
+            // More may be buffered already: no wake would tell.
+            self.wake.open.store(true, Ordering::Release);
+        }
+        poll
+    }
+}
+
 /// What the WebSocket transport asks of the driver's loop.
 pub(super) enum WsStep {
     /// Nothing more to do until woken.
@@ -33,7 +100,12 @@ pub(super) enum WsStep {
 impl Incoming {
     /// Writes queued frames, reads one frame, and flushes when reading would wait.
     pub(super) fn poll_websocket(&mut self, cx: &mut Context<'_>) -> WsStep {
-        let Transport::Websocket { ws, unflushed } = &mut self.transport else {
+        let Transport::Websocket {
+            ws,
+            unflushed,
+            read,
+        } = &mut self.transport
+        else {
             return WsStep::Idle;
         };
         // Write what is queued, without flushing yet. A frame leaves the backlog once
@@ -66,7 +138,7 @@ impl Incoming {
         // Read; a message is handed up at once, and the replies it causes are written
         // together with those of the next frames, before one flush.
         if self.closing.is_none() {
-            match ws.poll_next_unpin(cx) {
+            match read.poll_next(ws, cx) {
                 Poll::Ready(Some(Ok(msg))) => {
                     // A ping frame may have queued a pong inside tungstenite.
                     *unflushed = true;
