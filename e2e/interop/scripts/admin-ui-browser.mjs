@@ -182,7 +182,17 @@ await page.waitForFunction(
   (ids) => ids.every((id) => document.querySelector(".v-main").innerText.includes(id)),
   clients.map((c) => c.id),
 );
-const selected = await page.locator(".v-main .v-select__selection").first().innerText();
+// The namespace selector fills in when the UI has the server's namespaces (from its
+// server_stats, sent every 2 s), which may come after the socket list: until then the only
+// selection on the page is the table's "rows per page". Wait for a namespace to be chosen.
+await page.waitForFunction(() =>
+  [...document.querySelectorAll(".v-main .v-select__selection")].some((e) => e.innerText.trim().startsWith("/")),
+);
+const selected = await page
+  .locator(".v-main .v-select__selection")
+  .filter({ hasText: /^\s*\// })
+  .first()
+  .innerText();
 report({ event: "sockets", namespace: selected.trim(), rows: (await rows()).map((r) => r.slice(0, 3)) });
 await shot("sockets");
 
