@@ -24,6 +24,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 pub mod redis_cluster;
+mod redis_server;
+
+pub use redis_server::{RedisServer, redis_ping};
 
 /// A loopback port free at the time of the call (bound to port 0, then released).
 ///

@@ -237,52 +237,9 @@ async fn admin_ui_in_chromium_shows_volley() {
     assert!(io.of("/").get_socket(&ws).is_none(), "the server let it go");
 }
 
-/// A `redis-server` on a free loopback port, killed when dropped.
-struct Redis(std::process::Child, u16);
-
-impl Redis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server: {e} (install-deps.sh)"));
-        let redis = Self(child, port);
-        // Ready once it accepts connections (the adapters' clients retry anyway).
-        let ready = async {
-            while tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(WAIT, ready)
-            .await
-            .expect("redis-server accepts connections");
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.1)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_ui_in_chromium_shows_a_mixed_cluster() {
-    let redis = Redis::start().await;
+    let redis = volley_test_support::RedisServer::start();
     let node = start_node(&[("REDIS_URL", &redis.url()), ("SERVER_ID", "node-1")]).await;
     // A long command timeout: a Redis slowed down by a busy machine is not taken for gone.
     let config = volley_redis::RedisAdapterConfig {

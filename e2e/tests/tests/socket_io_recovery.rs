@@ -256,52 +256,6 @@ macro_rules! each_transport {
 
 each_transport!(cut, cut_msgpack, manual, expired);
 
-/// A `redis-server` on a free port, killed on drop.
-struct Redis(std::process::Child, u16);
-
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-        let redis = Self(child, port);
-        // Its answer to PING is the only readiness signal.
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            use std::io::{Read, Write};
-            let ok = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
-                let mut buf = [0u8; 8];
-                s.write_all(b"PING\r\n").is_ok()
-                    && s.read(&mut buf)
-                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-            });
-            if ok {
-                return redis;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server does not answer"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two Volley servers on Redis (streams mode), behind one address: the official client is
 /// cut from server A and comes back by itself, through the same address, to server B, where
 /// it is recovered with its id, its rooms and every packet it missed (broadcast by A while it
@@ -310,8 +264,8 @@ impl Drop for Redis {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_from_one_server_recovered_by_another_in_a_streams_cluster() {
     use volley_redis::{RedisAdapterConfig, RedisCluster};
-    let redis = Redis::start();
-    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let redis = volley_test_support::RedisServer::start();
+    let url = redis.url();
     let target = Arc::new(AtomicU16::new(0));
     let (obs, mut seen) = observer();
     let mut nodes = Vec::new();

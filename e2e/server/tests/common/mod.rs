@@ -4,8 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,28 +12,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Ws;
+use volley_test_support::{RedisServer, free_port};
 
 /// A bound on a hang, never reached unless something is broken.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub(crate) fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-}
 
 /// A child process killed on drop.
 pub(crate) struct Proc(pub(crate) Child);
@@ -44,32 +25,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A redis-server on a free port.
-pub(crate) fn redis() -> (Proc, u16) {
-    for _ in 0..ATTEMPTS {
-        let port = free_port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server: {e}"));
-        // redis-server has no readiness signal but its answer.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if ping(port) {
-                return (Proc(child), port);
-            }
-            if child.try_wait().ok().flatten().is_some() {
-                break; // the port was taken meanwhile: another one
-            }
-            assert!(Instant::now() < deadline, "redis-server does not answer");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("redis-server did not start on {ATTEMPTS} free ports");
 }
 
 /// How many free ports a server is tried on: a port found free can be taken (by any
@@ -148,12 +103,12 @@ pub(crate) struct Cluster {
     pub(crate) b_port: u16,
     pub(crate) url: String,
     pub(crate) redis_port: u16,
-    _redis: Proc,
+    _redis: RedisServer,
 }
 
 pub(crate) fn cluster() -> Cluster {
-    let (redis, redis_port) = redis();
-    let url = format!("redis://127.0.0.1:{redis_port}");
+    let redis = RedisServer::start();
+    let (url, redis_port) = (redis.url(), redis.port());
     let (a, a_port) = server(&url, "volley-a");
     let (b, b_port) = server(&url, "volley-b");
     Cluster {
