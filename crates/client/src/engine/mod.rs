@@ -270,10 +270,37 @@ impl Session {
     }
 
     /// Sends a close packet and waits (briefly) for the transport to let it out.
+    ///
+    /// During an upgrade, polling is pausing and packets are held back for the WebSocket: as
+    /// engine.io-client does, the upgrade is finished first, so those packets (often the
+    /// namespace's DISCONNECT) go out before the close packet instead of being lost.
     pub(crate) async fn close(mut self) {
-        let _ = self.pump.tx.send(PumpCmd::Close);
-        let drain = async { while self.pump.rx.recv().await.is_some() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+        let finish = async {
+            if self.held.is_some() {
+                while let Some(ev) = self.pump.rx.recv().await {
+                    if matches!(ev, PumpEvent::Paused) {
+                        self.finish_upgrade();
+                        break;
+                    }
+                }
+            }
+            let _ = self.pump.tx.send(PumpCmd::Close);
+            while self.pump.rx.recv().await.is_some() {}
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), finish).await;
+    }
+
+    /// Polling has paused: switch to the probed WebSocket and send `5` with the packets held
+    /// back meanwhile. Returns whether it switched.
+    fn finish_upgrade(&mut self) -> bool {
+        let Some(ws) = self.upgraded.take() else {
+            return false;
+        };
+        let mut packets = vec![Packet::Upgrade];
+        packets.extend(self.held.take().unwrap_or_default());
+        self.pump = websocket::spawn(ws, Vec::new());
+        self.send(packets);
+        true
     }
 
     /// The next event of the session. Cancel-safe.
@@ -295,11 +322,7 @@ impl Session {
                         Packet::Open(_) | Packet::Pong(_) | Packet::Upgrade | Packet::Noop => {}
                     },
                     Some(PumpEvent::Paused) => {
-                        if let Some(ws) = self.upgraded.take() {
-                            let mut packets = vec![Packet::Upgrade];
-                            packets.extend(self.held.take().unwrap_or_default());
-                            self.pump = websocket::spawn(ws, Vec::new());
-                            self.send(packets);
+                        if self.finish_upgrade() {
                             return SessionEvent::Upgraded;
                         }
                     }
@@ -361,5 +384,118 @@ fn handshake(first: Option<Packet>) -> Result<OpenPacket, TransportError> {
             other.packet_type()
         ))),
         None => Err(protocol_error("the server sent no handshake")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::oneshot;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    /// What the stand-in polling pump was asked to do.
+    #[derive(Debug, PartialEq)]
+    enum PollingSaw {
+        Send(Vec<Packet>),
+        Close,
+    }
+
+    /// A polling pump that pauses only when the test releases it (its GET still in flight),
+    /// and reports what it was asked to write.
+    fn pausing_polling_pump(
+        release: oneshot::Receiver<()>,
+        saw: mpsc::UnboundedSender<PollingSaw>,
+    ) -> Pump {
+        Pump::spawn(
+            TransportKind::Polling,
+            move |mut cmd, ev, _busy| async move {
+                let mut release = Some(release);
+                while let Some(c) = cmd.recv().await {
+                    match c {
+                        PumpCmd::Pause => {
+                            if let Some(r) = release.take() {
+                                let _ = r.await;
+                            }
+                            let _ = ev.send(PumpEvent::Paused).await;
+                        }
+                        PumpCmd::Send(p) => {
+                            let _ = saw.send(PollingSaw::Send(p));
+                        }
+                        PumpCmd::Close => {
+                            let _ = saw.send(PollingSaw::Close);
+                            return;
+                        }
+                    }
+                }
+            },
+        )
+    }
+
+    /// A connected WebSocket pair over loopback: (the client's probed socket, the server end).
+    async fn ws_pair() -> (websocket::WsStream, WebSocketStream<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let client = WebSocketStream::from_raw_socket(
+            net::Stream::Plain(client.unwrap()),
+            Role::Client,
+            None,
+        )
+        .await;
+        let server = WebSocketStream::from_raw_socket(server.unwrap().0, Role::Server, None).await;
+        (client, server)
+    }
+
+    async fn next_text(server: &mut WebSocketStream<TcpStream>) -> String {
+        match server.next().await {
+            Some(Ok(m)) => m.into_text().unwrap().to_string(),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Closing while polling pauses for an upgrade: the packets held back for the WebSocket
+    /// go out on it, after `5` and before the close packet (they used to be dropped).
+    #[tokio::test]
+    async fn close_during_upgrade_sends_the_held_packets() {
+        let (release_tx, release_rx) = oneshot::channel();
+        let (saw_tx, mut saw_rx) = mpsc::unbounded_channel();
+        let (probed, mut server) = ws_pair().await;
+        let open = OpenPacket {
+            sid: "s".into(),
+            upgrades: vec!["websocket".into()],
+            ping_interval: 25_000,
+            ping_timeout: 20_000,
+            max_payload: 1_000_000,
+        };
+        let mut session = Session {
+            deadline: Instant::now() + heartbeat_window(&open),
+            wall_deadline: SystemTime::now() + heartbeat_window(&open),
+            open,
+            pump: pausing_polling_pump(release_rx, saw_tx),
+            probe: None,
+            upgraded: Some(probed),
+            held: Some(Vec::new()),
+        };
+        // What `next` does once the probe is answered.
+        session.pump.tx.send(PumpCmd::Pause).unwrap();
+        session.send(vec![Packet::Message(Message::Text(Bytes::from_static(
+            b"41",
+        )))]);
+
+        let closing = tokio::spawn(session.close());
+        release_tx.send(()).unwrap();
+
+        assert_eq!(next_text(&mut server).await, "5");
+        assert_eq!(next_text(&mut server).await, "441");
+        assert_eq!(next_text(&mut server).await, "1");
+        closing.await.unwrap();
+        assert_eq!(
+            saw_rx.recv().await,
+            None,
+            "nothing may go through the paused polling transport"
+        );
     }
 }
