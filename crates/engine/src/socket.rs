@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
 use volley_proto::engine::PacketType;
 
+use crate::command::{COMMAND_QUEUE, Command};
 use crate::config::TransportKind;
 use crate::error::{CloseReason, SendError};
 use crate::metrics::{Counters, Traffic};
@@ -77,7 +78,7 @@ impl Frame {
 /// counting them keeps the memory cap a memory cap.
 pub const FRAME_SLOT_BYTES: usize = std::mem::size_of::<Frame>();
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Queue {
     pub(crate) frames: VecDeque<Frame>,
     /// Set once the session is over: sends fail from then on.
@@ -87,6 +88,27 @@ pub(crate) struct Queue {
     /// Set when a send overflowed the session's bounds: the driver ends the session at once,
     /// without a close packet (the client is not reading), and drops what is queued.
     pub(crate) abort: Option<CloseReason>,
+    /// Requests from the HTTP handlers for the driver (see [`Shared::send_command`]). Kept
+    /// here rather than in a channel of their own: most sessions never get one, and an
+    /// empty `VecDeque` allocates nothing.
+    pub(crate) commands: VecDeque<Command>,
+    /// Set once the driver takes no more commands (the session ended).
+    pub(crate) commands_closed: bool,
+    /// Set by [`Engine::close`](crate::Engine::close) after its grace period: the driver
+    /// ends the session for the reason it was closing for.
+    pub(crate) released: bool,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("frames", &self.frames.len())
+            .field("closed", &self.closed)
+            .field("close_requested", &self.close_requested)
+            .field("abort", &self.abort)
+            .field("commands", &self.commands.len())
+            .finish()
+    }
 }
 
 /// The bounds of one session's outbound backlog.
@@ -127,6 +149,9 @@ pub(crate) struct Shared {
     pub(crate) write_blocked: AtomicBool,
     /// This session's message counts (see [`Traffic`]).
     pub(crate) traffic: Traffic,
+    /// Set while commands (or the engine's release) wait in the queue: the driver looks at
+    /// them without taking the lock when none does.
+    commands_waiting: AtomicBool,
     /// Set while the driver has handed a message up and has not been polled since: its
     /// caller is handling that message (often emitting the reply from the driver's own
     /// task) and polls it again next, and that poll takes whatever was queued meanwhile.
@@ -166,6 +191,7 @@ impl Shared {
             write_blocked: AtomicBool::new(false),
             traffic: Traffic::default(),
             handed_up: AtomicBool::new(false),
+            commands_waiting: AtomicBool::new(false),
             counters,
         }
     }
@@ -267,6 +293,60 @@ impl Shared {
         } else {
             TransportKind::Polling
         }
+    }
+
+    /// Hands a command to the driver; gives it back once the session takes no more
+    /// (it ended), or when [`COMMAND_QUEUE`] already wait (a client with more requests in
+    /// flight than a well-behaved one ever has).
+    pub(crate) fn send_command(&self, cmd: Command) -> Result<(), Command> {
+        let mut q = self.lock();
+        if q.commands_closed || q.commands.len() >= COMMAND_QUEUE {
+            return Err(cmd);
+        }
+        q.commands.push_back(cmd);
+        self.commands_waiting.store(true, Ordering::Release);
+        drop(q);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// The next command for the driver: `Some(Err(()))` once the engine released the session
+    /// (see [`release`](Self::release)).
+    pub(crate) fn next_command(&self) -> Option<Result<Command, ()>> {
+        if !self.commands_waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut q = self.lock();
+        let next = match q.commands.pop_front() {
+            Some(cmd) => Some(Ok(cmd)),
+            None if q.released => Some(Err(())),
+            None => None,
+        };
+        if q.commands.is_empty() && !q.released {
+            self.commands_waiting.store(false, Ordering::Release);
+        }
+        next
+    }
+
+    /// Refuses commands from now on and returns those still waiting.
+    pub(crate) fn close_commands(&self) -> VecDeque<Command> {
+        let mut q = self.lock();
+        q.commands_closed = true;
+        self.commands_waiting.store(false, Ordering::Release);
+        std::mem::take(&mut q.commands)
+    }
+
+    /// Tells the driver to end the session now, for the reason it was closing for
+    /// ([`Engine::close`](crate::Engine::close), once the grace period is over).
+    pub(crate) fn release(&self) {
+        let mut q = self.lock();
+        if q.commands_closed {
+            return;
+        }
+        q.released = true;
+        self.commands_waiting.store(true, Ordering::Release);
+        drop(q);
+        self.waker.wake();
     }
 
     pub(crate) fn request_close(&self, reason: CloseReason) {
