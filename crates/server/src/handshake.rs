@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
@@ -18,7 +18,9 @@ use serde_json::Value;
 pub struct Handshake {
     request: Arc<volley_engine::RequestInfo>,
     issued: u64,
-    query: HashMap<String, String>,
+    /// Decoded from the request's URI the first time it is asked for: most sockets never
+    /// look, and the map and its strings cost a few hundred bytes per socket.
+    query: OnceLock<HashMap<String, String>>,
     auth: Value,
 }
 
@@ -33,7 +35,7 @@ impl Serialize for Handshake {
         st.serialize_field("secure", &self.secure())?;
         st.serialize_field("issued", &self.issued)?;
         st.serialize_field("url", self.url())?;
-        st.serialize_field("query", &self.query)?;
+        st.serialize_field("query", self.query())?;
         st.serialize_field("auth", &self.auth)?;
         st.end()
     }
@@ -65,11 +67,10 @@ impl Handshake {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let query = request.query_params().collect();
         Self {
             request,
             issued,
-            query,
+            query: OnceLock::new(),
             auth,
         }
     }
@@ -81,12 +82,13 @@ impl Handshake {
 
     /// The query parameters of the handshake request (decoded).
     pub fn query(&self) -> &HashMap<String, String> {
-        &self.query
+        self.query
+            .get_or_init(|| self.request.query_params().collect())
     }
 
     /// One query parameter.
     pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str)
+        self.query().get(key).map(String::as_str)
     }
 
     /// The `auth` payload the client sent with `CONNECT` (`{}` when it sent none).
