@@ -243,7 +243,7 @@ impl Engine {
             };
             let shared = Arc::new(Shared::new(
                 sid.clone(),
-                Arc::new(request.detached()),
+                &request,
                 transport,
                 Limits {
                     max_frames: config.max_buffered_packets,

@@ -13,7 +13,7 @@ use crate::command::{COMMAND_QUEUE, Command};
 use crate::config::TransportKind;
 use crate::error::{CloseReason, SendError};
 use crate::metrics::{Counters, Traffic};
-use crate::request::{ProtocolVersion, RequestInfo};
+use crate::request::{KeptRequest, ProtocolVersion, RequestInfo};
 
 /// A frame ready for a transport.
 ///
@@ -127,7 +127,7 @@ fn memory(frames: usize, bytes: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) sid: Arc<str>,
-    pub(crate) request: Arc<RequestInfo>,
+    pub(crate) request: KeptRequest,
     pub(crate) queue: Mutex<Queue>,
     pub(crate) waker: AtomicWaker,
     pub(crate) transport: AtomicU8,
@@ -168,7 +168,7 @@ impl Drop for Shared {
 impl Shared {
     pub(crate) fn new(
         sid: Arc<str>,
-        request: Arc<RequestInfo>,
+        request: &RequestInfo,
         transport: TransportKind,
         limits: Limits,
         counters: Arc<Counters>,
@@ -180,7 +180,7 @@ impl Shared {
             v3,
             supports_binary,
             sid,
-            request,
+            request: KeptRequest::new(request),
             queue: Mutex::new(Queue::default()),
             waker: AtomicWaker::new(),
             transport: AtomicU8::new(transport as u8),
@@ -403,13 +403,15 @@ impl EngineSocket {
     }
 
     /// The handshake request (method, URI, headers, remote address).
+    ///
+    /// The session keeps it compactly and builds this the first time it is asked for.
     pub fn request(&self) -> &RequestInfo {
-        &self.shared.request
+        self.shared.request.info()
     }
 
     /// The handshake request, shared: the layer above keeps it without copying the headers.
     pub fn request_arc(&self) -> Arc<RequestInfo> {
-        self.shared.request.clone()
+        self.shared.request.info().clone()
     }
 
     /// Queues a frame.
