@@ -69,8 +69,8 @@ impl KeptRequest {
             }
         }
         let method = self.method.clone();
-        RequestInfo::parse(method.clone(), uri.clone(), map.clone(), self.remote_addr)
-            .unwrap_or(RequestInfo {
+        RequestInfo::parse(method.clone(), uri.clone(), map.clone(), self.remote_addr).unwrap_or(
+            RequestInfo {
                 method,
                 uri,
                 headers: map,
@@ -78,7 +78,8 @@ impl KeptRequest {
                 transport: None,
                 sid: None,
                 eio: None,
-            })
+            },
+        )
     }
 }
 
@@ -105,7 +106,9 @@ mod tests {
         let addr: SocketAddr = "10.0.0.1:4000".parse().unwrap();
         let req = RequestInfo::parse(
             Method::GET,
-            "/socket.io/?EIO=4&transport=websocket&x=%20y".parse().unwrap(),
+            "/socket.io/?EIO=4&transport=websocket&x=%20y"
+                .parse()
+                .unwrap(),
             headers.clone(),
             Some(addr),
         )
