@@ -518,3 +518,70 @@ impl EngineSocket {
         self.shared.request_close(CloseReason::ForcedClose);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        let request = RequestInfo::parse(
+            http::Method::GET,
+            "/engine.io/?EIO=4&transport=polling".parse().unwrap(),
+            http::HeaderMap::new(),
+            None,
+        )
+        .unwrap();
+        Shared::new(
+            Arc::from("sid"),
+            &request,
+            TransportKind::Polling,
+            Limits {
+                max_frames: 10,
+                max_bytes: 1000,
+            },
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn commands_are_bounded_in_order_and_refused_once_closed() {
+        let s = shared();
+        assert!(s.next_command().is_none());
+        for _ in 0..COMMAND_QUEUE {
+            assert!(
+                s.send_command(Command::Fail(CloseReason::ForcedClose))
+                    .is_ok()
+            );
+        }
+        assert!(
+            s.send_command(Command::Fail(CloseReason::TransportError))
+                .is_err(),
+            "one more than COMMAND_QUEUE"
+        );
+        assert!(matches!(
+            s.next_command(),
+            Some(Ok(Command::Fail(CloseReason::ForcedClose)))
+        ));
+        s.release();
+        let left = s.close_commands();
+        assert_eq!(left.len(), COMMAND_QUEUE - 1);
+        assert!(s.next_command().is_none(), "nothing after close");
+        assert!(
+            s.send_command(Command::Fail(CloseReason::ForcedClose))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_released_session_gets_its_commands_first_then_the_release() {
+        let s = shared();
+        assert!(
+            s.send_command(Command::Fail(CloseReason::ForcedClose))
+                .is_ok()
+        );
+        s.release();
+        assert!(matches!(s.next_command(), Some(Ok(Command::Fail(_)))));
+        assert!(matches!(s.next_command(), Some(Err(()))));
+        assert!(matches!(s.next_command(), Some(Err(()))), "stays released");
+    }
+}
