@@ -1,5 +1,6 @@
 //! What the HTTP side asks of a session's driver: the one message type between the tower
-//! service and [`Incoming`](crate::Incoming).
+//! service and [`Incoming`](crate::Incoming), queued in the session's
+//! [`Shared`](crate::socket::Shared) state.
 
 use bytes::Bytes;
 use hyper::upgrade::Upgraded;
@@ -24,8 +25,7 @@ pub(crate) enum Command {
     /// A long-polling GET: answered with a payload when frames are queued.
     Poll(oneshot::Sender<Result<Bytes, EngineError>>),
     /// A long-polling POST body, already limited to `maxPayload`.
-    /// (Boxed: the channel allocates a block of 32 commands per session up front, so the
-    /// size of the largest variant is paid 32 times by every session.)
+    /// (Boxed: keeps every command, and the session's queue of them, small.)
     /// The flag is set for an Engine.IO v3 binary payload (`application/octet-stream`).
     Post(Box<(Bytes, bool, PostReply)>),
     /// A WebSocket for this sid, to upgrade to.

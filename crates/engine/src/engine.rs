@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use tokio::sync::mpsc;
 
-use crate::command::{COMMAND_QUEUE, WsStream};
-use crate::config::{BoxFuture, EngineConfig, TransportKind};
+use crate::command::WsStream;
+use crate::config::{EngineConfig, TransportKind};
 use crate::error::{CloseReason, EngineError};
 use crate::metrics::EngineMetrics;
 use crate::ratelimit::RateLimiter;
@@ -20,7 +19,10 @@ use crate::session::Incoming;
 use crate::socket::{EngineSocket, Frame, Limits, Shared};
 use crate::state::EngineState;
 
-type Handler = Arc<dyn Fn(EngineSocket, Incoming) -> BoxFuture<'static, ()> + Send + Sync>;
+/// Starts the connection handler of a session in a task of its own. The handler's future is
+/// spawned as its own type, so it lives in the task's cell: one allocation per session, not a
+/// boxed future plus a cell around it.
+type Handler = Arc<dyn Fn(EngineSocket, Incoming) + Send + Sync>;
 
 /// How often [`Engine::close`] looks whether the sessions are gone.
 const CLOSE_POLL: Duration = Duration::from_millis(10);
@@ -78,7 +80,9 @@ impl Engine {
         F: Fn(EngineSocket, Incoming) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |s, i| Box::pin(handler(s, i)));
+        let handler: Handler = Arc::new(move |s, i| {
+            tokio::spawn(handler(s, i));
+        });
         let rate_limiter = config.handshake_rate_limit.map(RateLimiter::new);
         Self {
             shared: Arc::new(EngineState {
@@ -152,13 +156,16 @@ impl Engine {
         {
             tokio::time::sleep(CLOSE_POLL).await;
         }
-        // Dropping the registry's command senders ends the sessions still open: their
-        // drivers finish with the reason they were closing for.
+        // The sessions still open end now: their drivers finish with the reason they were
+        // closing for.
         drop(sessions);
         let remaining: Vec<Entry> = {
             let mut map = self.shared.registry.lock();
             map.drain().map(|(_, e)| e).collect()
         };
+        for entry in &remaining {
+            entry.shared.release();
+        }
         drop(remaining);
         let deadline = tokio::time::Instant::now() + CLOSE_DRIVERS_WAIT;
         while self.shared.counters.drivers.load(Ordering::Acquire) > 0
@@ -219,7 +226,6 @@ impl Engine {
             TransportKind::Polling
         };
         let config = &self.shared.config;
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (sid, shared) = {
             let mut map = self.shared.registry.lock();
             // Checked again here: a WebSocket handshake opens its session only once the
@@ -237,7 +243,7 @@ impl Engine {
             };
             let shared = Arc::new(Shared::new(
                 sid.clone(),
-                Arc::new(request.detached()),
+                &request,
                 transport,
                 Limits {
                     max_frames: config.max_buffered_packets,
@@ -248,7 +254,6 @@ impl Engine {
             map.insert(
                 sid.clone(),
                 Entry {
-                    commands: tx,
                     shared: shared.clone(),
                 },
             );
@@ -272,9 +277,9 @@ impl Engine {
         let open = Frame::Text(buf.freeze());
         let first = ws.is_some().then(|| open.clone());
         self.shared.counters.opened.fetch_add(1, Ordering::Relaxed);
-        let incoming = Incoming::new(shared.clone(), self.shared.clone(), rx, ws, first);
+        let incoming = Incoming::new(shared.clone(), self.shared.clone(), ws, first);
         let socket = EngineSocket { shared };
-        tokio::spawn((self.handler)(socket, incoming));
+        (self.handler)(socket, incoming);
         Ok((sid, open))
     }
 }

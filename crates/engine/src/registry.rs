@@ -4,9 +4,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::mpsc;
-
-use crate::command::Command;
 use crate::config::TransportKind;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::socket::Shared;
@@ -14,7 +11,6 @@ use crate::socket::Shared;
 /// One session as the HTTP handlers see it.
 #[derive(Clone)]
 pub(crate) struct Entry {
-    pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) shared: Arc<Shared>,
 }
 

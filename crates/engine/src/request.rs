@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use http::{HeaderMap, Method, Uri};
 
 use crate::error::EngineError;
+
+mod kept;
+pub(crate) use kept::KeptRequest;
 use volley_proto::TransportKind;
 
 /// The Engine.IO protocol revision a session speaks.

@@ -88,7 +88,7 @@ where
                 .get(&sid)
                 .ok_or(EngineError::UnknownSid)?;
             if upgrade {
-                return websocket_handshake(engine, req, info, Some(entry.commands));
+                return websocket_handshake(engine, req, info, Some(entry.shared));
             }
             if transport == TransportKind::WebSocket
                 || entry.shared.transport() != TransportKind::Polling
@@ -185,10 +185,9 @@ fn text_response(body: Bytes) -> Response<Full<Bytes>> {
 async fn poll(entry: Entry) -> Result<Response<Full<Bytes>>, EngineError> {
     let (tx, rx) = oneshot::channel();
     entry
-        .commands
-        .send(Command::Poll(tx))
-        .await
-        .map_err(|_| EngineError::UnknownSid)?;
+        .shared
+        .send_command(Command::Poll(tx))
+        .map_err(command_refused)?;
     let body = rx.await.map_err(|_| EngineError::UnknownSid)??;
     // An Engine.IO v3 binary payload starts with a marker byte 0 or 1; every text payload
     // (v3 or v4) starts with a printable character.
@@ -201,6 +200,14 @@ async fn poll(entry: Entry) -> Result<Response<Full<Bytes>>, EngineError> {
         return Ok(res);
     }
     Ok(text_response(body))
+}
+
+/// The error for a request the session's driver did not take: the session is over (what
+/// Node answers for an unknown sid), or the client has more requests in flight than a
+/// well-behaved one ever has.
+fn command_refused(cmd: Command) -> EngineError {
+    drop(cmd);
+    EngineError::UnknownSid
 }
 
 /// Clears the session's "POST in flight" mark when the request ends, however it ends.
@@ -226,9 +233,8 @@ where
     if entry.shared.post_in_flight.swap(true, Ordering::AcqRel) {
         // Two POSTs at once break packet ordering: Node refuses and closes the session.
         let _ = entry
-            .commands
-            .send(Command::Fail(CloseReason::TransportError))
-            .await;
+            .shared
+            .send_command(Command::Fail(CloseReason::TransportError));
         return Err(EngineError::Overlap);
     }
     let _guard = PostGuard(&entry.shared.post_in_flight);
@@ -241,8 +247,8 @@ where
     let bound = config.ping_interval.saturating_add(config.ping_timeout);
     let Ok(read) = tokio::time::timeout(bound, read).await else {
         let _ = entry
-            .commands
-            .try_send(Command::Fail(CloseReason::TransportError));
+            .shared
+            .send_command(Command::Fail(CloseReason::TransportError));
         return Err(EngineError::BadRequest);
     };
     let body = match read {
@@ -253,9 +259,8 @@ where
         }
         Err(_) => {
             let _ = entry
-                .commands
-                .send(Command::Fail(CloseReason::TransportClose))
-                .await;
+                .shared
+                .send_command(Command::Fail(CloseReason::TransportClose));
             return Err(EngineError::BadRequest);
         }
     };
@@ -272,10 +277,9 @@ where
     };
     let (tx, rx) = oneshot::channel();
     entry
-        .commands
-        .send(Command::Post(Box::new((body, binary, tx))))
-        .await
-        .map_err(|_| EngineError::UnknownSid)?;
+        .shared
+        .send_command(Command::Post(Box::new((body, binary, tx))))
+        .map_err(command_refused)?;
     rx.await.map_err(|_| EngineError::UnknownSid)??;
     let mut res = Response::new(Full::new(Bytes::from_static(b"ok")));
     res.headers_mut()

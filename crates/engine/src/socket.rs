@@ -9,10 +9,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::task::AtomicWaker;
 use volley_proto::engine::PacketType;
 
+use crate::command::{COMMAND_QUEUE, Command};
 use crate::config::TransportKind;
 use crate::error::{CloseReason, SendError};
 use crate::metrics::{Counters, Traffic};
-use crate::request::{ProtocolVersion, RequestInfo};
+use crate::request::{KeptRequest, ProtocolVersion, RequestInfo};
 
 /// A frame ready for a transport.
 ///
@@ -77,7 +78,7 @@ impl Frame {
 /// counting them keeps the memory cap a memory cap.
 pub const FRAME_SLOT_BYTES: usize = std::mem::size_of::<Frame>();
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Queue {
     pub(crate) frames: VecDeque<Frame>,
     /// Set once the session is over: sends fail from then on.
@@ -87,6 +88,27 @@ pub(crate) struct Queue {
     /// Set when a send overflowed the session's bounds: the driver ends the session at once,
     /// without a close packet (the client is not reading), and drops what is queued.
     pub(crate) abort: Option<CloseReason>,
+    /// Requests from the HTTP handlers for the driver (see [`Shared::send_command`]). Kept
+    /// here rather than in a channel of their own: most sessions never get one, and an
+    /// empty `VecDeque` allocates nothing.
+    pub(crate) commands: VecDeque<Command>,
+    /// Set once the driver takes no more commands (the session ended).
+    pub(crate) commands_closed: bool,
+    /// Set by [`Engine::close`](crate::Engine::close) after its grace period: the driver
+    /// ends the session for the reason it was closing for.
+    pub(crate) released: bool,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("frames", &self.frames.len())
+            .field("closed", &self.closed)
+            .field("close_requested", &self.close_requested)
+            .field("abort", &self.abort)
+            .field("commands", &self.commands.len())
+            .finish()
+    }
 }
 
 /// The bounds of one session's outbound backlog.
@@ -105,7 +127,7 @@ fn memory(frames: usize, bytes: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) sid: Arc<str>,
-    pub(crate) request: Arc<RequestInfo>,
+    pub(crate) request: KeptRequest,
     pub(crate) queue: Mutex<Queue>,
     pub(crate) waker: AtomicWaker,
     pub(crate) transport: AtomicU8,
@@ -127,6 +149,9 @@ pub(crate) struct Shared {
     pub(crate) write_blocked: AtomicBool,
     /// This session's message counts (see [`Traffic`]).
     pub(crate) traffic: Traffic,
+    /// Set while commands (or the engine's release) wait in the queue: the driver looks at
+    /// them without taking the lock when none does.
+    commands_waiting: AtomicBool,
     /// Set while the driver has handed a message up and has not been polled since: its
     /// caller is handling that message (often emitting the reply from the driver's own
     /// task) and polls it again next, and that poll takes whatever was queued meanwhile.
@@ -143,7 +168,7 @@ impl Drop for Shared {
 impl Shared {
     pub(crate) fn new(
         sid: Arc<str>,
-        request: Arc<RequestInfo>,
+        request: &RequestInfo,
         transport: TransportKind,
         limits: Limits,
         counters: Arc<Counters>,
@@ -155,7 +180,7 @@ impl Shared {
             v3,
             supports_binary,
             sid,
-            request,
+            request: KeptRequest::new(request),
             queue: Mutex::new(Queue::default()),
             waker: AtomicWaker::new(),
             transport: AtomicU8::new(transport as u8),
@@ -166,6 +191,7 @@ impl Shared {
             write_blocked: AtomicBool::new(false),
             traffic: Traffic::default(),
             handed_up: AtomicBool::new(false),
+            commands_waiting: AtomicBool::new(false),
             counters,
         }
     }
@@ -269,6 +295,60 @@ impl Shared {
         }
     }
 
+    /// Hands a command to the driver; gives it back once the session takes no more
+    /// (it ended), or when [`COMMAND_QUEUE`] already wait (a client with more requests in
+    /// flight than a well-behaved one ever has).
+    pub(crate) fn send_command(&self, cmd: Command) -> Result<(), Command> {
+        let mut q = self.lock();
+        if q.commands_closed || q.commands.len() >= COMMAND_QUEUE {
+            return Err(cmd);
+        }
+        q.commands.push_back(cmd);
+        self.commands_waiting.store(true, Ordering::Release);
+        drop(q);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// The next command for the driver: `Some(Err(()))` once the engine released the session
+    /// (see [`release`](Self::release)).
+    pub(crate) fn next_command(&self) -> Option<Result<Command, ()>> {
+        if !self.commands_waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut q = self.lock();
+        let next = match q.commands.pop_front() {
+            Some(cmd) => Some(Ok(cmd)),
+            None if q.released => Some(Err(())),
+            None => None,
+        };
+        if q.commands.is_empty() && !q.released {
+            self.commands_waiting.store(false, Ordering::Release);
+        }
+        next
+    }
+
+    /// Refuses commands from now on and returns those still waiting.
+    pub(crate) fn close_commands(&self) -> VecDeque<Command> {
+        let mut q = self.lock();
+        q.commands_closed = true;
+        self.commands_waiting.store(false, Ordering::Release);
+        std::mem::take(&mut q.commands)
+    }
+
+    /// Tells the driver to end the session now, for the reason it was closing for
+    /// ([`Engine::close`](crate::Engine::close), once the grace period is over).
+    pub(crate) fn release(&self) {
+        let mut q = self.lock();
+        if q.commands_closed {
+            return;
+        }
+        q.released = true;
+        self.commands_waiting.store(true, Ordering::Release);
+        drop(q);
+        self.waker.wake();
+    }
+
     pub(crate) fn request_close(&self, reason: CloseReason) {
         let mut q = self.lock();
         if q.closed || q.close_requested.is_some() || q.abort.is_some() {
@@ -323,13 +403,15 @@ impl EngineSocket {
     }
 
     /// The handshake request (method, URI, headers, remote address).
+    ///
+    /// The session keeps it compactly and builds this the first time it is asked for.
     pub fn request(&self) -> &RequestInfo {
-        &self.shared.request
+        self.shared.request.info()
     }
 
     /// The handshake request, shared: the layer above keeps it without copying the headers.
     pub fn request_arc(&self) -> Arc<RequestInfo> {
-        self.shared.request.clone()
+        self.shared.request.info().clone()
     }
 
     /// Queues a frame.
@@ -434,5 +516,72 @@ impl EngineSocket {
     /// and the driver ends with [`CloseReason::ForcedClose`].
     pub fn close(&self) {
         self.shared.request_close(CloseReason::ForcedClose);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        let request = RequestInfo::parse(
+            http::Method::GET,
+            "/engine.io/?EIO=4&transport=polling".parse().unwrap(),
+            http::HeaderMap::new(),
+            None,
+        )
+        .unwrap();
+        Shared::new(
+            Arc::from("sid"),
+            &request,
+            TransportKind::Polling,
+            Limits {
+                max_frames: 10,
+                max_bytes: 1000,
+            },
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn commands_are_bounded_in_order_and_refused_once_closed() {
+        let s = shared();
+        assert!(s.next_command().is_none());
+        for _ in 0..COMMAND_QUEUE {
+            assert!(
+                s.send_command(Command::Fail(CloseReason::ForcedClose))
+                    .is_ok()
+            );
+        }
+        assert!(
+            s.send_command(Command::Fail(CloseReason::TransportError))
+                .is_err(),
+            "one more than COMMAND_QUEUE"
+        );
+        assert!(matches!(
+            s.next_command(),
+            Some(Ok(Command::Fail(CloseReason::ForcedClose)))
+        ));
+        s.release();
+        let left = s.close_commands();
+        assert_eq!(left.len(), COMMAND_QUEUE - 1);
+        assert!(s.next_command().is_none(), "nothing after close");
+        assert!(
+            s.send_command(Command::Fail(CloseReason::ForcedClose))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_released_session_gets_its_commands_first_then_the_release() {
+        let s = shared();
+        assert!(
+            s.send_command(Command::Fail(CloseReason::ForcedClose))
+                .is_ok()
+        );
+        s.release();
+        assert!(matches!(s.next_command(), Some(Ok(Command::Fail(_)))));
+        assert!(matches!(s.next_command(), Some(Err(()))));
+        assert!(matches!(s.next_command(), Some(Err(()))), "stays released");
     }
 }

@@ -1,12 +1,13 @@
 //! The WebSocket handshake: `101` at once, then a short task waits for hyper's upgrade and
 //! hands the socket to the session (upgrade) or opens a WebSocket-only session.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
@@ -14,6 +15,7 @@ use crate::command::Command;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::request::RequestInfo;
+use crate::socket::Shared;
 
 /// Room in a WebSocket's write buffer beyond the largest frame a session may queue: frame
 /// headers, a pong and a close frame.
@@ -26,7 +28,7 @@ pub(crate) fn websocket_handshake(
     engine: &Engine,
     req: &mut http::request::Parts,
     info: RequestInfo,
-    existing: Option<mpsc::Sender<Command>>,
+    existing: Option<Arc<Shared>>,
 ) -> Result<Response<Full<Bytes>>, EngineError> {
     let key = req
         .headers
@@ -66,12 +68,9 @@ pub(crate) fn websocket_handshake(
                 .await;
         let ws = Box::new(ws);
         match existing {
-            Some(commands) => {
-                if let Err(mpsc::error::SendError(Command::Upgrade(ws))) =
-                    commands.send(Command::Upgrade(ws)).await
-                {
-                    drop(ws);
-                }
+            Some(session) => {
+                // Refused once the session is over: the WebSocket is dropped.
+                let _ = session.send_command(Command::Upgrade(ws));
             }
             None => {
                 if let Err(e) = engine.open_session(info, Some(ws)) {

@@ -501,3 +501,39 @@ async fn a_closing_polling_session_nobody_polls_ends_after_ping_timeout() {
     );
     assert_eq!(h.engine.session_count(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_concurrent_gets_is_answered_and_ends_the_session() {
+    let mut h = Harness::default_config();
+    let sid = h.handshake().await;
+    let uri = poll_uri(&sid);
+    // 50 GETs at once: at most 8 wait for the session's driver, the others are refused at
+    // once; none waits forever, and nothing grows with the flood.
+    let answers = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::future::join_all((0..50).map(|_| get(&h.engine, &uri))),
+    )
+    .await
+    .expect("every GET is answered");
+    // As two overlapping GETs: the first parked one gets the close packet, the rest errors.
+    let closes = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect::<Vec<_>>();
+    assert_eq!(closes.len(), 1, "{answers:?}");
+    assert_eq!(closes[0].text(), "1");
+    assert!(
+        answers
+            .iter()
+            .filter(|r| r.status != StatusCode::OK)
+            .all(|r| r.status == StatusCode::BAD_REQUEST),
+        "{answers:?}"
+    );
+    assert_eq!(
+        h.next_close().await,
+        (sid.clone(), CloseReason::TransportError)
+    );
+    get(&h.engine, &uri)
+        .await
+        .assert_error(400, 1, "Session ID unknown");
+}

@@ -342,7 +342,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
         Some(_) => restore(&ns, &auth).await,
         None => None,
     };
-    let handshake = Handshake::new(conn.engine.request_arc(), auth);
+    let handshake = Handshake::new(conn.engine.clone(), auth);
     let socket = Socket::new(ns.clone(), conn.clone(), handshake, session.as_ref());
     let skip_middlewares = session.is_some() && ns.recovery.is_some_and(|r| r.skip_middlewares);
     let middleware: Vec<_> = if skip_middlewares {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::HeaderMap;
@@ -12,14 +12,29 @@ use serde_json::Value;
 /// The handshake of a socket, as Node's `socket.handshake`.
 ///
 /// Serializes to Node's shape (`headers`, `time`, `address`, `xdomain`, `secure`, `issued`,
-/// `url`, `query`, `auth`), which is what cluster adapters exchange. It shares the request
-/// the engine kept for the connection (several namespaces, one copy of the headers).
-#[derive(Debug, Clone)]
+/// `url`, `query`, `auth`), which is what cluster adapters exchange. It reads the request
+/// the engine kept for the connection (several namespaces, one copy of the headers), which
+/// the engine builds in full only once something asks for it.
+#[derive(Clone)]
 pub struct Handshake {
-    request: Arc<volley_engine::RequestInfo>,
+    engine: volley_engine::EngineSocket,
     issued: u64,
-    query: HashMap<String, String>,
+    /// Decoded from the request's URI the first time it is asked for: most sockets never
+    /// look, and the map and its strings cost a few hundred bytes per socket.
+    query: OnceLock<HashMap<String, String>>,
     auth: Value,
+}
+
+impl std::fmt::Debug for Handshake {
+    // Not derived: the engine socket's session id is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("url", &self.url())
+            .field("address", &self.address())
+            .field("issued", &self.issued)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Serialize for Handshake {
@@ -33,7 +48,7 @@ impl Serialize for Handshake {
         st.serialize_field("secure", &self.secure())?;
         st.serialize_field("issued", &self.issued)?;
         st.serialize_field("url", self.url())?;
-        st.serialize_field("query", &self.query)?;
+        st.serialize_field("query", self.query())?;
         st.serialize_field("auth", &self.auth)?;
         st.end()
     }
@@ -60,33 +75,37 @@ impl Serialize for Headers<'_> {
 }
 
 impl Handshake {
-    pub(crate) fn new(request: Arc<volley_engine::RequestInfo>, auth: Value) -> Self {
+    pub(crate) fn new(engine: volley_engine::EngineSocket, auth: Value) -> Self {
         let issued = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let query = request.query_params().collect();
         Self {
-            request,
+            engine,
             issued,
-            query,
+            query: OnceLock::new(),
             auth,
         }
     }
 
+    fn request(&self) -> &volley_engine::RequestInfo {
+        self.engine.request()
+    }
+
     /// The HTTP headers of the handshake request.
     pub fn headers(&self) -> &HeaderMap {
-        &self.request.headers
+        &self.request().headers
     }
 
     /// The query parameters of the handshake request (decoded).
     pub fn query(&self) -> &HashMap<String, String> {
-        &self.query
+        self.query
+            .get_or_init(|| self.request().query_params().collect())
     }
 
     /// One query parameter.
     pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str)
+        self.query().get(key).map(String::as_str)
     }
 
     /// The `auth` payload the client sent with `CONNECT` (`{}` when it sent none).
@@ -96,12 +115,12 @@ impl Handshake {
 
     /// The peer address, when the server knows it (see `volley::serve`).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
-        self.request.remote_addr
+        self.request().remote_addr
     }
 
     /// The peer IP as text (empty when unknown), as Node's `handshake.address`.
     pub fn address(&self) -> String {
-        self.request
+        self.request()
             .remote_addr
             .map(|a| a.ip().to_string())
             .unwrap_or_default()
@@ -119,7 +138,7 @@ impl Handshake {
 
     /// The request URL (path and query).
     pub fn url(&self) -> &str {
-        self.request
+        self.request()
             .uri
             .path_and_query()
             .map(|p| p.as_str())
@@ -128,12 +147,12 @@ impl Handshake {
 
     /// Whether the request came over TLS.
     pub fn secure(&self) -> bool {
-        self.request.uri.scheme_str() == Some("https")
+        self.request().uri.scheme_str() == Some("https")
     }
 
     /// Whether the request was cross-origin (it had an `Origin` header).
     pub fn xdomain(&self) -> bool {
-        self.request.headers.contains_key(http::header::ORIGIN)
+        self.request().headers.contains_key(http::header::ORIGIN)
     }
 }
 

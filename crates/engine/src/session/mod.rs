@@ -36,7 +36,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use volley_proto::engine::{Message, Packet};
 
@@ -75,7 +75,6 @@ enum Transport {
 pub struct Incoming {
     shared: Arc<Shared>,
     engine: Arc<EngineState>,
-    commands: mpsc::Receiver<Command>,
     transport: Transport,
     upgrading: Option<Upgrading>,
     inbox: VecDeque<Message>,
@@ -105,7 +104,6 @@ impl Incoming {
     pub(crate) fn new(
         shared: Arc<Shared>,
         engine: Arc<EngineState>,
-        commands: mpsc::Receiver<Command>,
         ws: Option<Box<WsStream>>,
         first: Option<Frame>,
     ) -> Self {
@@ -138,7 +136,6 @@ impl Incoming {
         Self {
             shared,
             engine,
-            commands,
             transport,
             upgrading: None,
             inbox: VecDeque::new(),
@@ -206,12 +203,13 @@ impl Incoming {
 
             // Requests from HTTP handlers; one at a time, so a POST's messages are handed up
             // before the next request is looked at.
-            if let Poll::Ready(cmd) = self.commands.poll_recv(cx) {
+            // (They wake the task through `shared.waker`, registered above.)
+            if let Some(cmd) = self.shared.next_command() {
                 match cmd {
-                    Some(cmd) => self.on_command(cmd),
-                    // Only `Engine::close` drops the registry's sender of a live session,
-                    // after its grace period: the session ends for the reason it was closing.
-                    None => self.finish(self.closing.unwrap_or(CloseReason::TransportClose)),
+                    Ok(cmd) => self.on_command(cmd),
+                    // `Engine::close` let go of the session after its grace period: it ends
+                    // for the reason it was closing.
+                    Err(()) => self.finish(self.closing.unwrap_or(CloseReason::TransportClose)),
                 }
                 continue;
             }
@@ -360,8 +358,7 @@ impl Incoming {
             close_ws_later(up.ws);
         }
         // Requests that raced with the end get the answer Node gives for an unknown sid.
-        self.commands.close();
-        while let Ok(cmd) = self.commands.try_recv() {
+        for cmd in self.shared.close_commands() {
             match cmd {
                 Command::Poll(r) => drop(r.send(Err(EngineError::UnknownSid))),
                 Command::Post(post) => drop(post.2.send(Err(EngineError::UnknownSid))),
