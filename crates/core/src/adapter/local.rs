@@ -252,11 +252,58 @@ impl LocalAdapter {
     }
 
     /// Delivers a packet to local sockets; returns the ids of the sockets it was sent to.
+    /// [`fan_out`](Self::fan_out) does the same without listing them.
     pub fn deliver(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) -> Vec<Room> {
         let volatile = opts.flags.volatile;
         let mut ids = self.select(opts);
         self.sockets.send_all(&mut ids, packet, volatile);
         ids
+    }
+
+    /// Delivers a packet to the local sockets `opts` selects and returns how many it was
+    /// queued for: a broadcast's hot path. It walks the recipients once, under the index's
+    /// read lock, without collecting or cloning their ids; a broadcast to every socket walks
+    /// the namespace's own sockets ([`LocalSockets::send_to_all_except`]) and looks none of
+    /// them up. Joins and leaves wait for it.
+    pub fn fan_out(&self, packet: &BroadcastPacket, opts: &BroadcastOptions) -> usize {
+        let volatile = opts.flags.volatile;
+        let index = self.read();
+        let except: Vec<&HashSet<Room>> = opts
+            .except
+            .iter()
+            .filter_map(|r| index.rooms.get(r))
+            .collect();
+        let kept = |id: &&str| !except.iter().any(|members| members.contains(*id));
+        match &opts.rooms[..] {
+            [] => {
+                let mut excluded = except.iter().flat_map(|m| m.iter().map(|id| &**id));
+                if let Some(n) = self
+                    .sockets
+                    .send_to_all_except(&mut excluded, packet, volatile)
+                {
+                    return n;
+                }
+                let mut ids = index.sids.keys().map(|id| &**id).filter(kept);
+                self.sockets.send_each(&mut ids, packet, volatile)
+            }
+            [room] => {
+                let Some(members) = index.rooms.get(room) else {
+                    return 0;
+                };
+                let mut ids = members.iter().map(|id| &**id).filter(kept);
+                self.sockets.send_each(&mut ids, packet, volatile)
+            }
+            rooms => {
+                let mut seen = HashSet::new();
+                let mut ids = rooms
+                    .iter()
+                    .filter_map(|r| index.rooms.get(r))
+                    .flatten()
+                    .map(|id| &**id)
+                    .filter(|id| kept(id) && seen.insert(*id));
+                self.sockets.send_each(&mut ids, packet, volatile)
+            }
+        }
     }
 
     /// Local part of `fetch_sockets`.
@@ -401,10 +448,10 @@ impl Adapter for LocalAdapter {
             rec.prune(now);
             // Delivered under the lock: offsets reach every socket in order, and a restore
             // (same lock) sees each packet either in the missed ones or held for the socket.
-            self.deliver(&stored, opts);
+            self.fan_out(&stored, opts);
             return;
         }
-        self.deliver(packet, opts);
+        self.fan_out(packet, opts);
     }
 
     fn persist_session(&self, session: Session) -> Result<(), AdapterError> {
