@@ -129,7 +129,7 @@ fn fan_out_selects_as_deliver_does_and_names_each_socket_once() {
         o.flags.volatile = volatile;
         o
     };
-    let mut run = |o: BroadcastOptions| {
+    let run = |o: BroadcastOptions| {
         fake.sent.lock().unwrap().clear();
         let n = local.fan_out(&packet, &o);
         let mut sent = std::mem::take(&mut *fake.sent.lock().unwrap());
