@@ -57,12 +57,17 @@ fn r(s: &str) -> Room {
     Arc::from(s)
 }
 
-#[test]
-fn rooms_and_selection() {
+/// A local adapter without recovery over a fake namespace.
+fn plain() -> (Arc<Fake>, LocalAdapter) {
     let fake = Arc::new(Fake::default());
     let weak: Weak<dyn NamespaceSockets> =
         Arc::downgrade(&(fake.clone() as Arc<dyn NamespaceSockets>));
-    let local = LocalAdapter::new(LocalSockets::new(r("/"), weak));
+    (fake, LocalAdapter::new(LocalSockets::new(r("/"), weak)))
+}
+
+#[test]
+fn rooms_and_selection() {
+    let (fake, local) = plain();
     local.add_all("a", &[r("a"), r("x")]);
     local.add_all("b", &[r("b"), r("x")]);
     local.add_all("slow", &[r("slow"), r("x")]);
@@ -112,10 +117,7 @@ fn rooms_and_selection() {
 
 #[test]
 fn fan_out_selects_as_deliver_does_and_names_each_socket_once() {
-    let fake = Arc::new(Fake::default());
-    let weak: Weak<dyn NamespaceSockets> =
-        Arc::downgrade(&(fake.clone() as Arc<dyn NamespaceSockets>));
-    let local = LocalAdapter::new(LocalSockets::new(r("/"), weak));
+    let (fake, local) = plain();
     local.add_all("a", &[r("a"), r("x")]);
     local.add_all("b", &[r("b"), r("x"), r("y")]);
     local.add_all("slow", &[r("slow"), r("x")]);
