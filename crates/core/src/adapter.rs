@@ -433,6 +433,38 @@ pub trait NamespaceSockets: Send + Sync {
         ids.retain(|id| self.send(id, packet, volatile));
     }
 
+    /// Sends a packet to the local sockets named by `ids` (the caller names each socket
+    /// once) and returns how many it was queued for, without keeping their ids. The default
+    /// calls [`send`](Self::send) for each; a namespace overrides it to find every
+    /// recipient under one lock (a room broadcast's hot path).
+    fn send_each(
+        &self,
+        ids: &mut dyn Iterator<Item = &str>,
+        packet: &BroadcastPacket,
+        volatile: bool,
+    ) -> usize {
+        ids.filter(|id| self.send(id, packet, volatile)).count()
+    }
+
+    /// Sends a packet to every socket connected to the namespace here except those named
+    /// by `except` (ids, possibly unknown here or repeated), walking the namespace's own
+    /// sockets once; returns how many it was queued for. `None` (the default) when the
+    /// namespace cannot, or not now: the adapter then names every recipient itself
+    /// ([`send_each`](Self::send_each)). The adapter calls it for a broadcast to every
+    /// socket: a socket is in its own room from the moment it is connected until it
+    /// disconnects, so "every socket the adapter knows" and "every connected socket" are
+    /// the same set; a namespace that may hold sockets the adapter knows but it does not
+    /// list yet (sockets being restored) answers `None`.
+    fn send_to_all_except(
+        &self,
+        except: &mut dyn Iterator<Item = &str>,
+        packet: &BroadcastPacket,
+        volatile: bool,
+    ) -> Option<usize> {
+        let _ = (except, packet, volatile);
+        None
+    }
+
     /// Like [`send`](Self::send) for a packet asking for acknowledgement `ack_id`: the
     /// socket's answer goes to `sink`.
     fn send_with_ack(
@@ -555,6 +587,31 @@ impl LocalSockets {
         if self.with(|ns| ns.send_all(ids, packet, volatile)).is_none() {
             ids.clear();
         }
+    }
+
+    /// Sends a packet to the connected local sockets named by `ids`; how many it was queued
+    /// for (see [`NamespaceSockets::send_each`]).
+    pub fn send_each(
+        &self,
+        ids: &mut dyn Iterator<Item = &str>,
+        packet: &BroadcastPacket,
+        volatile: bool,
+    ) -> usize {
+        self.with(|ns| ns.send_each(ids, packet, volatile))
+            .unwrap_or(0)
+    }
+
+    /// Sends a packet to every connected local socket except those named by `except`; how
+    /// many it was queued for, or `None` if the namespace cannot do it in one pass (see
+    /// [`NamespaceSockets::send_to_all_except`]). A namespace that is gone: `Some(0)`.
+    pub fn send_to_all_except(
+        &self,
+        except: &mut dyn Iterator<Item = &str>,
+        packet: &BroadcastPacket,
+        volatile: bool,
+    ) -> Option<usize> {
+        self.with(|ns| ns.send_to_all_except(except, packet, volatile))
+            .unwrap_or(Some(0))
     }
 
     /// Sends a packet asking for acknowledgement `ack_id`, whose answer goes to `sink`.

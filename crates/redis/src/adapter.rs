@@ -227,7 +227,7 @@ impl Adapter for RedisAdapter {
                 Err(e) => tracing::debug!(error = %e, "redis adapter: cannot read packet"),
             }
         }
-        self.local.deliver(packet, opts);
+        self.local.fan_out(packet, opts);
     }
 
     fn broadcast_with_ack(

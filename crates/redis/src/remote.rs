@@ -107,7 +107,7 @@ impl RedisAdapter {
                         }
                         let parser = self.local.local_sockets().parser();
                         let p = build_packet(parser, &self.nsp, &data, None);
-                        self.local.deliver(&p, &local_opts);
+                        self.local.fan_out(&p, &local_opts);
                     }
                     Some(request_id) => {
                         let Some(id) = self.local.local_sockets().next_ack_id() else {

@@ -299,6 +299,6 @@ pub(crate) async fn deliver_unappended(
         let Some(me) = adapter.upgrade() else {
             return;
         };
-        me.local.deliver(&a.packet, &a.opts);
+        me.local.fan_out(&a.packet, &a.opts);
     }
 }

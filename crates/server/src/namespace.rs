@@ -48,7 +48,9 @@ pub(crate) struct NsInner {
     pub(crate) name: String,
     pub(crate) io: Weak<IoInner>,
     pub(crate) handlers: Arc<NsHandlers>,
-    pub(crate) sockets: RwLock<HashMap<SocketId, Socket>>,
+    /// Keyed by server-generated random ids, so a fast seeded hasher is safe here (a room
+    /// broadcast looks every recipient up).
+    pub(crate) sockets: RwLock<HashMap<SocketId, Socket, foldhash::fast::RandomState>>,
     pub(crate) adapter: Arc<dyn Adapter>,
     /// The server's wire format.
     pub(crate) parser: Parser,
@@ -109,7 +111,7 @@ impl NsInner {
             name,
             io,
             handlers,
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::new(HashMap::default()),
             adapter: factory(LocalSockets::new(label, me.clone()).with_recovery(recovery)),
             parser,
             state,

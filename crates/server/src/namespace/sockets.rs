@@ -9,6 +9,7 @@ use super::NsInner;
 use crate::adapter::{
     AckSink, BroadcastPacket, NamespaceSockets, Room, RoomEvent, ServerAck, SocketInfo,
 };
+use crate::socket::SocketInner;
 use crate::{RawArgs, SocketId};
 
 /// What adapters see of a namespace: its sockets on this server, by id.
@@ -45,6 +46,54 @@ impl NamespaceSockets for NsInner {
                 .get(&**id)
                 .is_some_and(|s| s.send_broadcast(encoded, volatile))
         });
+    }
+
+    fn send_each(
+        &self,
+        ids: &mut dyn Iterator<Item = &str>,
+        packet: &BroadcastPacket,
+        volatile: bool,
+    ) -> usize {
+        if self.recovery.is_some() {
+            // Held sockets (being restored) take the one-by-one path.
+            return ids.filter(|id| self.send(id, packet, volatile)).count();
+        }
+        let sockets = self.sockets.read().unwrap_or_else(|p| p.into_inner());
+        let encoded = packet.encoded();
+        ids.filter(|id| {
+            sockets
+                .get(*id)
+                .is_some_and(|s| s.send_broadcast(encoded, volatile))
+        })
+        .count()
+    }
+
+    fn send_to_all_except(
+        &self,
+        except: &mut dyn Iterator<Item = &str>,
+        packet: &BroadcastPacket,
+        volatile: bool,
+    ) -> Option<usize> {
+        if self.recovery.is_some() {
+            // A socket being restored is in its rooms but not in the map yet.
+            return None;
+        }
+        let sockets = self.sockets.read().unwrap_or_else(|p| p.into_inner());
+        // Excluded sockets by address: the walk then never reads a recipient's id.
+        let mut skip: Vec<*const SocketInner> = except
+            .filter_map(|id| sockets.get(id))
+            .map(|s| Arc::as_ptr(&s.inner))
+            .collect();
+        skip.sort_unstable();
+        skip.dedup();
+        let encoded = packet.encoded();
+        Some(
+            sockets
+                .values()
+                .filter(|s| skip.is_empty() || skip.binary_search(&Arc::as_ptr(&s.inner)).is_err())
+                .filter(|s| s.send_broadcast(encoded, volatile))
+                .count(),
+        )
     }
 
     fn hold(&self, id: &str) {
