@@ -267,16 +267,8 @@ impl Packet {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let items: Vec<&RawValue> =
-                    serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
-                let mut items = items.into_iter();
-                let name = match items.next() {
-                    Some(raw) => event_name(raw).ok_or(err(DecodeErrorKind::InvalidData, pos))?,
-                    None => return Err(err(DecodeErrorKind::InvalidData, pos)),
-                };
-                let args = items
-                    .map(|raw| text.slice_ref(raw.get().as_bytes()))
-                    .collect();
+                let (name, args) = split_array(&text, json, true, pos)?;
+                let name = name.ok_or(err(DecodeErrorKind::InvalidData, pos))?;
                 PacketData::Event { name, args }
             }
             PacketType::Ack | PacketType::BinaryAck => {
@@ -286,12 +278,7 @@ impl Packet {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let items: Vec<&RawValue> =
-                    serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
-                let args = items
-                    .into_iter()
-                    .map(|raw| text.slice_ref(raw.get().as_bytes()))
-                    .collect();
+                let (_, args) = split_array(&text, json, false, pos)?;
                 PacketData::Ack { args }
             }
         };
@@ -400,6 +387,51 @@ pub fn encode_header(
     }
     if let Some(id) = id {
         out.put_slice(itoa::Buffer::new().format(id).as_bytes());
+    }
+}
+
+/// Splits the JSON array `json` (a slice of `text` starting at byte `pos`) into its
+/// elements, each as a slice of `text`, checking that it is one JSON array and nothing more.
+/// With `named`, the first element is the event name instead (`None` if it is missing or not
+/// a string).
+fn split_array(
+    text: &Bytes,
+    json: &[u8],
+    named: bool,
+    pos: usize,
+) -> Result<(Option<String>, Vec<Bytes>), DecodeError> {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let split = (&mut de)
+        .deserialize_seq(Elements { text, named })
+        .and_then(|split| de.end().map(|()| split))
+        .map_err(|e| json_err(&e, pos))?;
+    Ok(split)
+}
+
+/// Takes a JSON array apart without collecting its elements first.
+struct Elements<'t> {
+    text: &'t Bytes,
+    named: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for Elements<'_> {
+    type Value = (Option<String>, Vec<Bytes>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let name = match self.named {
+            true => seq.next_element::<&RawValue>()?.and_then(event_name),
+            false => None,
+        };
+        let mut args = Vec::new();
+        while let Some(raw) = seq.next_element::<&RawValue>()? {
+            args.push(self.text.slice_ref(raw.get().as_bytes()));
+        }
+        Ok((name, args))
     }
 }
 
