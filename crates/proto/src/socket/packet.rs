@@ -369,13 +369,12 @@ impl Packet {
 /// assert_eq!(&out[..], b"1/admin,");
 /// ```
 pub fn encode_header(
-    out: &mut BytesMut,
+    out: &mut impl BufMut,
     kind: PacketType,
     attachments: usize,
     namespace: &str,
     id: Option<u64>,
 ) {
-    out.reserve(2 + namespace.len() + 20 + 20);
     out.put_u8(kind.digit());
     if kind.is_binary() {
         out.put_slice(itoa::Buffer::new().format(attachments).as_bytes());
