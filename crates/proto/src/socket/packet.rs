@@ -7,6 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
+use super::split;
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// The seven Socket.IO v5 packet types, with their wire digit.
@@ -267,7 +268,7 @@ impl Packet {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let (name, args) = split_array(&text, json, true, pos)?;
+                let (name, args) = split_array(&text, s, pos, true)?;
                 let name = name.ok_or(err(DecodeErrorKind::InvalidData, pos))?;
                 PacketData::Event { name, args }
             }
@@ -278,7 +279,7 @@ impl Packet {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let (_, args) = split_array(&text, json, false, pos)?;
+                let (_, args) = split_array(&text, s, pos, false)?;
                 PacketData::Ack { args }
             }
         };
@@ -389,16 +390,32 @@ pub fn encode_header(
     }
 }
 
-/// Splits the JSON array `json` (a slice of `text` starting at byte `pos`) into its
-/// elements, each as a slice of `text`, checking that it is one JSON array and nothing more.
-/// With `named`, the first element is the event name instead (`None` if it is missing or not
-/// a string).
+/// Splits the JSON array that `text` (whose UTF-8 view is `s`) holds from byte `pos` on into
+/// its elements, each as a slice of `text`, checking that it is one JSON array and nothing
+/// more. With `named`, the first element is the event name instead (`None` if it is missing
+/// or not a string).
+///
+/// The array is scanned by hand ([`split::array_elements`]); serde_json reads it again only
+/// when the scan says no, to tell why.
 fn split_array(
     text: &Bytes,
-    json: &[u8],
-    named: bool,
+    s: &str,
     pos: usize,
+    named: bool,
 ) -> Result<(Option<String>, Vec<Bytes>), DecodeError> {
+    let json = &s.as_bytes()[pos..];
+    let (mut name, mut args, mut first) = (None, Vec::new(), named);
+    let scanned = split::array_elements(json, |start, end| {
+        let (start, end) = (pos + start, pos + end);
+        if std::mem::take(&mut first) {
+            name = event_name(&s[start..end]);
+        } else {
+            args.push(text.slice(start..end));
+        }
+    });
+    if scanned {
+        return Ok((name, args));
+    }
     use serde::Deserializer as _;
     let mut de = serde_json::Deserializer::from_slice(json);
     let split = (&mut de)
@@ -423,7 +440,9 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let name = match self.named {
-            true => seq.next_element::<&RawValue>()?.and_then(event_name),
+            true => seq
+                .next_element::<&RawValue>()?
+                .and_then(|raw| event_name(raw.get())),
             false => None,
         };
         let mut args = Vec::new();
@@ -434,9 +453,8 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
     }
 }
 
-/// The event name from the first array element: a JSON string, unescaped.
-fn event_name(raw: &RawValue) -> Option<String> {
-    let text = raw.get();
+/// The event name from the first array element (its JSON text): a JSON string, unescaped.
+fn event_name(text: &str) -> Option<String> {
     if !text.starts_with('"') {
         return None;
     }
