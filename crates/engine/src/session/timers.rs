@@ -81,17 +81,17 @@ impl Incoming {
         if rearm {
             self.timer.as_mut().reset(next);
             self.timer_at = next;
+            // Not registered any more until polled again (on this round or the next).
+            self.timer_waker = None;
         }
-        // A registered timer keeps its waker: it is polled again only once re-armed, or
-        // from another task.
-        let same_task = self
+        // A registered timer keeps its waker: it is polled again only once re-armed, from
+        // another task, or once it went off (its waker is used up then).
+        let registered = self
             .timer_waker
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()));
-        if !fired && (rearm || !same_task) {
-            if !same_task {
-                self.timer_waker = Some(cx.waker().clone());
-            }
+        if !fired && (!registered || self.timer.is_elapsed()) {
+            self.timer_waker = Some(cx.waker().clone());
             if self.timer.as_mut().poll(cx).is_ready() {
                 // The deadline passed between reading the clock and polling: go round again.
                 fired = true;
