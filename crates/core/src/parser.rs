@@ -326,6 +326,60 @@ fn packet(
     }
 }
 
+/// A JSON `EVENT` written in one buffer: `4`, the header, then the data array. A packet
+/// whose arguments turn out to hold binary data gets its `BINARY_EVENT` header afterwards.
+fn json_event(
+    nsp: &str,
+    event: &str,
+    args: &dyn ArgsDyn,
+    id: Option<u64>,
+) -> Result<Encoded, CodecError> {
+    let mut out = Vec::with_capacity(EVENT_CAPACITY + nsp.len() + event.len());
+    out.push(b'4');
+    encode_header(&mut out, PacketType::Event, 0, nsp, id);
+    let body = out.len();
+    out.push(b'[');
+    write_json_str(&mut out, event)?;
+    let mut attachments = Vec::new();
+    if !args.is_empty_dyn() {
+        args.write_json(&mut JsonWriter::new(&mut out, &mut attachments, false))?;
+    }
+    out.push(b']');
+    if !attachments.is_empty() {
+        return Ok(packet(
+            PacketType::Event,
+            PacketType::BinaryEvent,
+            nsp,
+            id,
+            &out[body..],
+            attachments,
+        ));
+    }
+    Ok(Encoded {
+        text: Bytes::from(out),
+        attachments,
+        binary: None,
+    })
+}
+
+/// What an event packet's buffer starts with, besides the namespace and the event name: room
+/// for the header and a few small arguments, so that most events are written without growing it.
+const EVENT_CAPACITY: usize = 96;
+
+/// `s` as a JSON string; strings that need no escaping (most event names) are copied as they
+/// are.
+fn write_json_str(out: &mut Vec<u8>, s: &str) -> Result<(), CodecError> {
+    if s.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20) {
+        serde_json::to_writer(out, s)?;
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+    Ok(())
+}
+
 fn msgpack_packet(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&[u8]>) -> Encoded {
     let frame = msgpack::packet(kind as u8, data, nsp, id);
     Encoded::msgpack(frame, kind, id.is_some())
@@ -410,6 +464,9 @@ impl Parser {
         args: &dyn ArgsDyn,
         id: Option<u64>,
     ) -> Result<Encoded, CodecError> {
+        if self == Self::Json {
+            return json_event(nsp, event, args, id);
+        }
         let body = self.event_body(event, args)?;
         Ok(self.event_packet(nsp, &body, id))
     }

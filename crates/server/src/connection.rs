@@ -5,7 +5,6 @@
 //! that finish without waiting run inline here, in packet order; the others continue on
 //! their own task, so a slow handler never stalls reads or heartbeats.
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +27,9 @@ use volley_core::parser::Decoder;
 /// What the sockets of one connection share.
 pub(crate) struct ConnInner {
     pub(crate) engine: EngineSocket,
-    sockets: Mutex<HashMap<String, Socket>>,
+    /// The connection's sockets by namespace name: a few at most
+    /// (`max_namespaces_per_connection`), so a list, searched without hashing.
+    sockets: Mutex<Vec<(String, Socket)>>,
     joined_once: AtomicBool,
     /// CONNECTs still resolving their namespace or running middleware.
     connecting: AtomicUsize,
@@ -44,7 +45,7 @@ impl Drop for Connecting {
 }
 
 impl ConnInner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Socket>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, Socket)>> {
         self.sockets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -55,30 +56,29 @@ impl ConnInner {
     }
 
     fn get(&self, nsp: &str) -> Option<Socket> {
-        self.lock().get(nsp).cloned()
+        let sockets = self.lock();
+        sockets
+            .iter()
+            .find(|(name, _)| name == nsp)
+            .map(|(_, s)| s.clone())
     }
 
     pub(crate) fn remove_socket(&self, socket: &Socket) {
-        let mut map = self.lock();
-        if map
-            .get(socket.namespace())
-            .is_some_and(|s| s.id() == socket.id())
-        {
-            map.remove(socket.namespace());
-        }
+        self.lock()
+            .retain(|(name, s)| name != socket.namespace() || s.id() != socket.id());
     }
 
     /// Disconnects every socket with a DISCONNECT packet each, as Node's
     /// `socket.disconnect(true)`.
     pub(crate) fn disconnect_all_sockets(&self) {
-        let sockets: Vec<Socket> = self.lock().values().cloned().collect();
+        let sockets: Vec<Socket> = self.lock().iter().map(|(_, s)| s.clone()).collect();
         for s in sockets {
             s.disconnect();
         }
     }
 
     fn close_all(&self, reason: DisconnectReason) {
-        let sockets: Vec<Socket> = self.lock().drain().map(|(_, s)| s).collect();
+        let sockets: Vec<Socket> = self.lock().drain(..).map(|(_, s)| s).collect();
         for s in sockets {
             s.close(reason);
         }
@@ -89,7 +89,7 @@ impl ConnInner {
 pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: Incoming) {
     let conn = Arc::new(ConnInner {
         engine: engine.clone(),
-        sockets: Mutex::new(HashMap::new()),
+        sockets: Mutex::new(Vec::new()),
         joined_once: AtomicBool::new(false),
         connecting: AtomicUsize::new(0),
     });
@@ -389,12 +389,12 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
     }
     {
         let mut map = conn.lock();
-        if map.contains_key(&name) {
+        if map.iter().any(|(n, _)| *n == name) {
             drop(map);
             abandon(&socket);
             return;
         }
-        map.insert(name.clone(), socket.clone());
+        map.push((name.clone(), socket.clone()));
     }
     conn.joined_once.store(true, Ordering::Release);
     ns.add_socket(&socket);

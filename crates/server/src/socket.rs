@@ -41,7 +41,8 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) conn: Arc<ConnInner>,
     handshake: Handshake,
-    events: RwLock<HashMap<String, ErasedHandler>>,
+    /// Event handlers by name. The names are the server's own, so a fast hasher will do.
+    events: RwLock<HashMap<String, ErasedHandler, foldhash::fast::RandomState>>,
     on_disconnecting: Mutex<Vec<DisconnectHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<Acks>,
@@ -154,7 +155,7 @@ impl Socket {
                 ns,
                 conn,
                 handshake,
-                events: RwLock::new(HashMap::new()),
+                events: RwLock::new(HashMap::default()),
                 on_disconnecting: Mutex::new(Vec::new()),
                 on_disconnect: Mutex::new(Vec::new()),
                 acks: Mutex::new(Acks::default()),

@@ -82,6 +82,12 @@ impl Heartbeat {
         self.refreshed = false;
     }
 
+    /// Whether a packet arriving now would restart the ping timeout (see
+    /// [`packet_received`](Self::packet_received)).
+    pub(super) fn awaits_refresh(&self) -> bool {
+        !self.refreshed && self.pong_deadline.is_some()
+    }
+
     /// A packet other than a pong arrived at `now`. The first one after a ping, while its
     /// pong is awaited, restarts the ping timeout from `now`; later ones change nothing until
     /// the next ping.

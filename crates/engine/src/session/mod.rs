@@ -32,7 +32,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -89,6 +89,8 @@ pub struct Incoming {
     closed: Option<CloseReason>,
     timer: Pin<Box<Sleep>>,
     timer_at: Instant,
+    /// The waker `timer` was last polled with.
+    timer_waker: Option<Waker>,
 }
 
 impl std::fmt::Debug for Incoming {
@@ -148,6 +150,7 @@ impl Incoming {
             closed: None,
             timer: Box::pin(tokio::time::sleep_until(next_ping)),
             timer_at: next_ping,
+            timer_waker: None,
         }
     }
 
@@ -265,8 +268,13 @@ impl Incoming {
 
     /// Handles one packet from the client, whatever transport carried it.
     fn on_packet(&mut self, packet: Packet) {
-        if !matches!(packet, Packet::Pong(_)) && self.closing.is_none() && self.linger.is_none() {
-            // As engine.io 6.6, which only looks at packets while the session is open.
+        if !matches!(packet, Packet::Pong(_))
+            && self.closing.is_none()
+            && self.linger.is_none()
+            && self.heartbeat.awaits_refresh()
+        {
+            // As engine.io 6.6, which only looks at packets while the session is open. The
+            // clock is read only when the packet counts.
             self.heartbeat.packet_received(Instant::now());
         }
         match packet {

@@ -74,13 +74,28 @@ impl Incoming {
         if let Some(at) = backlog_deadline {
             next = next.min(at);
         }
-        if next != self.timer_at {
+        // The timer is moved only to an earlier instant, or once it has gone off: a timer
+        // armed too early merely wakes the driver, which arms it again here. So a busy
+        // session whose backlog deadline moves with every message does not reset it each time.
+        let rearm = next != self.timer_at && (next < self.timer_at || self.timer_at <= now);
+        if rearm {
             self.timer.as_mut().reset(next);
             self.timer_at = next;
+            // Not registered any more until polled again (on this round or the next).
+            self.timer_waker = None;
         }
-        if !fired && self.timer.as_mut().poll(cx).is_ready() {
-            // The deadline passed between reading the clock and polling: go round again.
-            fired = true;
+        // A registered timer keeps its waker: it is polled again only once re-armed, from
+        // another task, or once it went off (its waker is used up then).
+        let registered = self
+            .timer_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if !fired && (!registered || self.timer.is_elapsed()) {
+            self.timer_waker = Some(cx.waker().clone());
+            if self.timer.as_mut().poll(cx).is_ready() {
+                // The deadline passed between reading the clock and polling: go round again.
+                fired = true;
+            }
         }
         fired
     }

@@ -226,7 +226,8 @@ impl Incoming {
                     }
                 }
             }
-            tungstenite::Message::Text(text) => match Packet::decode_text(Bytes::from(text)) {
+            // tungstenite validated the text: it is not checked again.
+            tungstenite::Message::Text(text) => match Packet::decode_utf8(Bytes::from(text)) {
                 Ok(p) => self.on_packet(p),
                 Err(e) => {
                     tracing::debug!(error = %e, "bad websocket packet");

@@ -123,8 +123,21 @@ impl Packet {
         Self::decode_utf8(text)
     }
 
-    /// Like [`decode_text`](Self::decode_text) for bytes already known to be UTF-8.
-    pub(crate) fn decode_utf8(text: Bytes) -> Result<Self, DecodeError> {
+    /// Like [`decode_text`](Self::decode_text) for text already validated as UTF-8 (a
+    /// WebSocket text frame, which the WebSocket library checked), without checking it again.
+    ///
+    /// Nothing unsafe follows from bytes that are not UTF-8: they would come out as a
+    /// [`Message::Text`] that is not, which the Socket.IO decoder refuses.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use volley_proto::engine::{Message, Packet};
+    ///
+    /// let packet = Packet::decode_utf8(Bytes::from_static(b"4hello"))?;
+    /// assert_eq!(packet, Packet::Message(Message::Text(Bytes::from_static(b"hello"))));
+    /// # Ok::<(), volley_proto::DecodeError>(())
+    /// ```
+    pub fn decode_utf8(text: Bytes) -> Result<Self, DecodeError> {
         let Some(&digit) = text.first() else {
             return Err(DecodeError::new(DecodeErrorKind::Empty, 0));
         };

@@ -21,6 +21,7 @@ mod binary_de;
 mod binary_ser;
 mod packet;
 mod reassembler;
+mod split;
 
 pub use binary_de::from_slice_with_binary;
 pub use binary_ser::to_writer_with_binary;

@@ -7,6 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
+use super::split;
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// The seven Socket.IO v5 packet types, with their wire digit.
@@ -267,16 +268,8 @@ impl Packet {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let items: Vec<&RawValue> =
-                    serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
-                let mut items = items.into_iter();
-                let name = match items.next() {
-                    Some(raw) => event_name(raw).ok_or(err(DecodeErrorKind::InvalidData, pos))?,
-                    None => return Err(err(DecodeErrorKind::InvalidData, pos)),
-                };
-                let args = items
-                    .map(|raw| text.slice_ref(raw.get().as_bytes()))
-                    .collect();
+                let (name, args) = split_array(&text, s, pos, true)?;
+                let name = name.ok_or(err(DecodeErrorKind::InvalidData, pos))?;
                 PacketData::Event { name, args }
             }
             PacketType::Ack | PacketType::BinaryAck => {
@@ -286,12 +279,7 @@ impl Packet {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let items: Vec<&RawValue> =
-                    serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
-                let args = items
-                    .into_iter()
-                    .map(|raw| text.slice_ref(raw.get().as_bytes()))
-                    .collect();
+                let (_, args) = split_array(&text, s, pos, false)?;
                 PacketData::Ack { args }
             }
         };
@@ -382,13 +370,12 @@ impl Packet {
 /// assert_eq!(&out[..], b"1/admin,");
 /// ```
 pub fn encode_header(
-    out: &mut BytesMut,
+    out: &mut impl BufMut,
     kind: PacketType,
     attachments: usize,
     namespace: &str,
     id: Option<u64>,
 ) {
-    out.reserve(2 + namespace.len() + 20 + 20);
     out.put_u8(kind.digit());
     if kind.is_binary() {
         out.put_slice(itoa::Buffer::new().format(attachments).as_bytes());
@@ -403,9 +390,71 @@ pub fn encode_header(
     }
 }
 
-/// The event name from the first array element: a JSON string, unescaped.
-fn event_name(raw: &RawValue) -> Option<String> {
-    let text = raw.get();
+/// Splits the JSON array that `text` (whose UTF-8 view is `s`) holds from byte `pos` on into
+/// its elements, each as a slice of `text`, checking that it is one JSON array and nothing
+/// more. With `named`, the first element is the event name instead (`None` if it is missing
+/// or not a string).
+///
+/// The array is scanned by hand ([`split::array_elements`]); serde_json reads it again only
+/// when the scan says no, to tell why.
+fn split_array(
+    text: &Bytes,
+    s: &str,
+    pos: usize,
+    named: bool,
+) -> Result<(Option<String>, Vec<Bytes>), DecodeError> {
+    let json = &s.as_bytes()[pos..];
+    let (mut name, mut args, mut first) = (None, Vec::new(), named);
+    let scanned = split::array_elements(json, |start, end| {
+        let (start, end) = (pos + start, pos + end);
+        if std::mem::take(&mut first) {
+            name = event_name(&s[start..end]);
+        } else {
+            args.push(text.slice(start..end));
+        }
+    });
+    if scanned {
+        return Ok((name, args));
+    }
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let split = (&mut de)
+        .deserialize_seq(Elements { text, named })
+        .and_then(|split| de.end().map(|()| split))
+        .map_err(|e| json_err(&e, pos))?;
+    Ok(split)
+}
+
+/// Takes a JSON array apart without collecting its elements first.
+struct Elements<'t> {
+    text: &'t Bytes,
+    named: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for Elements<'_> {
+    type Value = (Option<String>, Vec<Bytes>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let name = match self.named {
+            true => seq
+                .next_element::<&RawValue>()?
+                .and_then(|raw| event_name(raw.get())),
+            false => None,
+        };
+        let mut args = Vec::new();
+        while let Some(raw) = seq.next_element::<&RawValue>()? {
+            args.push(self.text.slice_ref(raw.get().as_bytes()));
+        }
+        Ok((name, args))
+    }
+}
+
+/// The event name from the first array element (its JSON text): a JSON string, unescaped.
+fn event_name(text: &str) -> Option<String> {
     if !text.starts_with('"') {
         return None;
     }
