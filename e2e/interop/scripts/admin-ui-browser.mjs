@@ -145,6 +145,10 @@ await shot("servers");
 
 // Dashboard: the clients card counts the users' connections and the UI's own.
 const expectedClients = clients.length + 1;
+// The UI's own connection starts on long-polling and upgrades: a server_stats sampled before
+// its upgrade counts it as polling, so wait for the split the clients asked for (the UI on
+// WebSocket), not only for the total.
+const expectedPolling = config.clients.filter((c) => c.transport === "polling").length;
 await page.goto(`${uiUrl}#/`);
 // The dashboard's small tables: [chip label, big number] per row ("WebSocket" / "HTTP
 // long-polling" in the clients card, "Healthy" / "Unhealthy" in the servers card).
@@ -153,13 +157,13 @@ const figures = () =>
     .filter((tr) => tr.offsetParent !== null && tr.querySelector(".v-chip") && tr.querySelector("h2"))
     .map((tr) => [tr.querySelector(".v-chip").innerText.trim().toLowerCase(), Number(tr.querySelector("h2").innerText)]);
 await page.waitForFunction(
-  ([n, f]) => {
+  ([n, f, p]) => {
     const h = eval(f)();
     const ws = h.find(([k]) => k === "websocket");
     const lp = h.find(([k]) => k.includes("polling"));
-    return ws && lp && ws[1] + lp[1] === n;
+    return ws && lp && ws[1] + lp[1] === n && lp[1] === p;
   },
-  [expectedClients, `(${figures})`],
+  [expectedClients, `(${figures})`, expectedPolling],
 );
 {
   const h = await page.evaluate((f) => eval(f)(), `(${figures})`);
