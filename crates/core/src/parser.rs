@@ -23,7 +23,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use volley_proto::socket::{
-    DecodeLimits, Packet, PacketType, Reassembler, encode_header, from_slice_with_binary,
+    DecodeLimits, Packet, PacketRef, PacketType, Reassembler, encode_header, from_slice_with_binary,
 };
 use volley_proto::{DecodeError, DecodeErrorKind};
 
@@ -278,8 +278,14 @@ impl Decoder {
 
     /// A text frame (Engine.IO `4` removed); a packet when one is complete.
     pub fn text(&mut self, text: Bytes) -> Result<Option<Packet>, DecodeError> {
+        Ok(self.text_ref(&text)?.map(PacketRef::into_owned))
+    }
+
+    /// [`text`](Self::text) for a receiver that only looks at the packet: it borrows its
+    /// namespace and event name from `text`.
+    pub fn text_ref<'t>(&mut self, text: &'t Bytes) -> Result<Option<PacketRef<'t>>, DecodeError> {
         match &mut self.reassembler {
-            Some(r) => r.push_text(text),
+            Some(r) => r.push_text_ref(text),
             // Every MessagePack packet is a binary frame.
             None => Err(DecodeError::new(DecodeErrorKind::InvalidData, 0)),
         }

@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Sleep;
 use volley_engine::{EngineSocket, Incoming, Message, ProtocolVersion};
-use volley_proto::socket::{DecodeLimits, Packet, PacketData, PacketType};
+use volley_proto::socket::{DecodeLimits, PacketDataRef, PacketRef, PacketType};
 
 use crate::adapter::Session;
 use crate::error::{ConnectError, DisconnectReason};
@@ -135,8 +136,14 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
                 continue;
             }
         };
+        // A text frame's packet borrows its namespace and event name from the frame; a
+        // binary one (an attachment or a MessagePack packet) comes out whole.
+        let (text, whole);
         let decoded = match msg {
-            Ok(Message::Text(text)) => decoder.text(text),
+            Ok(Message::Text(t)) => {
+                text = t;
+                decoder.text_ref(&text).map(|p| p.map(|p| (p, Vec::new())))
+            }
             Ok(Message::Binary(data)) => {
                 let r = decoder.binary(data);
                 if decoder.buffered_bytes() > config.max_payload {
@@ -145,14 +152,22 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
                     engine.close();
                     continue;
                 }
-                r
+                match r {
+                    Ok(Some(mut p)) => {
+                        let attachments = std::mem::take(&mut p.attachments);
+                        whole = p;
+                        Ok(Some((whole.view(), attachments)))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                }
             }
             Err(reason) => break DisconnectReason::from_engine(reason),
         };
         match decoded {
-            Ok(Some(packet)) => {
+            Ok(Some((packet, attachments))) => {
                 attachments_deadline = None;
-                handle_packet(&io, &conn, &decoder, packet);
+                handle_packet(&io, &conn, &decoder, packet, attachments);
                 if connect_deadline.is_some() && conn.joined_once.load(Ordering::Acquire) {
                     // Joined: the deadline no longer applies; its timer goes now.
                     connect_deadline = None;
@@ -182,25 +197,30 @@ async fn fire(deadline: &mut Option<Pin<Box<Sleep>>>) {
     }
 }
 
-fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, packet: Packet) {
-    let Packet {
+fn handle_packet(
+    io: &Arc<IoInner>,
+    conn: &Arc<ConnInner>,
+    decoder: &Decoder,
+    packet: PacketRef<'_>,
+    attachments: Vec<Bytes>,
+) {
+    let PacketRef {
         kind,
         namespace,
         id,
         data,
-        attachments,
     } = packet;
     match kind {
         PacketType::Connect => {
             let (namespace, auth) = if conn.engine.protocol() == ProtocolVersion::V3 {
                 // Protocol v4: `/nsp?x=y` carries the auth as a query, and there is no payload.
-                v2_namespace(&namespace)
+                v2_namespace(namespace)
             } else {
                 let auth = match data {
-                    PacketData::Json(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                    PacketDataRef::Json(raw) => serde_json::from_slice(&raw).unwrap_or(Value::Null),
                     _ => Value::Object(Default::default()),
                 };
-                (namespace, auth)
+                (namespace.to_owned(), auth)
             };
             let joined = conn.lock().len() + conn.connecting.load(Ordering::Acquire);
             if joined >= io.config.max_namespaces_per_connection {
@@ -219,12 +239,12 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, pa
             }));
         }
         PacketType::Disconnect => {
-            if let Some(socket) = conn.get(&namespace) {
+            if let Some(socket) = conn.get(namespace) {
                 socket.close(DisconnectReason::ClientNamespaceDisconnect);
             }
         }
         PacketType::Event | PacketType::BinaryEvent => {
-            let (Some(socket), PacketData::Event { name, args }) = (conn.get(&namespace), data)
+            let (Some(socket), PacketDataRef::Event { name, args }) = (conn.get(namespace), data)
             else {
                 return;
             };
@@ -233,8 +253,8 @@ fn handle_packet(io: &Arc<IoInner>, conn: &Arc<ConnInner>, decoder: &Decoder, pa
             }
         }
         PacketType::Ack | PacketType::BinaryAck => {
-            let (Some(socket), Some(id), PacketData::Ack { args }) =
-                (conn.get(&namespace), id, data)
+            let (Some(socket), Some(id), PacketDataRef::Ack { args }) =
+                (conn.get(namespace), id, data)
             else {
                 return;
             };

@@ -91,6 +91,8 @@ pub struct Incoming {
     timer_at: Instant,
     /// The waker `timer` was last polled with.
     timer_waker: Option<Waker>,
+    /// Messages the driver may still read ahead before its next full round.
+    read_ahead_left: u8,
 }
 
 impl std::fmt::Debug for Incoming {
@@ -151,6 +153,7 @@ impl Incoming {
             timer: Box::pin(tokio::time::sleep_until(next_ping)),
             timer_at: next_ping,
             timer_waker: None,
+            read_ahead_left: websocket::READ_AHEAD,
         }
     }
 
@@ -168,6 +171,13 @@ impl Incoming {
 
     /// Polls for the next message; see [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, CloseReason>> {
+        // Between the frames of one read, the next one is handed up at once; `handed_up`
+        // stays set, so frames queued meanwhile wait for the full round below, which comes
+        // once the socket has nothing more ready (or after `READ_AHEAD` messages).
+        if let Some(m) = self.read_ahead(cx) {
+            return Poll::Ready(Ok(m));
+        }
+        self.read_ahead_left = websocket::READ_AHEAD;
         // From here on, frames queued by the handles wake this task again (see
         // `Shared::notify_queued`).
         self.shared.handed_up.store(false, Ordering::SeqCst);

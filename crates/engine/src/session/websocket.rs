@@ -12,12 +12,16 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
-use volley_proto::engine::{Packet, v3};
+use volley_proto::engine::{Message, Packet, v3};
 
 use super::{Incoming, Transport};
 use crate::command::WsStream;
 use crate::error::CloseReason;
 use crate::socket::Frame;
+
+/// How many messages the driver reads in a row before it looks at everything else again
+/// (see [`Incoming::read_ahead`]).
+pub(super) const READ_AHEAD: u8 = 16;
 
 /// How long a WebSocket that is not going to be used is given to answer its close frame.
 const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
@@ -137,50 +141,17 @@ impl Incoming {
         self.shared.sub_pending(sent, sent_bytes);
         // Read; a message is handed up at once, and the replies it causes are written
         // together with those of the next frames, before one flush.
-        if self.closing.is_none() {
-            match read.poll_next(ws, cx) {
-                Poll::Ready(Some(Ok(msg))) => {
-                    // A ping frame may have queued a pong inside tungstenite.
-                    *unflushed = true;
-                    self.on_ws_message(msg);
-                    return WsStep::Again;
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    tracing::debug!(error = %e, "websocket read error");
-                    // The peer went away without a closing handshake: nobody to tell, and
-                    // Node reports it as a transport close.
-                    if matches!(
-                        e,
-                        tungstenite::Error::Io(_)
-                            | tungstenite::Error::ConnectionClosed
-                            | tungstenite::Error::AlreadyClosed
-                            | tungstenite::Error::Protocol(
-                                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
-                            )
-                    ) {
-                        return WsStep::End(CloseReason::TransportClose);
-                    }
-                    // Tell the peer why, with the close code Node's `ws` sends.
-                    let code = match e {
-                        tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
-                        tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
-                        tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
-                        _ => None,
-                    };
-                    if let Some(code) = code {
-                        let frame = CloseFrame {
-                            code,
-                            reason: Utf8Bytes::from_static(""),
-                        };
-                        let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
-                        let _ = ws.poll_flush_unpin(cx);
-                    }
-                    return WsStep::End(CloseReason::TransportError);
-                }
-                Poll::Ready(None) => return WsStep::End(CloseReason::TransportClose),
-                Poll::Pending => {}
-            }
+        if self.closing.is_none()
+            && let Poll::Ready(r) = read.poll_next(ws, cx)
+        {
+            return match self.on_ws_read(r, cx) {
+                Some(reason) => WsStep::End(reason),
+                None => WsStep::Again,
+            };
         }
+        let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
+            return WsStep::Idle;
+        };
         if *unflushed {
             match ws.poll_flush_unpin(cx) {
                 Poll::Ready(Ok(())) => {
@@ -204,6 +175,85 @@ impl Incoming {
             return WsStep::End(reason);
         }
         WsStep::Idle
+    }
+
+    /// Between the frames of one read: the next message straight from the WebSocket, without
+    /// a full round of the driver (queued frames, timers, commands, writes), at most
+    /// [`READ_AHEAD`] times in a row. `None` when the socket has nothing ready or what it
+    /// had was no message; the full round then takes over.
+    pub(super) fn read_ahead(&mut self, cx: &mut Context<'_>) -> Option<Message> {
+        if self.read_ahead_left == 0
+            || self.closed.is_some()
+            || self.closing.is_some()
+            || self.upgrading.is_some()
+            || !self.inbox.is_empty()
+        {
+            return None;
+        }
+        let Transport::Websocket { ws, read, .. } = &mut self.transport else {
+            return None;
+        };
+        let Poll::Ready(r) = read.poll_next(ws, cx) else {
+            return None;
+        };
+        self.read_ahead_left -= 1;
+        if let Some(reason) = self.on_ws_read(r, cx) {
+            self.finish(reason);
+        }
+        self.inbox.pop_front()
+    }
+
+    /// What one read of the WebSocket gave: a message is handled, and the session ends for
+    /// the reason returned.
+    fn on_ws_read(
+        &mut self,
+        r: Option<Result<tungstenite::Message, tungstenite::Error>>,
+        cx: &mut Context<'_>,
+    ) -> Option<CloseReason> {
+        let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
+            return None;
+        };
+        match r {
+            Some(Ok(msg)) => {
+                // A ping frame may have queued a pong inside tungstenite.
+                *unflushed = true;
+                self.on_ws_message(msg);
+                None
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket read error");
+                // The peer went away without a closing handshake: nobody to tell, and
+                // Node reports it as a transport close.
+                if matches!(
+                    e,
+                    tungstenite::Error::Io(_)
+                        | tungstenite::Error::ConnectionClosed
+                        | tungstenite::Error::AlreadyClosed
+                        | tungstenite::Error::Protocol(
+                            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                        )
+                ) {
+                    return Some(CloseReason::TransportClose);
+                }
+                // Tell the peer why, with the close code Node's `ws` sends.
+                let code = match e {
+                    tungstenite::Error::Capacity(_) => Some(CloseCode::Size),
+                    tungstenite::Error::Utf8(_) => Some(CloseCode::Invalid),
+                    tungstenite::Error::Protocol(_) => Some(CloseCode::Protocol),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    let frame = CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from_static(""),
+                    };
+                    let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
+                    let _ = ws.poll_flush_unpin(cx);
+                }
+                Some(CloseReason::TransportError)
+            }
+            None => Some(CloseReason::TransportClose),
+        }
     }
 
     fn on_ws_message(&mut self, msg: tungstenite::Message) {

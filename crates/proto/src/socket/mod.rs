@@ -10,8 +10,9 @@
 //! Binary data is taken out of the JSON, replaced by `{"_placeholder":true,"num":N}`, and sent
 //! as `N` binary Engine.IO messages right after the text.
 //!
-//! - [`Packet::decode`] validates and splits a text packet; [`Packet::encode`] and
-//!   [`encode_header`] write one.
+//! - [`Packet::decode`] validates and splits a text packet ([`PacketRef::decode`]: the same,
+//!   borrowing the namespace and event name); [`Packet::encode`] and [`encode_header`] write
+//!   one.
 //! - [`Reassembler`] joins a binary packet with its attachments.
 //! - [`to_writer_with_binary`] and [`from_slice_with_binary`] convert between Rust values and
 //!   JSON with placeholders, for any serde type with [`Bytes`](bytes::Bytes) (or other byte
@@ -22,8 +23,10 @@ mod binary_ser;
 mod packet;
 mod reassembler;
 mod split;
+mod view;
 
 pub use binary_de::from_slice_with_binary;
 pub use binary_ser::to_writer_with_binary;
 pub use packet::{DecodeLimits, Packet, PacketData, PacketType, encode_header};
 pub use reassembler::Reassembler;
+pub use view::{PacketDataRef, PacketRef};

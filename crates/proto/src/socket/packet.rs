@@ -7,7 +7,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::value::RawValue;
 
+use std::borrow::Cow;
+
 use super::split;
+use super::view::{PacketDataRef, PacketRef};
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// The seven Socket.IO v5 packet types, with their wire digit.
@@ -119,13 +122,13 @@ impl Default for DecodeLimits {
     }
 }
 
-fn err(kind: DecodeErrorKind, offset: usize) -> DecodeError {
+pub(super) fn err(kind: DecodeErrorKind, offset: usize) -> DecodeError {
     DecodeError::new(kind, offset)
 }
 
 /// Maps a serde_json error on the data starting at byte `start` to an `InvalidData` error at
 /// the best offset we can tell.
-fn json_err(e: &serde_json::Error, start: usize) -> DecodeError {
+pub(super) fn json_err(e: &serde_json::Error, start: usize) -> DecodeError {
     let offset = if e.line() == 1 {
         start + e.column().saturating_sub(1)
     } else {
@@ -169,130 +172,26 @@ impl Packet {
     /// # Ok::<(), volley_proto::DecodeError>(())
     /// ```
     pub fn decode(text: Bytes, limits: &DecodeLimits) -> Result<(Packet, usize), DecodeError> {
-        let s = match std::str::from_utf8(&text) {
-            Ok(s) => s,
-            Err(e) => return Err(err(DecodeErrorKind::InvalidUtf8, e.valid_up_to())),
-        };
-        let b = s.as_bytes();
-        let Some(&digit) = b.first() else {
-            return Err(err(DecodeErrorKind::Empty, 0));
-        };
-        let kind =
-            PacketType::from_digit(digit).ok_or(err(DecodeErrorKind::UnknownPacketType, 0))?;
-        let mut pos = 1;
+        PacketRef::decode(&text, limits).map(|(packet, n)| (packet.into_owned(), n))
+    }
 
-        // <attachments>-
-        let mut attachments = 0;
-        if kind.is_binary() {
-            let start = pos;
-            let mut n: usize = 0;
-            while let Some(d) = b.get(pos).filter(|c| c.is_ascii_digit()) {
-                n = n.saturating_mul(10).saturating_add(usize::from(d - b'0'));
-                pos += 1;
-            }
-            if pos == start {
-                return Err(err(DecodeErrorKind::InvalidNumber, start));
-            }
-            if b.get(pos) != Some(&b'-') {
-                return Err(err(DecodeErrorKind::InvalidNumber, pos));
-            }
-            if n > limits.max_attachments {
-                return Err(err(DecodeErrorKind::TooManyAttachments, start));
-            }
-            pos += 1;
-            attachments = n;
-        }
-
-        // <namespace>, (the comma may be missing at the very end: `40/custom`)
-        let has_namespace = b.get(pos) == Some(&b'/');
-        let namespace = if has_namespace {
-            let start = pos;
-            let end = memchr::memchr(b',', &b[pos..]).map_or(b.len(), |i| pos + i);
-            pos = (end + 1).min(b.len());
-            s[start..end].to_owned()
-        } else {
-            "/".to_owned()
-        };
-
-        // <ack id>
-        let id_start = pos;
-        while b.get(pos).is_some_and(u8::is_ascii_digit) {
-            pos += 1;
-        }
-        let id = if pos > id_start {
-            Some(
-                s[id_start..pos]
-                    .parse::<u64>()
-                    .map_err(|_| err(DecodeErrorKind::InvalidNumber, id_start))?,
-            )
-        } else {
-            None
-        };
-        let takes_id = matches!(
-            kind,
-            PacketType::Event | PacketType::Ack | PacketType::BinaryEvent | PacketType::BinaryAck
-        );
-        if id.is_some() && !takes_id {
-            return Err(err(DecodeErrorKind::InvalidNumber, id_start));
-        }
-
-        // <JSON data>
-        let json = &b[pos..];
-        let first = json.first().copied();
-        let starts_right = match (kind, first) {
-            (_, None) => true,
-            (PacketType::Connect, Some(c)) => c == b'{',
-            (PacketType::ConnectError, Some(c)) => c == b'{' || c == b'"',
-            (PacketType::Disconnect, Some(_)) => false,
-            (_, Some(c)) => c == b'[',
-        };
-        if !starts_right {
-            return Err(misplaced_data(
-                json,
-                pos,
-                has_namespace,
-                takes_id && id.is_none(),
-            ));
-        }
-        let data = match kind {
-            PacketType::Connect if json.is_empty() => PacketData::None,
-            PacketType::Disconnect => PacketData::None,
-            PacketType::Connect | PacketType::ConnectError => {
-                if json.is_empty() {
-                    return Err(err(DecodeErrorKind::InvalidData, pos));
-                }
-                let raw: &RawValue = serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
-                PacketData::Json(text.slice_ref(raw.get().as_bytes()))
-            }
-            PacketType::Event | PacketType::BinaryEvent => {
-                if json.is_empty() {
-                    return Err(err(DecodeErrorKind::InvalidData, pos));
-                }
-                let (name, args) = split_array(&text, s, pos, true)?;
-                let name = name.ok_or(err(DecodeErrorKind::InvalidData, pos))?;
-                PacketData::Event { name, args }
-            }
-            PacketType::Ack | PacketType::BinaryAck => {
-                if id.is_none() {
-                    return Err(err(DecodeErrorKind::InvalidNumber, pos));
-                }
-                if json.is_empty() {
-                    return Err(err(DecodeErrorKind::InvalidData, pos));
-                }
-                let (_, args) = split_array(&text, s, pos, false)?;
-                PacketData::Ack { args }
-            }
-        };
-        Ok((
-            Packet {
-                kind,
-                namespace,
-                id,
-                data,
-                attachments: Vec::new(),
+    /// The packet as a [`PacketRef`] borrowing its namespace and event name (the argument
+    /// list is cloned: its `Bytes` share the packet's buffers).
+    pub fn view(&self) -> PacketRef<'_> {
+        PacketRef {
+            kind: self.kind,
+            namespace: &self.namespace,
+            id: self.id,
+            data: match &self.data {
+                PacketData::None => PacketDataRef::None,
+                PacketData::Json(json) => PacketDataRef::Json(json.clone()),
+                PacketData::Event { name, args } => PacketDataRef::Event {
+                    name: Cow::Borrowed(name),
+                    args: args.clone(),
+                },
+                PacketData::Ack { args } => PacketDataRef::Ack { args: args.clone() },
             },
-            attachments,
-        ))
+        }
     }
 
     /// Encodes the whole packet, header and data, into `out`.
@@ -397,12 +296,12 @@ pub fn encode_header(
 ///
 /// The array is scanned by hand ([`split::array_elements`]); serde_json reads it again only
 /// when the scan says no, to tell why.
-fn split_array(
+pub(super) fn split_array<'a>(
     text: &Bytes,
-    s: &str,
+    s: &'a str,
     pos: usize,
     named: bool,
-) -> Result<(Option<String>, Vec<Bytes>), DecodeError> {
+) -> Result<(Option<Cow<'a, str>>, Vec<Bytes>), DecodeError> {
     let json = &s.as_bytes()[pos..];
     let (mut name, mut args, mut first) = (None, Vec::new(), named);
     let scanned = split::array_elements(json, |start, end| {
@@ -422,7 +321,7 @@ fn split_array(
         .deserialize_seq(Elements { text, named })
         .and_then(|split| de.end().map(|()| split))
         .map_err(|e| json_err(&e, pos))?;
-    Ok(split)
+    Ok((split.0.map(Cow::Owned), split.1))
 }
 
 /// Takes a JSON array apart without collecting its elements first.
@@ -442,7 +341,8 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
         let name = match self.named {
             true => seq
                 .next_element::<&RawValue>()?
-                .and_then(|raw| event_name(raw.get())),
+                .and_then(|raw| event_name(raw.get()))
+                .map(Cow::into_owned),
             false => None,
         };
         let mut args = Vec::new();
@@ -454,15 +354,15 @@ impl<'de> serde::de::Visitor<'de> for Elements<'_> {
 }
 
 /// The event name from the first array element (its JSON text): a JSON string, unescaped.
-fn event_name(text: &str) -> Option<String> {
+fn event_name(text: &str) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }
     if !text.contains('\\') {
         // A valid JSON string without escapes: its content is the text between the quotes.
-        return Some(text[1..text.len() - 1].to_owned());
+        return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
-    serde_json::from_str(text).ok()
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 /// Writes `s` as a JSON string, escaped exactly as `JSON.stringify` does.
@@ -504,7 +404,12 @@ fn write_json_str(out: &mut BytesMut, s: &str) {
 
 /// The error for data that does not start where and how the type requires, named after what
 /// the bytes most likely were meant to be.
-fn misplaced_data(json: &[u8], pos: usize, has_namespace: bool, id_possible: bool) -> DecodeError {
+pub(super) fn misplaced_data(
+    json: &[u8],
+    pos: usize,
+    has_namespace: bool,
+    id_possible: bool,
+) -> DecodeError {
     // `2admin,["x"]`: a namespace without its leading slash.
     if !has_namespace {
         if let Some(comma) = memchr::memchr(b',', json) {

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::packet::{DecodeLimits, Packet};
+use super::view::PacketRef;
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// Reassembles Socket.IO packets from the Engine.IO messages of one connection.
@@ -68,10 +69,19 @@ impl Reassembler {
     /// error ([`DecodeErrorKind::UnexpectedAttachment`]), as are the errors of
     /// [`Packet::decode`].
     pub fn push_text(&mut self, text: Bytes) -> Result<Option<Packet>, DecodeError> {
+        Ok(self.push_text_ref(&text)?.map(PacketRef::into_owned))
+    }
+
+    /// [`push_text`](Self::push_text) for a receiver that only looks at the packet: a
+    /// complete one comes out as a [`PacketRef`] borrowing from `text` (no `String`s made).
+    pub fn push_text_ref<'t>(
+        &mut self,
+        text: &'t Bytes,
+    ) -> Result<Option<PacketRef<'t>>, DecodeError> {
         if self.pending.is_some() {
             return Err(DecodeError::new(DecodeErrorKind::UnexpectedAttachment, 0));
         }
-        let (packet, count) = Packet::decode(text, &self.limits)?;
+        let (packet, count) = PacketRef::decode(text, &self.limits)?;
         if count == 0 {
             return Ok(Some(packet));
         }
@@ -79,7 +89,7 @@ impl Reassembler {
         self.buffered = 0;
         self.pending = Some(Packet {
             attachments: Vec::with_capacity(count),
-            ..packet
+            ..packet.into_owned()
         });
         Ok(None)
     }

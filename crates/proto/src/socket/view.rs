@@ -1,0 +1,262 @@
+//! A decoded packet that borrows from the text it was decoded from: what a server needs to
+//! route an event (namespace, event name) without copying them into `String`s.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::packet::{err, json_err, misplaced_data, split_array};
+use super::{DecodeLimits, Packet, PacketData, PacketType};
+use crate::error::{DecodeError, DecodeErrorKind};
+
+/// A decoded Socket.IO packet whose namespace and event name borrow from the frame it was
+/// decoded from (the arguments are slices of it, as in [`Packet`]).
+///
+/// [`PacketRef::decode`] validates exactly as [`Packet::decode`] does, which is
+/// `PacketRef::decode` followed by [`into_owned`](Self::into_owned); a receiver that only
+/// looks at the packet saves the two `String`s. It has no attachments: a binary packet is
+/// completed by a [`Reassembler`](super::Reassembler) as a [`Packet`], and
+/// [`Packet::view`] gives its `PacketRef`.
+///
+/// ```
+/// use bytes::Bytes;
+/// use volley_proto::socket::{DecodeLimits, PacketDataRef, PacketRef, PacketType};
+///
+/// let text = Bytes::from_static(br#"2["hello",{"a":1}]"#);
+/// let (packet, attachments) = PacketRef::decode(&text, &DecodeLimits::default())?;
+/// assert_eq!((packet.kind, packet.namespace, packet.id, attachments), (PacketType::Event, "/", None, 0));
+/// let PacketDataRef::Event { name, args } = &packet.data else { unreachable!() };
+/// assert_eq!(name, "hello");
+/// assert_eq!(args, &[Bytes::from_static(br#"{"a":1}"#)]);
+/// # Ok::<(), volley_proto::DecodeError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketRef<'a> {
+    /// The packet type.
+    pub kind: PacketType,
+    /// The namespace; `"/"` when absent on the wire.
+    pub namespace: &'a str,
+    /// The acknowledgement id.
+    pub id: Option<u64>,
+    /// The data, split according to the type.
+    pub data: PacketDataRef<'a>,
+}
+
+/// The data of a [`PacketRef`]: [`PacketData`] with a borrowed event name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketDataRef<'a> {
+    /// No data: a `CONNECT` without payload, or a `DISCONNECT`.
+    None,
+    /// The `CONNECT` or `CONNECT_ERROR` payload, as raw JSON text.
+    Json(Bytes),
+    /// `EVENT` / `BINARY_EVENT` data.
+    Event {
+        /// The event name, unescaped (borrowed unless it had escapes).
+        name: Cow<'a, str>,
+        /// Every array element after the name, each as raw JSON text.
+        args: Vec<Bytes>,
+    },
+    /// `ACK` / `BINARY_ACK` data.
+    Ack {
+        /// Every array element, each as raw JSON text.
+        args: Vec<Bytes>,
+    },
+}
+
+impl<'a> PacketRef<'a> {
+    /// Decodes a text packet (the text of one Engine.IO message, without its `4`), with the
+    /// checks of [`Packet::decode`]; returns the packet and the number of binary attachments
+    /// it declares.
+    pub fn decode(text: &'a Bytes, limits: &DecodeLimits) -> Result<(Self, usize), DecodeError> {
+        let s = match std::str::from_utf8(text) {
+            Ok(s) => s,
+            Err(e) => return Err(err(DecodeErrorKind::InvalidUtf8, e.valid_up_to())),
+        };
+        let b = s.as_bytes();
+        let Some(&digit) = b.first() else {
+            return Err(err(DecodeErrorKind::Empty, 0));
+        };
+        let kind =
+            PacketType::from_digit(digit).ok_or(err(DecodeErrorKind::UnknownPacketType, 0))?;
+        let mut pos = 1;
+
+        // <attachments>-
+        let mut attachments = 0;
+        if kind.is_binary() {
+            let start = pos;
+            let mut n: usize = 0;
+            while let Some(d) = b.get(pos).filter(|c| c.is_ascii_digit()) {
+                n = n.saturating_mul(10).saturating_add(usize::from(d - b'0'));
+                pos += 1;
+            }
+            if pos == start {
+                return Err(err(DecodeErrorKind::InvalidNumber, start));
+            }
+            if b.get(pos) != Some(&b'-') {
+                return Err(err(DecodeErrorKind::InvalidNumber, pos));
+            }
+            if n > limits.max_attachments {
+                return Err(err(DecodeErrorKind::TooManyAttachments, start));
+            }
+            pos += 1;
+            attachments = n;
+        }
+
+        // <namespace>, (the comma may be missing at the very end: `40/custom`)
+        let has_namespace = b.get(pos) == Some(&b'/');
+        let namespace = if has_namespace {
+            let start = pos;
+            let end = memchr::memchr(b',', &b[pos..]).map_or(b.len(), |i| pos + i);
+            pos = (end + 1).min(b.len());
+            &s[start..end]
+        } else {
+            "/"
+        };
+
+        // <ack id>
+        let id_start = pos;
+        while b.get(pos).is_some_and(u8::is_ascii_digit) {
+            pos += 1;
+        }
+        let id = if pos > id_start {
+            Some(
+                s[id_start..pos]
+                    .parse::<u64>()
+                    .map_err(|_| err(DecodeErrorKind::InvalidNumber, id_start))?,
+            )
+        } else {
+            None
+        };
+        let takes_id = matches!(
+            kind,
+            PacketType::Event | PacketType::Ack | PacketType::BinaryEvent | PacketType::BinaryAck
+        );
+        if id.is_some() && !takes_id {
+            return Err(err(DecodeErrorKind::InvalidNumber, id_start));
+        }
+
+        // <JSON data>
+        let json = &b[pos..];
+        let first = json.first().copied();
+        let starts_right = match (kind, first) {
+            (_, None) => true,
+            (PacketType::Connect, Some(c)) => c == b'{',
+            (PacketType::ConnectError, Some(c)) => c == b'{' || c == b'"',
+            (PacketType::Disconnect, Some(_)) => false,
+            (_, Some(c)) => c == b'[',
+        };
+        if !starts_right {
+            return Err(misplaced_data(
+                json,
+                pos,
+                has_namespace,
+                takes_id && id.is_none(),
+            ));
+        }
+        let data = match kind {
+            PacketType::Connect if json.is_empty() => PacketDataRef::None,
+            PacketType::Disconnect => PacketDataRef::None,
+            PacketType::Connect | PacketType::ConnectError => {
+                if json.is_empty() {
+                    return Err(err(DecodeErrorKind::InvalidData, pos));
+                }
+                let raw: &RawValue = serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
+                PacketDataRef::Json(text.slice_ref(raw.get().as_bytes()))
+            }
+            PacketType::Event | PacketType::BinaryEvent => {
+                if json.is_empty() {
+                    return Err(err(DecodeErrorKind::InvalidData, pos));
+                }
+                let (name, args) = split_array(text, s, pos, true)?;
+                let name = name.ok_or(err(DecodeErrorKind::InvalidData, pos))?;
+                PacketDataRef::Event { name, args }
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                if id.is_none() {
+                    return Err(err(DecodeErrorKind::InvalidNumber, pos));
+                }
+                if json.is_empty() {
+                    return Err(err(DecodeErrorKind::InvalidData, pos));
+                }
+                let (_, args) = split_array(text, s, pos, false)?;
+                PacketDataRef::Ack { args }
+            }
+        };
+        Ok((
+            PacketRef {
+                kind,
+                namespace,
+                id,
+                data,
+            },
+            attachments,
+        ))
+    }
+
+    /// The same packet with its own `String`s, and no attachments yet.
+    pub fn into_owned(self) -> Packet {
+        Packet {
+            kind: self.kind,
+            namespace: self.namespace.to_owned(),
+            id: self.id,
+            data: match self.data {
+                PacketDataRef::None => PacketData::None,
+                PacketDataRef::Json(json) => PacketData::Json(json),
+                PacketDataRef::Event { name, args } => PacketData::Event {
+                    name: name.into_owned(),
+                    args,
+                },
+                PacketDataRef::Ack { args } => PacketData::Ack { args },
+            },
+            attachments: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::packet::tests::valid_packet;
+    use bytes::BytesMut;
+    use proptest::prelude::*;
+
+    #[test]
+    fn borrows_the_namespace_and_a_plain_event_name() {
+        let text = Bytes::from_static(br#"2/chat,7["hello",1]"#);
+        let (p, _) = PacketRef::decode(&text, &DecodeLimits::default()).unwrap();
+        assert_eq!((p.namespace, p.id), ("/chat", Some(7)));
+        let PacketDataRef::Event { name, args } = p.data else {
+            panic!("not an event")
+        };
+        assert!(matches!(name, Cow::Borrowed("hello")));
+        assert_eq!(args, [Bytes::from_static(b"1")]);
+    }
+
+    #[test]
+    fn unescapes_an_event_name_with_escapes() {
+        let text = Bytes::from_static(br#"2["a\"b\u00e9"]"#);
+        let (p, _) = PacketRef::decode(&text, &DecodeLimits::default()).unwrap();
+        let PacketDataRef::Event { name, .. } = p.data else {
+            panic!("not an event")
+        };
+        assert!(matches!(name, Cow::Owned(ref n) if n == "a\"bé"));
+    }
+
+    proptest! {
+        /// The owned packet's view is what decoding borrowed: both decoders agree.
+        #[test]
+        fn view_of_the_owned_packet_is_the_borrowed_one(packet in valid_packet()) {
+            let mut out = BytesMut::new();
+            packet.encode(&mut out);
+            let text = out.freeze();
+            let (owned, n) = Packet::decode(text.clone(), &DecodeLimits { max_attachments: 16 })
+                .unwrap();
+            let (borrowed, m) = PacketRef::decode(&text, &DecodeLimits { max_attachments: 16 })
+                .unwrap();
+            prop_assert_eq!(n, m);
+            prop_assert_eq!(owned.view(), borrowed.clone());
+            prop_assert_eq!(borrowed.into_owned(), owned);
+        }
+    }
+}
