@@ -23,7 +23,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use volley_proto::socket::{
-    DecodeLimits, Packet, PacketRef, PacketType, Reassembler, encode_header, from_slice_with_binary,
+    DecodeLimits, Packet, PacketRef, PacketType, Reassembler, encode_header,
+    from_slice_with_binary, write_json_str,
 };
 use volley_proto::{DecodeError, DecodeErrorKind};
 
@@ -345,7 +346,7 @@ fn json_event(
     encode_header(&mut out, PacketType::Event, 0, nsp, id);
     let body = out.len();
     out.push(b'[');
-    write_json_str(&mut out, event)?;
+    write_json_str(&mut out, event);
     let mut attachments = Vec::new();
     if !args.is_empty_dyn() {
         args.write_json(&mut JsonWriter::new(&mut out, &mut attachments, false))?;
@@ -371,20 +372,6 @@ fn json_event(
 /// What an event packet's buffer starts with, besides the namespace and the event name: room
 /// for the header and a few small arguments, so that most events are written without growing it.
 const EVENT_CAPACITY: usize = 96;
-
-/// `s` as a JSON string; strings that need no escaping (most event names) are copied as they
-/// are.
-fn write_json_str(out: &mut Vec<u8>, s: &str) -> Result<(), CodecError> {
-    if s.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20) {
-        serde_json::to_writer(out, s)?;
-    } else {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    }
-    Ok(())
-}
 
 fn msgpack_packet(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&[u8]>) -> Encoded {
     let frame = msgpack::packet(kind as u8, data, nsp, id);

@@ -27,6 +27,6 @@ mod view;
 
 pub use binary_de::from_slice_with_binary;
 pub use binary_ser::to_writer_with_binary;
-pub use packet::{DecodeLimits, Packet, PacketData, PacketType, encode_header};
+pub use packet::{DecodeLimits, Packet, PacketData, PacketType, encode_header, write_json_str};
 pub use reassembler::Reassembler;
 pub use view::{PacketDataRef, PacketRef};

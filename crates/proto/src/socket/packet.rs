@@ -365,8 +365,9 @@ fn event_name(text: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
-/// Writes `s` as a JSON string, escaped exactly as `JSON.stringify` does.
-fn write_json_str(out: &mut BytesMut, s: &str) {
+/// Writes `s` as a JSON string, escaped exactly as `JSON.stringify` does (the event names of
+/// encoded packets; a string that needs no escaping is copied as it is).
+pub fn write_json_str(out: &mut impl BufMut, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.put_u8(b'"');
     let bytes = s.as_bytes();
