@@ -10,6 +10,7 @@ use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
 use super::binary_ser::{NUM, PLACEHOLDER};
+use super::plain::from_plain_string;
 
 type Error = serde_json::Error;
 
@@ -48,6 +49,10 @@ pub fn from_slice_with_binary<T: DeserializeOwned>(
     json: &[u8],
     attachments: &[Bytes],
 ) -> Result<T, serde_json::Error> {
+    // A string with nothing escaped (a chat message, an id...) is its own value.
+    if let Some(value) = from_plain_string(json) {
+        return Ok(value);
+    }
     if attachments.is_empty() {
         return serde_json::from_slice(json);
     }

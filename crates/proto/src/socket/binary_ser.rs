@@ -9,6 +9,8 @@
 use std::cell::RefCell;
 
 use bytes::Bytes;
+
+use super::plain::write_plain;
 use serde::ser::{
     Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant, SerializeTuple,
     SerializeTupleStruct, SerializeTupleVariant, Serializer,
@@ -53,6 +55,11 @@ pub fn to_writer_with_binary<T: Serialize + ?Sized>(
     value: &T,
     attachments: &mut Vec<Bytes>,
 ) -> Result<(), serde_json::Error> {
+    // A value that is one string is written straight away (escaped eight bytes at a time);
+    // anything else is refused at the first call, before a byte is written.
+    if write_plain(out, value) {
+        return Ok(());
+    }
     let out_len = out.len();
     let attachments_len = attachments.len();
     let found = RefCell::new(std::mem::take(attachments));

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use std::borrow::Cow;
 
+use super::json_str::write_json_str;
 use super::split;
 use super::view::{PacketDataRef, PacketRef};
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -363,44 +364,6 @@ fn event_name(text: &str) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
-}
-
-/// Writes `s` as a JSON string, escaped exactly as `JSON.stringify` does (the event names of
-/// encoded packets; a string that needs no escaping is copied as it is).
-pub fn write_json_str(out: &mut impl BufMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.put_u8(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0x00..=0x1f => 0,
-            _ => continue,
-        };
-        out.put_slice(&bytes[start..i]);
-        start = i + 1;
-        if short != 0 {
-            out.put_slice(&[b'\\', short]);
-        } else {
-            out.put_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 0xf)],
-            ]);
-        }
-    }
-    out.put_slice(&bytes[start..]);
-    out.put_u8(b'"');
 }
 
 /// The error for data that does not start where and how the type requires, named after what
