@@ -25,26 +25,58 @@ pub(super) fn is_special(c: u8) -> bool {
 /// Eight bytes at a time: for a little-endian word `w`, `(x - 0x01..01) & !x & 0x80..80` has
 /// the high bit of the lowest zero byte of `x` set (bytes above it may be flagged by a borrow,
 /// never bytes below), and likewise `(w - 0x20..20) & !w & 0x80..80` for the lowest byte under
-/// 0x20; `x` is `w` xor the quote or the backslash, whose high bit is `w`'s.
+/// 0x20; `x` is `w` xor the quote or the backslash, whose high bit is `w`'s. The last bytes are
+/// read as one word that ends with them, overlapping bytes already found plain (which are
+/// never flagged, being below any special byte).
 pub(crate) fn plain_prefix(b: &[u8]) -> usize {
+    let len = b.len();
     let mut i = 0;
-    let mut words = b.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        let found = ((w ^ QUOTES).wrapping_sub(ONES)
-            | (w ^ BACKSLASHES).wrapping_sub(ONES)
-            | w.wrapping_sub(SPACES))
-            & !w
-            & HIGH;
-        if found != 0 {
-            return i + (found.trailing_zeros() / 8) as usize;
+    while let Some(chunk) = b.get(i..i + 8) {
+        if let Some(k) = first_special(word(chunk)) {
+            return i + k;
         }
         i += 8;
     }
-    let rest = words.remainder();
-    i + rest.iter().position(|&c| is_special(c)).unwrap_or(rest.len())
+    if i == len {
+        return len;
+    }
+    if len >= 8 {
+        return first_special(word(&b[len - 8..])).map_or(len, |k| len - 8 + k);
+    }
+    if len >= 4 {
+        // Fewer than eight bytes: the first four and the last four, in one word.
+        let (head, tail) = (half(&b[..4]), half(&b[len - 4..]));
+        return match first_special(head | tail << 32) {
+            None => len,
+            Some(k) if k < 4 => k,
+            Some(k) => k + len - 8,
+        };
+    }
+    b.iter().position(|&c| is_special(c)).unwrap_or(len)
+}
+
+/// Eight bytes as a little-endian word.
+fn word(chunk: &[u8]) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(chunk);
+    u64::from_le_bytes(w)
+}
+
+/// Four bytes as a little-endian word.
+fn half(chunk: &[u8]) -> u64 {
+    let mut w = [0; 4];
+    w.copy_from_slice(chunk);
+    u64::from(u32::from_le_bytes(w))
+}
+
+/// The index of the first special byte of a little-endian word, if any.
+fn first_special(w: u64) -> Option<usize> {
+    let found = ((w ^ QUOTES).wrapping_sub(ONES)
+        | (w ^ BACKSLASHES).wrapping_sub(ONES)
+        | w.wrapping_sub(SPACES))
+        & !w
+        & HIGH;
+    (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
 
 /// The content of `json` if it is a JSON string with nothing escaped (`"` + plain UTF-8 +
@@ -64,7 +96,7 @@ pub(crate) fn plain_string(json: &[u8]) -> Option<&str> {
 /// ```
 /// let mut out = Vec::new();
 /// volley_proto::socket::write_json_str(&mut out, "a\"b\n\u{1}é");
-/// assert_eq!(out, br#""a\"b\n\u0001é""#);
+/// assert_eq!(out, r#""a\"b\n\u0001é""#.as_bytes());
 /// ```
 pub fn write_json_str(out: &mut impl BufMut, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -305,10 +305,14 @@ pub(super) fn split_array<'a>(
 ) -> Result<(Option<Cow<'a, str>>, Vec<Bytes>), DecodeError> {
     let json = &s.as_bytes()[pos..];
     let (mut name, mut args, mut first) = (None, Vec::new(), named);
-    let scanned = split::array_elements(json, |start, end| {
+    let scanned = split::array_elements(json, |start, end, escaped| {
         let (start, end) = (pos + start, pos + end);
         if std::mem::take(&mut first) {
-            name = event_name(&s[start..end]);
+            name = match (s.as_bytes()[start], escaped) {
+                // A string without escapes: its content is the text between the quotes.
+                (b'"', false) => Some(Cow::Borrowed(&s[start + 1..end - 1])),
+                _ => event_name(&s[start..end]),
+            };
         } else {
             args.push(text.slice(start..end));
         }

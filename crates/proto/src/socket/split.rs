@@ -14,11 +14,16 @@ use super::json_str::plain_prefix;
 /// to serde_json.
 const MAX_DEPTH: u32 = 128;
 
-/// Calls `each(start, end)` with the byte range of every element of the JSON array `json`, in
-/// order, and returns `true`, if `json` is one well-formed JSON array with only whitespace
-/// around it. Returns `false` otherwise (some elements may have been reported by then).
-pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize)) -> bool {
-    let mut s = Scanner { b: json, i: 0 };
+/// Calls `each(start, end, escaped)` with the byte range of every element of the JSON array
+/// `json`, in order (`escaped`: the element has a `\` escape in some string), and returns
+/// `true`, if `json` is one well-formed JSON array with only whitespace around it. Returns
+/// `false` otherwise (some elements may have been reported by then).
+pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize, bool)) -> bool {
+    let mut s = Scanner {
+        b: json,
+        i: 0,
+        escaped: false,
+    };
     s.ws();
     if !s.eat(b'[') {
         return false;
@@ -28,10 +33,11 @@ pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize)) ->
         loop {
             s.ws();
             let start = s.i;
+            s.escaped = false;
             if !s.value() {
                 return false;
             }
-            each(start, s.i);
+            each(start, s.i, s.escaped);
             s.ws();
             match s.next() {
                 Some(b',') => {}
@@ -47,6 +53,8 @@ pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize)) ->
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// A string had an escape.
+    escaped: bool,
 }
 
 impl Scanner<'_> {
@@ -158,18 +166,19 @@ impl Scanner<'_> {
             };
             match c {
                 b'"' => return true,
-                b'\\' => match self.next() {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-                    Some(b'u') => {
-                        let hex = self.b.get(self.i..self.i + 4);
-                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                            return false;
-                        }
-                        self.i += 4;
-                    }
-                    _ => return false,
-                },
+                b'\\' => self.escaped = true,
                 // A control character.
+                _ => return false,
+            }
+            match self.next() {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                Some(b'u') => {
+                    let hex = self.b.get(self.i..self.i + 4);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    self.i += 4;
+                }
                 _ => return false,
             }
         }
@@ -240,7 +249,11 @@ mod tests {
 
     fn fast_split(json: &str) -> Option<Vec<(usize, usize)>> {
         let mut out = Vec::new();
-        array_elements(json.as_bytes(), |s, e| out.push((s, e))).then_some(out)
+        array_elements(json.as_bytes(), |s, e, escaped| {
+            assert_eq!(escaped, json[s..e].contains('\\'), "{json:?}");
+            out.push((s, e));
+        })
+        .then_some(out)
     }
 
     fn agree(json: &str) {
