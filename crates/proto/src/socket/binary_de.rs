@@ -50,9 +50,19 @@ pub fn from_slice_with_binary<T: DeserializeOwned>(
     attachments: &[Bytes],
 ) -> Result<T, serde_json::Error> {
     // A string with nothing escaped (a chat message, an id...) is its own value.
-    if let Some(value) = from_plain_string(json) {
-        return Ok(value);
+    match from_plain_string(json) {
+        Some(value) => Ok(value),
+        None => from_slice_with_serde_json(json, attachments),
     }
+}
+
+/// [`from_slice_with_binary`] for all but plain strings (out of line: the plain-string path
+/// stays short).
+#[inline(never)]
+fn from_slice_with_serde_json<T: DeserializeOwned>(
+    json: &[u8],
+    attachments: &[Bytes],
+) -> Result<T, serde_json::Error> {
     if attachments.is_empty() {
         return serde_json::from_slice(json);
     }

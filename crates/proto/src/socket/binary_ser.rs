@@ -57,9 +57,20 @@ pub fn to_writer_with_binary<T: Serialize + ?Sized>(
 ) -> Result<(), serde_json::Error> {
     // A value that is one string is written straight away (escaped eight bytes at a time);
     // anything else is refused at the first call, before a byte is written.
-    if write_plain(out, value) {
-        return Ok(());
+    match write_plain(out, value) {
+        true => Ok(()),
+        false => to_writer_with_serde_json(out, value, attachments),
     }
+}
+
+/// [`to_writer_with_binary`] for all but plain strings (out of line: the plain-string path
+/// stays short).
+#[inline(never)]
+fn to_writer_with_serde_json<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+    attachments: &mut Vec<Bytes>,
+) -> Result<(), serde_json::Error> {
     let out_len = out.len();
     let attachments_len = attachments.len();
     let found = RefCell::new(std::mem::take(attachments));
