@@ -314,6 +314,10 @@ pub(super) fn split_array<'a>(
                 _ => event_name(&s[start..end]),
             };
         } else {
+            if args.capacity() == 0 {
+                // Allocated straight away (a first `push` takes the longer road of growing).
+                args = Vec::with_capacity(4);
+            }
             args.push(text.slice(start..end));
         }
     });
