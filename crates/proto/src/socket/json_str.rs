@@ -29,10 +29,20 @@ pub(super) fn is_special(c: u8) -> bool {
 /// read as one word that ends with them, overlapping bytes already found plain (which are
 /// never flagged, being below any special byte).
 pub(crate) fn plain_prefix(b: &[u8]) -> usize {
+    prefix::<false>(b)
+}
+
+/// [`plain_prefix`] that also stops at the first byte of 0x80 or above (for text not known to
+/// be UTF-8 yet).
+pub(crate) fn ascii_prefix(b: &[u8]) -> usize {
+    prefix::<true>(b)
+}
+
+fn prefix<const ASCII: bool>(b: &[u8]) -> usize {
     let len = b.len();
     let mut i = 0;
     while let Some(chunk) = b.get(i..i + 8) {
-        if let Some(k) = first_special(word(chunk)) {
+        if let Some(k) = first_special::<ASCII>(word(chunk)) {
             return i + k;
         }
         i += 8;
@@ -41,18 +51,20 @@ pub(crate) fn plain_prefix(b: &[u8]) -> usize {
         return len;
     }
     if len >= 8 {
-        return first_special(word(&b[len - 8..])).map_or(len, |k| len - 8 + k);
+        return first_special::<ASCII>(word(&b[len - 8..])).map_or(len, |k| len - 8 + k);
     }
     if len >= 4 {
         // Fewer than eight bytes: the first four and the last four, in one word.
         let (head, tail) = (half(&b[..4]), half(&b[len - 4..]));
-        return match first_special(head | tail << 32) {
+        return match first_special::<ASCII>(head | tail << 32) {
             None => len,
             Some(k) if k < 4 => k,
             Some(k) => k + len - 8,
         };
     }
-    b.iter().position(|&c| is_special(c)).unwrap_or(len)
+    b.iter()
+        .position(|&c| is_special(c) || (ASCII && c >= 0x80))
+        .unwrap_or(len)
 }
 
 /// Eight bytes as a little-endian word.
@@ -69,12 +81,15 @@ fn half(chunk: &[u8]) -> u64 {
     u64::from(u32::from_le_bytes(w))
 }
 
-/// The index of the first special byte of a little-endian word, if any.
-fn first_special(w: u64) -> Option<usize> {
-    let found = ((w ^ QUOTES).wrapping_sub(ONES)
+/// The index of the first special byte of a little-endian word, if any (with `ASCII`, bytes
+/// of 0x80 and above count as special: their own high bit flags them).
+fn first_special<const ASCII: bool>(w: u64) -> Option<usize> {
+    let high = if ASCII { w } else { 0 };
+    let found = (((w ^ QUOTES).wrapping_sub(ONES)
         | (w ^ BACKSLASHES).wrapping_sub(ONES)
         | w.wrapping_sub(SPACES))
         & !w
+        | high)
         & HIGH;
     (found != 0).then(|| (found.trailing_zeros() / 8) as usize)
 }
@@ -146,24 +161,36 @@ mod tests {
                     let mut b = vec![b'x'; len];
                     b[at] = special;
                     assert_eq!(plain_prefix(&b), at, "{special:#x} at {at} of {len}");
+                    assert_eq!(ascii_prefix(&b), at, "{special:#x} at {at} of {len}");
                     // A second one after it, or bytes that a borrow could mistake.
                     for later in at + 1..len {
                         b[later] = 0x21;
                         assert_eq!(plain_prefix(&b), at);
+                        assert_eq!(ascii_prefix(&b), at);
                     }
+                    // A high byte: plain to one, special to the other.
+                    b[at] = 0x80 | special;
+                    assert_eq!(ascii_prefix(&b), at);
+                    assert!(plain_prefix(&b) > at);
                 }
             }
         }
         // Neighbours of the special bytes, and high bytes, are plain.
-        let plain: Vec<u8> = [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff]
-            .repeat(5);
+        let plain: Vec<u8> = [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff].repeat(5);
         assert_eq!(plain_prefix(&plain), plain.len());
     }
 
     #[test]
     fn escapes_like_serde_json() {
         let all: String = (0u8..0x80).map(char::from).collect();
-        for s in ["", "echo", "a\"b\\c", "é ü 😀\u{7f}\u{2028}", &all, &all.repeat(3)] {
+        for s in [
+            "",
+            "echo",
+            "a\"b\\c",
+            "é ü 😀\u{7f}\u{2028}",
+            &all,
+            &all.repeat(3),
+        ] {
             let mut out = Vec::new();
             write_json_str(&mut out, s);
             assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
@@ -195,6 +222,12 @@ mod tests {
         #[test]
         fn prefix_is_the_first_special_byte(b in proptest::collection::vec(any::<u8>(), 0..80)) {
             prop_assert_eq!(plain_prefix(&b), slow_prefix(&b));
+        }
+
+        #[test]
+        fn ascii_prefix_also_stops_at_high_bytes(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let slow = b.iter().position(|&c| is_special(c) || c >= 0x80).unwrap_or(b.len());
+            prop_assert_eq!(ascii_prefix(&b), slow);
         }
 
         #[test]

@@ -290,28 +290,28 @@ pub fn encode_header(
     }
 }
 
-/// Splits the JSON array that `text` (whose UTF-8 view is `s`) holds from byte `pos` on into
-/// its elements, each as a slice of `text`, checking that it is one JSON array and nothing
-/// more. With `named`, the first element is the event name instead (`None` if it is missing
-/// or not a string).
+/// Splits the JSON array that `text` holds from byte `pos` on into its elements, each as a
+/// slice of `text`, checking that it is one JSON array in UTF-8 and nothing more. With `named`,
+/// the first element is the event name instead (`None` if it is missing or not a string).
 ///
-/// The array is scanned by hand ([`split::array_elements`]); serde_json reads it again only
-/// when the scan says no, to tell why.
-pub(super) fn split_array<'a>(
+/// The array is scanned by hand ([`split::array_elements`], which checks UTF-8 too);
+/// serde_json reads it again only when the scan says no, to tell why.
+pub(super) fn split_array(
     text: &Bytes,
-    s: &'a str,
     pos: usize,
     named: bool,
-) -> Result<(Option<Cow<'a, str>>, Vec<Bytes>), DecodeError> {
-    let json = &s.as_bytes()[pos..];
+) -> Result<(Option<Cow<'_, str>>, Vec<Bytes>), DecodeError> {
+    let json = &text[pos..];
     let (mut name, mut args, mut first) = (None, Vec::new(), named);
     let scanned = split::array_elements(json, |start, end, escaped| {
         let (start, end) = (pos + start, pos + end);
         if std::mem::take(&mut first) {
-            name = match (s.as_bytes()[start], escaped) {
+            // UTF-8, as the scan found.
+            let name_text = std::str::from_utf8(&text[start..end]).unwrap_or_default();
+            name = match (name_text.as_bytes().first(), escaped) {
                 // A string without escapes: its content is the text between the quotes.
-                (b'"', false) => Some(Cow::Borrowed(&s[start + 1..end - 1])),
-                _ => event_name(&s[start..end]),
+                (Some(b'"'), false) => Some(Cow::Borrowed(&name_text[1..name_text.len() - 1])),
+                _ => event_name(name_text),
             };
         } else {
             if args.capacity() == 0 {
@@ -324,8 +324,10 @@ pub(super) fn split_array<'a>(
     if scanned {
         return Ok((name, args));
     }
+    let json = std::str::from_utf8(json)
+        .map_err(|e| err(DecodeErrorKind::InvalidUtf8, pos + e.valid_up_to()))?;
     use serde::Deserializer as _;
-    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut de = serde_json::Deserializer::from_str(json);
     let split = (&mut de)
         .deserialize_seq(Elements { text, named })
         .and_then(|split| de.end().map(|()| split))

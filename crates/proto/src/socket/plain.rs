@@ -140,7 +140,6 @@ impl<'de> Deserializer<'de> for PlainStr<'de> {
     }
 }
 
-
 impl ser::Error for Fallback {
     fn custom<M: std::fmt::Display>(_: M) -> Self {
         Fallback
@@ -289,8 +288,8 @@ impl Serializer for StrWriter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::json_str::is_special;
+    use super::*;
     use proptest::prelude::*;
 
     #[derive(Debug, PartialEq, serde::Deserialize)]
@@ -323,12 +322,23 @@ mod tests {
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{json}"),
             _ => panic!("{json}: {ours:?} against serde_json's {theirs:?}"),
         }
-        assert_eq!(from_plain_string::<T>(json.as_bytes()).is_some(), fast, "{json}");
+        assert_eq!(
+            from_plain_string::<T>(json.as_bytes()).is_some(),
+            fast,
+            "{json}"
+        );
     }
 
     #[test]
     fn decodes_plain_strings_as_serde_json_does() {
-        for json in [r#""""#, r#""hello""#, r#""x y""#, r#""Plain""#, r#""é😀""#, r#""7""#] {
+        for json in [
+            r#""""#,
+            r#""hello""#,
+            r#""x y""#,
+            r#""Plain""#,
+            r#""é😀""#,
+            r#""7""#,
+        ] {
             same::<serde_json::Value>(json, true);
             same::<String>(json, true);
             same::<Option<String>>(json, true);
@@ -357,7 +367,15 @@ mod tests {
         same::<char>(r#""é""#, true);
         same::<char>(r#""ab""#, false);
         // Escaped, spaced or not strings at all: serde_json's.
-        for json in [r#""a\nb""#, r#" "a""#, r#""a" "#, "1", "null", r#"["a"]"#, r#"{"x":1}"#] {
+        for json in [
+            r#""a\nb""#,
+            r#" "a""#,
+            r#""a" "#,
+            "1",
+            "null",
+            r#"["a"]"#,
+            r#"{"x":1}"#,
+        ] {
             same::<serde_json::Value>(json, false);
             same::<String>(json, false);
             same::<Option<String>>(json, false);
@@ -404,7 +422,10 @@ mod tests {
         writes_like_serde_json(&true, false);
         writes_like_serde_json(&Point { x: 1 }, false);
         writes_like_serde_json(&("a",), false);
-        writes_like_serde_json(&serde_json::value::RawValue::from_string("\"a\"".into()).unwrap(), false);
+        writes_like_serde_json(
+            &serde_json::value::RawValue::from_string("\"a\"".into()).unwrap(),
+            false,
+        );
         writes_like_serde_json(&bytes::Bytes::from_static(b"a"), false);
     }
 

@@ -4,11 +4,11 @@
 //! This is the fast path of [`Packet::decode`](super::Packet::decode) for `EVENT` and `ACK`
 //! data. It accepts exactly what serde_json accepts for an array of `RawValue`s (strict JSON,
 //! whitespace around tokens, any nesting) and says only yes or no: on a no, or past
-//! [`MAX_DEPTH`], the caller asks serde_json again, which finds the error and its offset. The
-//! text is already known to be UTF-8, so bytes of 0x80 and above are only looked at as far as
-//! the grammar goes (inside strings, and nowhere else).
+//! [`MAX_DEPTH`], the caller asks serde_json again, which finds the error and its offset. It
+//! also checks UTF-8, so that the text need not be checked first: bytes of 0x80 and above are
+//! accepted inside strings when they are valid UTF-8 (nowhere else does the grammar allow them).
 
-use super::json_str::plain_prefix;
+use super::json_str::ascii_prefix;
 
 /// The deepest nesting followed here (an element's own arrays and objects); deeper elements go
 /// to serde_json.
@@ -159,14 +159,26 @@ impl Scanner<'_> {
     /// The rest of a string after its opening quote.
     fn string(&mut self) -> bool {
         loop {
-            // Runs of plain characters eight bytes at a time.
-            self.i += plain_prefix(&self.b[self.i..]);
+            // Runs of plain ASCII characters eight bytes at a time.
+            self.i += ascii_prefix(&self.b[self.i..]);
             let Some(c) = self.next() else {
                 return false;
             };
             match c {
                 b'"' => return true,
                 b'\\' => self.escaped = true,
+                0x80.. => {
+                    // Multi-byte characters are made of such bytes only: each run of them must
+                    // be valid UTF-8 by itself.
+                    let start = self.i - 1;
+                    while self.peek().is_some_and(|c| c >= 0x80) {
+                        self.i += 1;
+                    }
+                    if std::str::from_utf8(&self.b[start..self.i]).is_err() {
+                        return false;
+                    }
+                    continue;
+                }
                 // A control character.
                 _ => return false,
             }
@@ -330,6 +342,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn refuses_invalid_utf8_in_strings_and_high_bytes_elsewhere() {
+        for (json, ok) in [
+            (&b"[\"\xc3\xa9\"]"[..], true),
+            (b"[\"a\xf0\x9f\x98\x80b\xc3\xa9\"]", true),
+            (b"[\"\xc3\"]", false),
+            (b"[\"\xc3a\xa9\"]", false),
+            (b"[\"\xff\"]", false),
+            (b"[\"\xed\xa0\x80\"]", false),
+            (b"[\"a\xc0\xafb\"]", false),
+            (b"[\xc3\xa9]", false),
+            (b"[1]\xc3\xa9", false),
+            (b"[{\"\xc3\":1}]", false),
+        ] {
+            assert_eq!(array_elements(json, |_, _, _| {}), ok, "{json:?}");
+        }
+    }
+
     /// Strings of every kind, long ones too, in arrays written by hand (so escapes and raw
     /// control characters serde_json would never write are in them).
     fn string_like() -> impl Strategy<Value = String> {
@@ -392,6 +422,13 @@ mod tests {
         #[test]
         fn agrees_with_serde_json_on_near_json(json in json_like()) {
             agree(&json);
+        }
+
+        #[test]
+        fn accepts_a_string_exactly_when_it_is_utf8(mut bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            bytes.retain(|&c| c >= 0x20 && c != b'"' && c != b'\\');
+            let json = [&b"[\""[..], &bytes, b"\"]"].concat();
+            prop_assert_eq!(array_elements(&json, |_, _, _| {}), std::str::from_utf8(&bytes).is_ok());
         }
 
         #[test]
