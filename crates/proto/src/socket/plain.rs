@@ -11,9 +11,9 @@ use serde::forward_to_deserialize_any;
 /// `deserialize_<kind>` methods that leave the value to serde_json (which refuses a string
 /// there, with its position in the error).
 macro_rules! refuse {
-    ($($method:ident)*) => {
+    ($($method:ident($($arg:ty),*);)*) => {
         $(
-            fn $method<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Fallback> {
+            fn $method<V: Visitor<'de>>(self, $(_: $arg,)* _: V) -> Result<V::Value, Fallback> {
                 Err(Fallback)
             }
         )*
@@ -103,40 +103,26 @@ impl<'de> Deserializer<'de> for PlainStr<'de> {
     }
 
     refuse! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
-        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_unit deserialize_seq
-        deserialize_map
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: V,
-    ) -> Result<V::Value, Fallback> {
-        Err(Fallback)
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, Fallback> {
-        Err(Fallback)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: usize,
-        _: V,
-    ) -> Result<V::Value, Fallback> {
-        Err(Fallback)
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, Fallback> {
-        Err(Fallback)
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_unit();
+        deserialize_seq();
+        deserialize_map();
+        deserialize_unit_struct(&'static str);
+        deserialize_tuple(usize);
+        deserialize_tuple_struct(&'static str, usize);
+        deserialize_struct(&'static str, &'static [&'static str]);
     }
 }
 
@@ -159,11 +145,11 @@ struct StrWriter<'a>(&'a mut Vec<u8>);
 
 type Refused = Impossible<(), Fallback>;
 
-/// `serialize_<kind>(self, v)` methods that refuse.
+/// `serialize_<kind>` methods that refuse.
 macro_rules! refuse_ser {
-    ($($method:ident($ty:ty);)*) => {
+    ($($method:ident($($arg:ty),*) -> $ok:ty;)*) => {
         $(
-            fn $method(self, _: $ty) -> Result<(), Fallback> {
+            fn $method(self, $(_: $arg),*) -> Result<$ok, Fallback> {
                 Err(Fallback)
             }
         )*
@@ -212,27 +198,28 @@ impl Serializer for StrWriter<'_> {
     }
 
     refuse_ser! {
-        serialize_bool(bool);
-        serialize_i8(i8);
-        serialize_i16(i16);
-        serialize_i32(i32);
-        serialize_i64(i64);
-        serialize_u8(u8);
-        serialize_u16(u16);
-        serialize_u32(u32);
-        serialize_u64(u64);
-        serialize_f32(f32);
-        serialize_f64(f64);
-        serialize_bytes(&[u8]);
-        serialize_unit_struct(&'static str);
-    }
-
-    fn serialize_none(self) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_unit(self) -> Result<(), Fallback> {
-        Err(Fallback)
+        serialize_bool(bool) -> ();
+        serialize_i8(i8) -> ();
+        serialize_i16(i16) -> ();
+        serialize_i32(i32) -> ();
+        serialize_i64(i64) -> ();
+        serialize_u8(u8) -> ();
+        serialize_u16(u16) -> ();
+        serialize_u32(u32) -> ();
+        serialize_u64(u64) -> ();
+        serialize_f32(f32) -> ();
+        serialize_f64(f64) -> ();
+        serialize_bytes(&[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(&'static str) -> ();
+        serialize_seq(Option<usize>) -> Refused;
+        serialize_tuple(usize) -> Refused;
+        serialize_tuple_struct(&'static str, usize) -> Refused;
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Refused;
+        serialize_map(Option<usize>) -> Refused;
+        serialize_struct(&'static str, usize) -> Refused;
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Refused;
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -242,46 +229,6 @@ impl Serializer for StrWriter<'_> {
         _: &'static str,
         _: &T,
     ) -> Result<(), Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_seq(self, _: Option<usize>) -> Result<Refused, Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Refused, Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Refused, Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Refused, Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Refused, Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Refused, Fallback> {
-        Err(Fallback)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Refused, Fallback> {
         Err(Fallback)
     }
 }
