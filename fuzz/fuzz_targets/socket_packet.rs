@@ -1,10 +1,20 @@
 //! Socket.IO packets: `Packet::decode` never panics, and a decoded packet encodes to text
-//! that decodes to the same packet and attachment count.
+//! that decodes to the same packet and attachment count. Each argument decodes with
+//! `from_slice_with_binary` (whose plain strings skip serde_json) as with serde_json.
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use volley_proto::socket::{DecodeLimits, Packet, PacketData};
+use volley_proto::socket::{DecodeLimits, Packet, PacketData, from_slice_with_binary};
+
+fn same_as_serde_json<T>(arg: &[u8])
+where
+    T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let ours = from_slice_with_binary::<T>(arg, &[]).map_err(|e| e.to_string());
+    let theirs = serde_json::from_slice::<T>(arg).map_err(|e| e.to_string());
+    assert_eq!(ours, theirs, "{arg:?}");
+}
 
 fuzz_target!(|data: &[u8]| {
     let limits = DecodeLimits::default();
@@ -17,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
     if let PacketData::Event { args, .. } | PacketData::Ack { args } = &packet.data {
         for arg in args {
             serde_json::from_slice::<&serde_json::value::RawValue>(arg).expect("raw arg is JSON");
+            same_as_serde_json::<serde_json::Value>(arg);
+            same_as_serde_json::<String>(arg);
         }
     }
     packet.attachments = vec![Bytes::new(); count];

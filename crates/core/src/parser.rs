@@ -284,6 +284,7 @@ impl Decoder {
 
     /// [`text`](Self::text) for a receiver that only looks at the packet: it borrows its
     /// namespace and event name from `text`.
+    #[inline]
     pub fn text_ref<'t>(&mut self, text: &'t Bytes) -> Result<Option<PacketRef<'t>>, DecodeError> {
         match &mut self.reassembler {
             Some(r) => r.push_text_ref(text),

@@ -10,6 +10,7 @@ use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
 use super::binary_ser::{NUM, PLACEHOLDER};
+use super::plain::from_plain_string;
 
 type Error = serde_json::Error;
 
@@ -45,6 +46,20 @@ type Error = serde_json::Error;
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 pub fn from_slice_with_binary<T: DeserializeOwned>(
+    json: &[u8],
+    attachments: &[Bytes],
+) -> Result<T, serde_json::Error> {
+    // A string with nothing escaped (a chat message, an id...) is its own value.
+    match from_plain_string(json) {
+        Some(value) => Ok(value),
+        None => from_slice_with_serde_json(json, attachments),
+    }
+}
+
+/// [`from_slice_with_binary`] for all but plain strings (out of line: the plain-string path
+/// stays short).
+#[inline(never)]
+fn from_slice_with_serde_json<T: DeserializeOwned>(
     json: &[u8],
     attachments: &[Bytes],
 ) -> Result<T, serde_json::Error> {

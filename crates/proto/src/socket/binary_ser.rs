@@ -9,6 +9,8 @@
 use std::cell::RefCell;
 
 use bytes::Bytes;
+
+use super::plain::write_plain;
 use serde::ser::{
     Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant, SerializeTuple,
     SerializeTupleStruct, SerializeTupleVariant, Serializer,
@@ -49,6 +51,22 @@ pub(crate) const NUM: &str = "num";
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 pub fn to_writer_with_binary<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+    attachments: &mut Vec<Bytes>,
+) -> Result<(), serde_json::Error> {
+    // A value that is one string is written straight away (escaped eight bytes at a time);
+    // anything else is refused at the first call, before a byte is written.
+    match write_plain(out, value) {
+        true => Ok(()),
+        false => to_writer_with_serde_json(out, value, attachments),
+    }
+}
+
+/// [`to_writer_with_binary`] for all but plain strings (out of line: the plain-string path
+/// stays short).
+#[inline(never)]
+fn to_writer_with_serde_json<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     value: &T,
     attachments: &mut Vec<Bytes>,

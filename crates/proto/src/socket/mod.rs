@@ -20,13 +20,16 @@
 
 mod binary_de;
 mod binary_ser;
+mod json_str;
 mod packet;
+mod plain;
 mod reassembler;
 mod split;
 mod view;
 
 pub use binary_de::from_slice_with_binary;
 pub use binary_ser::to_writer_with_binary;
-pub use packet::{DecodeLimits, Packet, PacketData, PacketType, encode_header, write_json_str};
+pub use json_str::write_json_str;
+pub use packet::{DecodeLimits, Packet, PacketData, PacketType, encode_header};
 pub use reassembler::Reassembler;
 pub use view::{PacketDataRef, PacketRef};

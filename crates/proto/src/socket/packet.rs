@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 
 use std::borrow::Cow;
 
+use super::json_str::write_json_str;
 use super::split;
 use super::view::{PacketDataRef, PacketRef};
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -289,34 +290,44 @@ pub fn encode_header(
     }
 }
 
-/// Splits the JSON array that `text` (whose UTF-8 view is `s`) holds from byte `pos` on into
-/// its elements, each as a slice of `text`, checking that it is one JSON array and nothing
-/// more. With `named`, the first element is the event name instead (`None` if it is missing
-/// or not a string).
+/// Splits the JSON array that `text` holds from byte `pos` on into its elements, each as a
+/// slice of `text`, checking that it is one JSON array in UTF-8 and nothing more. With `named`,
+/// the first element is the event name instead (`None` if it is missing or not a string).
 ///
-/// The array is scanned by hand ([`split::array_elements`]); serde_json reads it again only
-/// when the scan says no, to tell why.
-pub(super) fn split_array<'a>(
+/// The array is scanned by hand ([`split::array_elements`], which checks UTF-8 too);
+/// serde_json reads it again only when the scan says no, to tell why.
+pub(super) fn split_array(
     text: &Bytes,
-    s: &'a str,
     pos: usize,
     named: bool,
-) -> Result<(Option<Cow<'a, str>>, Vec<Bytes>), DecodeError> {
-    let json = &s.as_bytes()[pos..];
+) -> Result<(Option<Cow<'_, str>>, Vec<Bytes>), DecodeError> {
+    let json = &text[pos..];
     let (mut name, mut args, mut first) = (None, Vec::new(), named);
-    let scanned = split::array_elements(json, |start, end| {
+    let scanned = split::array_elements(json, |start, end, escaped| {
         let (start, end) = (pos + start, pos + end);
         if std::mem::take(&mut first) {
-            name = event_name(&s[start..end]);
+            // UTF-8, as the scan found.
+            let name_text = std::str::from_utf8(&text[start..end]).unwrap_or_default();
+            name = match (name_text.as_bytes().first(), escaped) {
+                // A string without escapes: its content is the text between the quotes.
+                (Some(b'"'), false) => Some(Cow::Borrowed(&name_text[1..name_text.len() - 1])),
+                _ => event_name(name_text),
+            };
         } else {
+            if args.capacity() == 0 {
+                // Allocated straight away (a first `push` takes the longer road of growing).
+                args = Vec::with_capacity(4);
+            }
             args.push(text.slice(start..end));
         }
     });
     if scanned {
         return Ok((name, args));
     }
+    let json = std::str::from_utf8(json)
+        .map_err(|e| err(DecodeErrorKind::InvalidUtf8, pos + e.valid_up_to()))?;
     use serde::Deserializer as _;
-    let mut de = serde_json::Deserializer::from_slice(json);
+    let mut de = serde_json::Deserializer::from_str(json);
     let split = (&mut de)
         .deserialize_seq(Elements { text, named })
         .and_then(|split| de.end().map(|()| split))
@@ -363,44 +374,6 @@ fn event_name(text: &str) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(&text[1..text.len() - 1]));
     }
     serde_json::from_str::<String>(text).ok().map(Cow::Owned)
-}
-
-/// Writes `s` as a JSON string, escaped exactly as `JSON.stringify` does (the event names of
-/// encoded packets; a string that needs no escaping is copied as it is).
-pub fn write_json_str(out: &mut impl BufMut, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.put_u8(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let short = match c {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0x00..=0x1f => 0,
-            _ => continue,
-        };
-        out.put_slice(&bytes[start..i]);
-        start = i + 1;
-        if short != 0 {
-            out.put_slice(&[b'\\', short]);
-        } else {
-            out.put_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(c >> 4)],
-                HEX[usize::from(c & 0xf)],
-            ]);
-        }
-    }
-    out.put_slice(&bytes[start..]);
-    out.put_u8(b'"');
 }
 
 /// The error for data that does not start where and how the type requires, named after what

@@ -74,6 +74,7 @@ impl Reassembler {
 
     /// [`push_text`](Self::push_text) for a receiver that only looks at the packet: a
     /// complete one comes out as a [`PacketRef`] borrowing from `text` (no `String`s made).
+    #[inline]
     pub fn push_text_ref<'t>(
         &mut self,
         text: &'t Bytes,

@@ -4,19 +4,26 @@
 //! This is the fast path of [`Packet::decode`](super::Packet::decode) for `EVENT` and `ACK`
 //! data. It accepts exactly what serde_json accepts for an array of `RawValue`s (strict JSON,
 //! whitespace around tokens, any nesting) and says only yes or no: on a no, or past
-//! [`MAX_DEPTH`], the caller asks serde_json again, which finds the error and its offset. The
-//! text is already known to be UTF-8, so bytes of 0x80 and above are only looked at as far as
-//! the grammar goes (inside strings, and nowhere else).
+//! [`MAX_DEPTH`], the caller asks serde_json again, which finds the error and its offset. It
+//! also checks UTF-8, so that the text need not be checked first: bytes of 0x80 and above are
+//! accepted inside strings when they are valid UTF-8 (nowhere else does the grammar allow them).
+
+use super::json_str::ascii_prefix;
 
 /// The deepest nesting followed here (an element's own arrays and objects); deeper elements go
 /// to serde_json.
 const MAX_DEPTH: u32 = 128;
 
-/// Calls `each(start, end)` with the byte range of every element of the JSON array `json`, in
-/// order, and returns `true`, if `json` is one well-formed JSON array with only whitespace
-/// around it. Returns `false` otherwise (some elements may have been reported by then).
-pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize)) -> bool {
-    let mut s = Scanner { b: json, i: 0 };
+/// Calls `each(start, end, escaped)` with the byte range of every element of the JSON array
+/// `json`, in order (`escaped`: the element has a `\` escape in some string), and returns
+/// `true`, if `json` is one well-formed JSON array with only whitespace around it. Returns
+/// `false` otherwise (some elements may have been reported by then).
+pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize, bool)) -> bool {
+    let mut s = Scanner {
+        b: json,
+        i: 0,
+        escaped: false,
+    };
     s.ws();
     if !s.eat(b'[') {
         return false;
@@ -26,10 +33,11 @@ pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize)) ->
         loop {
             s.ws();
             let start = s.i;
+            s.escaped = false;
             if !s.value() {
                 return false;
             }
-            each(start, s.i);
+            each(start, s.i, s.escaped);
             s.ws();
             match s.next() {
                 Some(b',') => {}
@@ -45,6 +53,8 @@ pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize)) ->
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// A string had an escape.
+    escaped: bool,
 }
 
 impl Scanner<'_> {
@@ -148,25 +158,42 @@ impl Scanner<'_> {
 
     /// The rest of a string after its opening quote.
     fn string(&mut self) -> bool {
-        while let Some(c) = self.next() {
+        loop {
+            // Runs of plain ASCII characters eight bytes at a time.
+            self.i += ascii_prefix(&self.b[self.i..]);
+            let Some(c) = self.next() else {
+                return false;
+            };
             match c {
                 b'"' => return true,
-                b'\\' => match self.next() {
-                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
-                    Some(b'u') => {
-                        let hex = self.b.get(self.i..self.i + 4);
-                        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                            return false;
-                        }
-                        self.i += 4;
+                b'\\' => self.escaped = true,
+                0x80.. => {
+                    // Multi-byte characters are made of such bytes only: each run of them must
+                    // be valid UTF-8 by itself.
+                    let start = self.i - 1;
+                    while self.peek().is_some_and(|c| c >= 0x80) {
+                        self.i += 1;
                     }
-                    _ => return false,
-                },
-                0..=0x1f => return false,
-                _ => {}
+                    if std::str::from_utf8(&self.b[start..self.i]).is_err() {
+                        return false;
+                    }
+                    continue;
+                }
+                // A control character.
+                _ => return false,
+            }
+            match self.next() {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {}
+                Some(b'u') => {
+                    let hex = self.b.get(self.i..self.i + 4);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    self.i += 4;
+                }
+                _ => return false,
             }
         }
-        false
     }
 
     fn literal(&mut self, word: &[u8]) -> bool {
@@ -234,7 +261,11 @@ mod tests {
 
     fn fast_split(json: &str) -> Option<Vec<(usize, usize)>> {
         let mut out = Vec::new();
-        array_elements(json.as_bytes(), |s, e| out.push((s, e))).then_some(out)
+        array_elements(json.as_bytes(), |s, e, escaped| {
+            assert_eq!(escaped, json[s..e].contains('\\'), "{json:?}");
+            out.push((s, e));
+        })
+        .then_some(out)
     }
 
     fn agree(json: &str) {
@@ -293,6 +324,60 @@ mod tests {
         assert_eq!(fast_split(&ok), serde_split(&ok));
     }
 
+    #[test]
+    fn agrees_with_serde_json_on_strings_with_a_special_at_every_position() {
+        let specials = [
+            "\\\"", "\\\\", "\\/", "\\n", "\\u00e9", "\\uD83D", "\\x", "\\u12", "\"", "\u{1}",
+            "\u{1f}", "\t", "\u{7f}", "é", "😀", " ",
+        ];
+        for len in [0, 1, 7, 8, 9, 15, 16, 17, 40] {
+            for at in 0..=len {
+                for sp in specials {
+                    let plain = "x".repeat(len);
+                    let text = format!("{}{sp}{}", &plain[..at], &plain[at..]);
+                    agree(&format!(r#"["e","{text}",1]"#));
+                    agree(&format!(r#"["{text}"]"#));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_invalid_utf8_in_strings_and_high_bytes_elsewhere() {
+        for (json, ok) in [
+            (&b"[\"\xc3\xa9\"]"[..], true),
+            (b"[\"a\xf0\x9f\x98\x80b\xc3\xa9\"]", true),
+            (b"[\"\xc3\"]", false),
+            (b"[\"\xc3a\xa9\"]", false),
+            (b"[\"\xff\"]", false),
+            (b"[\"\xed\xa0\x80\"]", false),
+            (b"[\"a\xc0\xafb\"]", false),
+            (b"[\xc3\xa9]", false),
+            (b"[1]\xc3\xa9", false),
+            (b"[{\"\xc3\":1}]", false),
+        ] {
+            assert_eq!(array_elements(json, |_, _, _| {}), ok, "{json:?}");
+        }
+    }
+
+    /// Strings of every kind, long ones too, in arrays written by hand (so escapes and raw
+    /// control characters serde_json would never write are in them).
+    fn string_like() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "[a-z]{0,20}",
+            "[\\x00-\\x7f]{0,3}",
+            "[é😀\\u{2028}\\u{7ff}]{0,3}",
+            Just("\\\"".to_owned()),
+            Just("\\\\".to_owned()),
+            Just("\\u00e9".to_owned()),
+            Just("\\uDEAD".to_owned()),
+            Just("\\u0".to_owned()),
+            Just("\\q".to_owned()),
+            Just("\\".to_owned()),
+        ];
+        proptest::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+    }
+
     /// Small JSON arrays, well-formed or nearly.
     fn json_like() -> impl Strategy<Value = String> {
         let token = prop_oneof![
@@ -337,6 +422,19 @@ mod tests {
         #[test]
         fn agrees_with_serde_json_on_near_json(json in json_like()) {
             agree(&json);
+        }
+
+        #[test]
+        fn accepts_a_string_exactly_when_it_is_utf8(mut bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            bytes.retain(|&c| c >= 0x20 && c != b'"' && c != b'\\');
+            let json = [&b"[\""[..], &bytes, b"\"]"].concat();
+            prop_assert_eq!(array_elements(&json, |_, _, _| {}), std::str::from_utf8(&bytes).is_ok());
+        }
+
+        #[test]
+        fn agrees_with_serde_json_on_strings(a in string_like(), b in string_like()) {
+            agree(&format!(r#"["{a}",1,"{b}"]"#));
+            agree(&format!(r#"[{{"{a}":"{b}"}}]"#));
         }
 
         #[test]

@@ -69,11 +69,20 @@ impl<'a> PacketRef<'a> {
     /// checks of [`Packet::decode`]; returns the packet and the number of binary attachments
     /// it declares.
     pub fn decode(text: &'a Bytes, limits: &DecodeLimits) -> Result<(Self, usize), DecodeError> {
-        let s = match std::str::from_utf8(text) {
-            Ok(s) => s,
-            Err(e) => return Err(err(DecodeErrorKind::InvalidUtf8, e.valid_up_to())),
-        };
-        let b = s.as_bytes();
+        // UTF-8 is checked as the text is read, not in a pass of its own; a refused text that
+        // is not UTF-8 is refused for that, as if it had been checked first.
+        Self::decode_read(text, limits).map_err(|e| match std::str::from_utf8(text) {
+            Err(u) => err(DecodeErrorKind::InvalidUtf8, u.valid_up_to()),
+            Ok(_) => e,
+        })
+    }
+
+    /// [`decode`](Self::decode), checking UTF-8 where it reads: the namespace, the JSON data
+    /// (strings by the array scanner, which allows no other byte above 0x7f; other JSON in one
+    /// go), the header being ASCII digits and punctuation. A refusal may come before an invalid
+    /// UTF-8 sequence is seen; `decode` tells which refusal it is.
+    fn decode_read(text: &'a Bytes, limits: &DecodeLimits) -> Result<(Self, usize), DecodeError> {
+        let b: &'a [u8] = text;
         let Some(&digit) = b.first() else {
             return Err(err(DecodeErrorKind::Empty, 0));
         };
@@ -109,7 +118,8 @@ impl<'a> PacketRef<'a> {
             let start = pos;
             let end = memchr::memchr(b',', &b[pos..]).map_or(b.len(), |i| pos + i);
             pos = (end + 1).min(b.len());
-            &s[start..end]
+            std::str::from_utf8(&b[start..end])
+                .map_err(|e| err(DecodeErrorKind::InvalidUtf8, start + e.valid_up_to()))?
         } else {
             "/"
         };
@@ -120,8 +130,10 @@ impl<'a> PacketRef<'a> {
             pos += 1;
         }
         let id = if pos > id_start {
+            // ASCII digits: UTF-8.
+            let digits = std::str::from_utf8(&b[id_start..pos]).unwrap_or_default();
             Some(
-                s[id_start..pos]
+                digits
                     .parse::<u64>()
                     .map_err(|_| err(DecodeErrorKind::InvalidNumber, id_start))?,
             )
@@ -161,14 +173,16 @@ impl<'a> PacketRef<'a> {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let raw: &RawValue = serde_json::from_slice(json).map_err(|e| json_err(&e, pos))?;
+                let json = std::str::from_utf8(json)
+                    .map_err(|e| err(DecodeErrorKind::InvalidUtf8, pos + e.valid_up_to()))?;
+                let raw: &RawValue = serde_json::from_str(json).map_err(|e| json_err(&e, pos))?;
                 PacketDataRef::Json(text.slice_ref(raw.get().as_bytes()))
             }
             PacketType::Event | PacketType::BinaryEvent => {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let (name, args) = split_array(text, s, pos, true)?;
+                let (name, args) = split_array(text, pos, true)?;
                 let name = name.ok_or(err(DecodeErrorKind::InvalidData, pos))?;
                 PacketDataRef::Event { name, args }
             }
@@ -179,7 +193,7 @@ impl<'a> PacketRef<'a> {
                 if json.is_empty() {
                     return Err(err(DecodeErrorKind::InvalidData, pos));
                 }
-                let (_, args) = split_array(text, s, pos, false)?;
+                let (_, args) = split_array(text, pos, false)?;
                 PacketDataRef::Ack { args }
             }
         };
@@ -244,6 +258,34 @@ mod tests {
     }
 
     proptest! {
+        /// Bytes that are not UTF-8 anywhere in a packet (namespace, event name, arguments,
+        /// strings or not) are refused as such, at the first bad byte, whatever else is wrong;
+        /// a packet decoded is UTF-8.
+        #[test]
+        fn invalid_utf8_anywhere_is_refused_as_such(
+            packet in valid_packet(),
+            at: prop::sample::Index,
+            junk in proptest::collection::vec(any::<u8>(), 1..4),
+        ) {
+            let mut out = BytesMut::new();
+            packet.encode(&mut out);
+            let mut bytes = out.to_vec();
+            let at = at.index(bytes.len() + 1);
+            bytes.splice(at..at, junk);
+            let text = Bytes::from(bytes);
+            let decoded = PacketRef::decode(&text, &DecodeLimits { max_attachments: 16 });
+            match std::str::from_utf8(&text) {
+                Err(u) => {
+                    let e = decoded.unwrap_err();
+                    prop_assert_eq!((e.kind(), e.offset()), (DecodeErrorKind::InvalidUtf8, u.valid_up_to()));
+                }
+                Ok(_) => {
+                    let owned = Packet::decode(text.clone(), &DecodeLimits { max_attachments: 16 });
+                    prop_assert_eq!(decoded.map(|(p, n)| (p.into_owned(), n)), owned);
+                }
+            }
+        }
+
         /// The owned packet's view is what decoding borrowed: both decoders agree.
         #[test]
         fn view_of_the_owned_packet_is_the_borrowed_one(packet in valid_packet()) {
