@@ -271,11 +271,13 @@ impl Shared {
     /// message up is polled again anyway; waking it, typically from its own task emitting a
     /// reply, only cost one more empty poll per message. Ordering: the driver clears
     /// `handed_up` before it locks the queue to take the frames, and this runs after the
-    /// queue's lock was released, so a frame it does not see is one this wake is for.
+    /// queue's lock was released, so a frame it does not see is one this wake is for. The
+    /// lock orders the two (the driver's clear happens before its unlock, which comes before
+    /// this lock or after this unlock), so no fence nor `SeqCst` is needed on either side.
     fn notify_queued(&self, was_empty: bool) {
         if was_empty
             && !self.write_blocked.load(Ordering::Acquire)
-            && !self.handed_up.load(Ordering::SeqCst)
+            && !self.handed_up.load(Ordering::Acquire)
         {
             self.waker.wake();
         }
