@@ -26,12 +26,12 @@ mod hooks;
 mod rooms;
 
 use self::acks::{AckTarget, Acks};
-use crate::handler::{AckSender, DisconnectHandler, ErasedHandler, EventHandler, run_now_or_spawn};
+use crate::handler::{DisconnectHandler, ErasedHandler, EventHandler};
 use crate::handshake::Handshake;
 use crate::namespace::NsInner;
 use hooks::Hooks;
 pub use hooks::PacketError;
-use volley_core::handler::erase;
+use volley_core::handler::{erase_slotted, run_slotted};
 
 pub(crate) struct SocketInner {
     /// Set once any hook is registered, so sockets without hooks never take their lock.
@@ -233,7 +233,7 @@ impl Socket {
         H: EventHandler<Socket, M>,
     {
         let mut events = self.inner.events.write().unwrap_or_else(|p| p.into_inner());
-        events.insert(event.into(), erase(handler));
+        events.insert(event.into(), erase_slotted(handler));
         self
     }
 
@@ -472,7 +472,6 @@ impl Socket {
         };
         match handler {
             Some(h) => {
-                let fut = h(self.clone(), args, AckSender::new(self.clone(), ack_id));
                 // The event's name and ids only: never its arguments.
                 let span = tracing::debug_span!(
                     "volley.event",
@@ -481,12 +480,10 @@ impl Socket {
                     event = name,
                     ack = ack_id.is_some(),
                 );
-                if span.is_disabled() {
-                    // No subscriber wants it: no wrapper, no allocation.
-                    run_now_or_spawn(fut);
-                } else {
-                    run_now_or_spawn(Box::pin(tracing::Instrument::instrument(fut, span)));
-                }
+                // No subscriber wants it: no wrapper, and the handler's future goes in the
+                // thread's reusable slot.
+                let span = (!span.is_disabled()).then_some(span);
+                run_slotted(&h, self.clone(), args, ack_id, span);
             }
             None => tracing::trace!(socket = self.id().as_str(), event = name, "no handler"),
         }
