@@ -123,6 +123,37 @@ fn memory(frames: usize, bytes: usize) -> usize {
     bytes.saturating_add(frames.saturating_mul(FRAME_SLOT_BYTES))
 }
 
+/// A running total of frames and their bytes, written by one writer at a time (see
+/// `Shared::accepted` and `Shared::settled`): a plain load and store per update, wrapping.
+#[derive(Debug, Default)]
+struct Backlog {
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Backlog {
+    fn get(&self) -> (usize, usize) {
+        (
+            self.frames.load(Ordering::Acquire),
+            self.bytes.load(Ordering::Acquire),
+        )
+    }
+
+    fn set(&self, frames: usize, bytes: usize) {
+        self.frames.store(frames, Ordering::Release);
+        self.bytes.store(bytes, Ordering::Release);
+    }
+
+    /// Adds (wrapping) to the totals; the caller is their only writer at the moment.
+    fn add(&self, frames: usize, bytes: usize) {
+        let (f, b) = (
+            self.frames.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        );
+        self.set(f.wrapping_add(frames), b.wrapping_add(bytes));
+    }
+}
+
 /// State shared between the session's handles and its driver ([`Incoming`](crate::Incoming)).
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -137,13 +168,16 @@ pub(crate) struct Shared {
     /// The client takes binary payloads and frames (Engine.IO v3: no `b64`).
     pub(crate) supports_binary: bool,
     limits: Limits,
-    /// Frames accepted by `send` (or queued by the driver itself) and not yet handed to the
-    /// transport: in the shared queue or in the driver's outbox. Added to under the queue
-    /// lock, taken from by the driver once the frames are written to the WebSocket or
-    /// answered to a GET.
-    pending_frames: AtomicUsize,
-    /// The bytes of those frames (see [`Frame::cost`]).
-    pending_bytes: AtomicUsize,
+    /// The backlog, as two running totals each with one writer at a time, so that each is
+    /// moved with a plain load and store rather than a locked read-modify-write: frames not
+    /// yet handed to the transport (in the shared queue or in the driver's outbox) are
+    /// `accepted − settled`. `accepted` counts the frames `send` accepted, and is written
+    /// only with the queue locked.
+    accepted: Backlog,
+    /// The frames the driver handed to the transport (written to the WebSocket or answered
+    /// to a GET), less those it queued itself (pings, the close and open packets), which it
+    /// counts here as negative; written only by the driver.
+    settled: Backlog,
     /// Set while the WebSocket's write side cannot take more (the socket buffer is full and
     /// a flush is pending).
     pub(crate) write_blocked: AtomicBool,
@@ -186,8 +220,8 @@ impl Shared {
             transport: AtomicU8::new(transport as u8),
             post_in_flight: AtomicBool::new(false),
             limits,
-            pending_frames: AtomicUsize::new(0),
-            pending_bytes: AtomicUsize::new(0),
+            accepted: Backlog::default(),
+            settled: Backlog::default(),
             write_blocked: AtomicBool::new(false),
             traffic: Traffic::default(),
             handed_up: AtomicBool::new(false),
@@ -196,36 +230,51 @@ impl Shared {
         }
     }
 
+    /// Frames and bytes not yet handed to the transport. `settled` is read first: the frames
+    /// it counts were accepted before the driver took them, so `accepted`, read after it,
+    /// counts them too and the difference never goes below zero. Either total may move
+    /// meanwhile: the result is the backlog at some moment of the call, or a little more.
+    fn pending(&self) -> (usize, usize) {
+        let (settled_frames, settled_bytes) = self.settled.get();
+        let (frames, bytes) = self.accepted.get();
+        (
+            frames.wrapping_sub(settled_frames),
+            bytes.wrapping_sub(settled_bytes),
+        )
+    }
+
     /// Frames not yet handed to the transport.
     pub(crate) fn pending_frames(&self) -> usize {
-        self.pending_frames.load(Ordering::Acquire)
+        self.pending().0
     }
 
     /// Bytes of the frames not yet handed to the transport.
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.pending_bytes.load(Ordering::Acquire)
+        self.pending().1
     }
 
     /// Counts frames the driver queues itself (pings, the close packet, the open packet).
+    /// Only the driver calls it.
     pub(crate) fn add_pending(&self, frames: usize, bytes: usize) {
-        self.pending_frames.fetch_add(frames, Ordering::AcqRel);
-        self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.settled
+            .add(frames.wrapping_neg(), bytes.wrapping_neg());
     }
 
-    /// The driver handed `frames` frames of `bytes` bytes to the transport.
+    /// The driver handed `frames` frames of `bytes` bytes to the transport. Only the driver
+    /// calls it.
     pub(crate) fn sub_pending(&self, frames: usize, bytes: usize) {
         if frames == 0 && bytes == 0 {
             return;
         }
-        self.pending_frames.fetch_sub(frames, Ordering::AcqRel);
-        self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.settled.add(frames, bytes);
     }
 
     /// The session ended: nothing is pending any more. Sends fail from then on (the queue is
-    /// closed under the lock before this is called), so the counters stay at zero.
+    /// closed under the lock before the driver calls this), so `accepted` no longer moves and
+    /// the backlog stays at zero.
     pub(crate) fn clear_pending(&self) {
-        self.pending_frames.store(0, Ordering::Release);
-        self.pending_bytes.store(0, Ordering::Release);
+        let (frames, bytes) = self.accepted.get();
+        self.settled.set(frames, bytes);
     }
 
     /// Checks the bounds for `frames` more frames of `bytes` more bytes, with the queue
@@ -240,8 +289,7 @@ impl Shared {
             // message, not the client.
             return Err(SendError::Full);
         }
-        let pending_frames = self.pending_frames.load(Ordering::Acquire);
-        let pending_bytes = self.pending_bytes.load(Ordering::Acquire);
+        let (pending_frames, pending_bytes) = self.pending();
         let total_frames = pending_frames.saturating_add(frames);
         if total_frames > self.limits.max_frames
             || memory(total_frames, pending_bytes.saturating_add(bytes)) > self.limits.max_bytes
@@ -258,7 +306,8 @@ impl Shared {
                 .fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Full);
         }
-        self.add_pending(frames, bytes);
+        // With the queue locked: `accepted`'s one writer.
+        self.accepted.add(frames, bytes);
         Ok(())
     }
 
@@ -543,6 +592,34 @@ mod tests {
             },
             Arc::default(),
         )
+    }
+
+    #[test]
+    fn the_backlog_is_what_was_accepted_and_not_yet_settled() {
+        let socket = EngineSocket {
+            shared: Arc::new(shared()),
+        };
+        let backlog = |s: &EngineSocket| (s.queued(), s.queued_bytes());
+        socket.send_text("ab").unwrap();
+        assert_eq!(backlog(&socket), (1, 3));
+        // A ping of the driver's own, then both written.
+        socket.shared.add_pending(1, 1);
+        assert_eq!(backlog(&socket), (2, 4));
+        socket.shared.sub_pending(2, 4);
+        assert_eq!(backlog(&socket), (0, 0));
+        // max_frames is 10: the eleventh frame in the backlog aborts the session.
+        for _ in 0..10 {
+            socket.send_text("x").unwrap();
+        }
+        assert_eq!(backlog(&socket), (10, 20));
+        assert!(matches!(socket.send_text("x"), Err(SendError::Full)));
+        assert!(socket.shared.lock().abort.is_some());
+        // The driver ends the session: nothing is pending any more.
+        socket.shared.lock().closed = true;
+        socket.shared.clear_pending();
+        assert_eq!(backlog(&socket), (0, 0));
+        assert!(matches!(socket.send_text("x"), Err(SendError::Closed)));
+        assert_eq!(backlog(&socket), (0, 0));
     }
 
     #[test]
