@@ -20,7 +20,7 @@ use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
 use crate::server::IoInner;
-use crate::socket::Socket;
+use crate::socket::{EventsCopy, Socket};
 use crate::stats::Refusal;
 use tracing::Instrument as _;
 use volley_core::parser::Decoder;
@@ -112,19 +112,21 @@ impl ConnInner {
 #[derive(Default)]
 struct SocketsCopy {
     generation: u64,
-    /// The sockets, each under its namespace's name (the list's key).
-    sockets: Vec<Socket>,
+    /// The sockets, each under its namespace's name (the list's key), with the connection's
+    /// copy of its handler table.
+    sockets: Vec<(Socket, EventsCopy)>,
 }
 
 impl SocketsCopy {
-    fn get(&mut self, conn: &ConnInner, nsp: &str) -> Option<&Socket> {
+    fn get(&mut self, conn: &ConnInner, nsp: &str) -> Option<&mut (Socket, EventsCopy)> {
         if conn.generation.load(Ordering::Acquire) != self.generation {
             let list = conn.lock();
             self.generation = conn.generation.load(Ordering::Acquire);
             self.sockets.clear();
-            self.sockets.extend(list.iter().map(|(_, s)| s.clone()));
+            self.sockets
+                .extend(list.iter().map(|(_, s)| (s.clone(), EventsCopy::default())));
         }
-        self.sockets.iter().find(|s| s.namespace() == nsp)
+        self.sockets.iter_mut().find(|(s, _)| s.namespace() == nsp)
     }
 }
 
@@ -284,22 +286,22 @@ fn handle_packet(
             }));
         }
         PacketType::Disconnect => {
-            if let Some(socket) = sockets.get(conn, namespace) {
+            if let Some((socket, _)) = sockets.get(conn, namespace) {
                 socket.close(DisconnectReason::ClientNamespaceDisconnect);
             }
         }
         PacketType::Event | PacketType::BinaryEvent => {
-            let (Some(socket), PacketDataRef::Event { name, args }) =
+            let (Some((socket, events)), PacketDataRef::Event { name, args }) =
                 (sockets.get(conn, namespace), data)
             else {
                 return;
             };
             if socket.connected() {
-                socket.dispatch_event(&name, decoder.raw_args(args, attachments), id);
+                socket.dispatch_event(events, &name, decoder.raw_args(args, attachments), id);
             }
         }
         PacketType::Ack | PacketType::BinaryAck => {
-            let (Some(socket), Some(id), PacketDataRef::Ack { args }) =
+            let (Some((socket, _)), Some(id), PacketDataRef::Ack { args }) =
                 (sockets.get(conn, namespace), id, data)
             else {
                 return;

@@ -70,12 +70,16 @@ pub fn run_slotted<S>(
     ack_id: Option<u64>,
     span: Option<tracing::Span>,
 ) {
-    let mut slot = SLOT.take().unwrap_or_else(FutureSlot::empty);
-    if handler(socket, args, ack_id, &mut slot) {
-        match span {
-            None => slot.run(),
-            Some(span) => run_now_or_spawn(Box::pin(slot.take().instrument(span))),
+    SLOT.with(|cell| {
+        let mut slot = cell.take().unwrap_or_else(FutureSlot::empty);
+        if handler(socket, args, ack_id, &mut slot) {
+            match span {
+                None => slot.run(),
+                Some(span) => run_now_or_spawn(Box::pin(slot.take().instrument(span))),
+            }
         }
-    }
-    SLOT.set(Some(slot));
+        // A handler that ran another one from its synchronous part left that one's slot
+        // here; it goes, this one stays.
+        cell.set(Some(slot));
+    });
 }
