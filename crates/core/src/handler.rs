@@ -64,6 +64,10 @@ use crate::args::{Args, ArgsDyn, Data, FromArgs, One, RawArgs, check_event_name}
 use crate::error::{AckError, EmitError};
 use crate::state::{State, StateMap};
 
+mod slot;
+
+pub use slot::{FutureSlot, run_slotted};
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -138,7 +142,8 @@ impl<S: SocketHandle> AckSender<S> {
 pub struct EventContext<'a, S> {
     socket: &'a S,
     args: RawArgs,
-    ack: Option<AckSender<S>>,
+    /// The acknowledgement the peer asked for, until an [`AckSender`] takes it.
+    ack_id: Option<u64>,
     /// Whether an extractor after the current one reads the arguments too (then they are
     /// cloned rather than moved out).
     args_read_later: bool,
@@ -186,11 +191,9 @@ impl<S> FromEvent<S> for RawArgs {
 
 impl<S: SocketHandle> FromEvent<S> for AckSender<S> {
     fn from_event(cx: &mut EventContext<'_, S>) -> Option<Self> {
-        Some(
-            cx.ack
-                .take()
-                .unwrap_or_else(|| AckSender::new(cx.socket.clone(), None)),
-        )
+        // Built here rather than before the handler runs: a handler that does not take one
+        // costs no socket clone.
+        Some(AckSender::new(cx.socket.clone(), cx.ack_id.take()))
     }
 }
 
@@ -210,8 +213,21 @@ impl<S: SocketHandle, T: Clone + Send + Sync + 'static> FromEvent<S> for State<T
 /// Something that can handle an event: the closures of the [module docs](self). `M` only
 /// tells the shapes apart.
 pub trait EventHandler<S, M>: Send + Sync + 'static {
+    /// The future of one run of the handler.
+    type Future: Future<Output = ()> + Send + 'static;
+
+    /// Runs the extractors and builds the handler's future for one event (`ack_id`: the
+    /// acknowledgement the peer asked for); `None` when an extractor refused the event (the
+    /// handler does not run).
+    fn make(&self, socket: S, args: RawArgs, ack_id: Option<u64>) -> Option<Self::Future>;
+
     /// Runs the handler.
-    fn call(&self, socket: S, args: RawArgs, ack: AckSender<S>) -> BoxFuture<()>;
+    fn call(&self, socket: S, args: RawArgs, ack: AckSender<S>) -> BoxFuture<()> {
+        match self.make(socket, args, ack.id) {
+            Some(fut) => Box::pin(fut),
+            None => Box::pin(std::future::ready(())),
+        }
+    }
 }
 
 macro_rules! event_handler {
@@ -223,12 +239,14 @@ macro_rules! event_handler {
             Fut: Future<Output = ()> + Send + 'static,
             $($e: FromEvent<S>,)*
         {
+            type Future = Fut;
+
             #[allow(unused_mut, unused_variables)]
-            fn call(&self, socket: S, args: RawArgs, ack: AckSender<S>) -> BoxFuture<()> {
+            fn make(&self, socket: S, args: RawArgs, ack_id: Option<u64>) -> Option<Fut> {
                 let mut cx = EventContext {
                     socket: &socket,
                     args,
-                    ack: Some(ack),
+                    ack_id,
                     args_read_later: false,
                 };
                 // How many extractors read the arguments: all but the last get a copy.
@@ -236,12 +254,10 @@ macro_rules! event_handler {
                 $(
                     readers -= usize::from($e::READS_ARGS);
                     cx.args_read_later = readers > 0;
-                    let Some($v) = $e::from_event(&mut cx) else {
-                        return Box::pin(std::future::ready(()));
-                    };
+                    let $v = $e::from_event(&mut cx)?;
                 )*
                 drop(cx);
-                Box::pin(self(socket, $($v),*))
+                Some(self(socket, $($v),*))
             }
         }
     };
@@ -258,6 +274,23 @@ pub type ErasedHandler<S> = Arc<dyn Fn(S, RawArgs, AckSender<S>) -> BoxFuture<()
 /// Erases a handler's shape.
 pub fn erase<S, M, H: EventHandler<S, M>>(h: H) -> ErasedHandler<S> {
     Arc::new(move |s, a, ack| h.call(s, a, ack))
+}
+
+/// The erased form of an event handler that builds its future in a reusable [`FutureSlot`]
+/// instead of a new box per event (see [`run_slotted`]); `false` when an extractor refused
+/// the event.
+pub type SlottedHandler<S> =
+    Arc<dyn Fn(S, RawArgs, Option<u64>, &mut FutureSlot) -> bool + Send + Sync>;
+
+/// Erases a handler's shape, for [`run_slotted`].
+pub fn erase_slotted<S, M, H: EventHandler<S, M>>(h: H) -> SlottedHandler<S> {
+    Arc::new(move |s, a, ack_id, slot| match h.make(s, a, ack_id) {
+        Some(fut) => {
+            slot.0.set(fut);
+            true
+        }
+        None => false,
+    })
 }
 
 /// Runs a future up to its first pending point right here, and on a new task from there.
@@ -422,6 +455,66 @@ mod tests {
         );
         run(&h, &s, &[], Some(2));
         assert!(sent(&s).is_empty());
+    }
+
+    fn raw(args: &[&'static str]) -> RawArgs {
+        let args = args
+            .iter()
+            .map(|a| Bytes::from_static(a.as_bytes()))
+            .collect();
+        RawArgs::new(args, vec![])
+    }
+
+    #[tokio::test]
+    async fn slotted_handlers_reuse_the_slot_wait_on_a_task_and_survive_panics() {
+        let s = Fake::default();
+        let (go, wait_for_go) = tokio::sync::oneshot::channel::<()>();
+        let wait_for_go = Arc::new(Mutex::new(Some(wait_for_go)));
+        let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+        let waits = erase_slotted(move |_: Fake, ack: AckSender<Fake>| {
+            let rx = wait_for_go.lock().unwrap().take();
+            let done = done.clone();
+            async move {
+                if let Some(rx) = rx {
+                    let _ = rx.await;
+                }
+                let _ = ack.send("late");
+                let _ = done.send(());
+            }
+        });
+        let add = erase_slotted(
+            |_: Fake, Data((a, b)): Data<(i64, i64)>, ack: AckSender<Fake>| async move {
+                let _ = ack.send(&(a + b));
+            },
+        );
+        let boom = erase_slotted(|_: Fake| async move { panic!("boom") });
+        // Two senders: only the first answers the acknowledgement the peer asked for.
+        let two = erase_slotted(
+            |_: Fake, a: AckSender<Fake>, b: AckSender<Fake>| async move {
+                assert!(a.is_requested() && !b.is_requested());
+                let _ = a.send(&1);
+            },
+        );
+        // Waits: moves to a task, its future out of the slot.
+        run_slotted(&waits, s.clone(), raw(&[]), Some(1), None);
+        run_slotted(&add, s.clone(), raw(&["1", "2"]), Some(2), None);
+        run_slotted(&boom, s.clone(), raw(&[]), None, None);
+        run_slotted(&add, s.clone(), raw(&["3", "4"]), Some(3), None);
+        // Refused by its extractor: not run.
+        run_slotted(&add, s.clone(), raw(&["\"x\""]), Some(4), None);
+        run_slotted(&two, s.clone(), raw(&[]), Some(5), None);
+        // With a span (none is enabled here, but the boxed path runs the same).
+        run_slotted(
+            &add,
+            s.clone(),
+            raw(&["5", "6"]),
+            Some(6),
+            Some(tracing::Span::none()),
+        );
+        assert_eq!(sent(&s), ["2:3", "3:7", "5:1", "6:11"]);
+        go.send(()).unwrap();
+        finished.recv().await.unwrap();
+        assert_eq!(sent(&s), ["1:\"late\""]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,6 +14,10 @@ use crate::config::TransportKind;
 use crate::error::{CloseReason, SendError};
 use crate::metrics::{Counters, Traffic};
 use crate::request::{KeptRequest, ProtocolVersion, RequestInfo};
+
+mod backlog;
+
+use self::backlog::Backlog;
 
 /// A frame ready for a transport.
 ///
@@ -137,13 +141,16 @@ pub(crate) struct Shared {
     /// The client takes binary payloads and frames (Engine.IO v3: no `b64`).
     pub(crate) supports_binary: bool,
     limits: Limits,
-    /// Frames accepted by `send` (or queued by the driver itself) and not yet handed to the
-    /// transport: in the shared queue or in the driver's outbox. Added to under the queue
-    /// lock, taken from by the driver once the frames are written to the WebSocket or
-    /// answered to a GET.
-    pending_frames: AtomicUsize,
-    /// The bytes of those frames (see [`Frame::cost`]).
-    pending_bytes: AtomicUsize,
+    /// The backlog, as two running totals each with one writer at a time, so that each is
+    /// moved with a plain load and store rather than a locked read-modify-write: frames not
+    /// yet handed to the transport (in the shared queue or in the driver's outbox) are
+    /// `accepted − settled`. `accepted` counts the frames `send` accepted, and is written
+    /// only with the queue locked.
+    accepted: Backlog,
+    /// The frames the driver handed to the transport (written to the WebSocket or answered
+    /// to a GET), less those it queued itself (pings, the close and open packets), which it
+    /// counts here as negative; written only by the driver.
+    settled: Backlog,
     /// Set while the WebSocket's write side cannot take more (the socket buffer is full and
     /// a flush is pending).
     pub(crate) write_blocked: AtomicBool,
@@ -186,8 +193,8 @@ impl Shared {
             transport: AtomicU8::new(transport as u8),
             post_in_flight: AtomicBool::new(false),
             limits,
-            pending_frames: AtomicUsize::new(0),
-            pending_bytes: AtomicUsize::new(0),
+            accepted: Backlog::default(),
+            settled: Backlog::default(),
             write_blocked: AtomicBool::new(false),
             traffic: Traffic::default(),
             handed_up: AtomicBool::new(false),
@@ -196,36 +203,51 @@ impl Shared {
         }
     }
 
+    /// Frames and bytes not yet handed to the transport. `settled` is read first: the frames
+    /// it counts were accepted before the driver took them, so `accepted`, read after it,
+    /// counts them too and the difference never goes below zero. Either total may move
+    /// meanwhile: the result is the backlog at some moment of the call, or a little more.
+    fn pending(&self) -> (usize, usize) {
+        let (settled_frames, settled_bytes) = self.settled.get();
+        let (frames, bytes) = self.accepted.get();
+        (
+            frames.wrapping_sub(settled_frames),
+            bytes.wrapping_sub(settled_bytes),
+        )
+    }
+
     /// Frames not yet handed to the transport.
     pub(crate) fn pending_frames(&self) -> usize {
-        self.pending_frames.load(Ordering::Acquire)
+        self.pending().0
     }
 
     /// Bytes of the frames not yet handed to the transport.
     pub(crate) fn pending_bytes(&self) -> usize {
-        self.pending_bytes.load(Ordering::Acquire)
+        self.pending().1
     }
 
     /// Counts frames the driver queues itself (pings, the close packet, the open packet).
+    /// Only the driver calls it.
     pub(crate) fn add_pending(&self, frames: usize, bytes: usize) {
-        self.pending_frames.fetch_add(frames, Ordering::AcqRel);
-        self.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.settled
+            .add(frames.wrapping_neg(), bytes.wrapping_neg());
     }
 
-    /// The driver handed `frames` frames of `bytes` bytes to the transport.
+    /// The driver handed `frames` frames of `bytes` bytes to the transport. Only the driver
+    /// calls it.
     pub(crate) fn sub_pending(&self, frames: usize, bytes: usize) {
         if frames == 0 && bytes == 0 {
             return;
         }
-        self.pending_frames.fetch_sub(frames, Ordering::AcqRel);
-        self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.settled.add(frames, bytes);
     }
 
     /// The session ended: nothing is pending any more. Sends fail from then on (the queue is
-    /// closed under the lock before this is called), so the counters stay at zero.
+    /// closed under the lock before the driver calls this), so `accepted` no longer moves and
+    /// the backlog stays at zero.
     pub(crate) fn clear_pending(&self) {
-        self.pending_frames.store(0, Ordering::Release);
-        self.pending_bytes.store(0, Ordering::Release);
+        let (frames, bytes) = self.accepted.get();
+        self.settled.set(frames, bytes);
     }
 
     /// Checks the bounds for `frames` more frames of `bytes` more bytes, with the queue
@@ -240,8 +262,7 @@ impl Shared {
             // message, not the client.
             return Err(SendError::Full);
         }
-        let pending_frames = self.pending_frames.load(Ordering::Acquire);
-        let pending_bytes = self.pending_bytes.load(Ordering::Acquire);
+        let (pending_frames, pending_bytes) = self.pending();
         let total_frames = pending_frames.saturating_add(frames);
         if total_frames > self.limits.max_frames
             || memory(total_frames, pending_bytes.saturating_add(bytes)) > self.limits.max_bytes
@@ -258,7 +279,8 @@ impl Shared {
                 .fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Full);
         }
-        self.add_pending(frames, bytes);
+        // With the queue locked: `accepted`'s one writer.
+        self.accepted.add(frames, bytes);
         Ok(())
     }
 
@@ -271,11 +293,13 @@ impl Shared {
     /// message up is polled again anyway; waking it, typically from its own task emitting a
     /// reply, only cost one more empty poll per message. Ordering: the driver clears
     /// `handed_up` before it locks the queue to take the frames, and this runs after the
-    /// queue's lock was released, so a frame it does not see is one this wake is for.
+    /// queue's lock was released, so a frame it does not see is one this wake is for. The
+    /// lock orders the two (the driver's clear happens before its unlock, which comes before
+    /// this lock or after this unlock), so no fence nor `SeqCst` is needed on either side.
     fn notify_queued(&self, was_empty: bool) {
         if was_empty
             && !self.write_blocked.load(Ordering::Acquire)
-            && !self.handed_up.load(Ordering::SeqCst)
+            && !self.handed_up.load(Ordering::Acquire)
         {
             self.waker.wake();
         }
@@ -520,68 +544,4 @@ impl EngineSocket {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shared() -> Shared {
-        let request = RequestInfo::parse(
-            http::Method::GET,
-            "/engine.io/?EIO=4&transport=polling".parse().unwrap(),
-            http::HeaderMap::new(),
-            None,
-        )
-        .unwrap();
-        Shared::new(
-            Arc::from("sid"),
-            &request,
-            TransportKind::Polling,
-            Limits {
-                max_frames: 10,
-                max_bytes: 1000,
-            },
-            Arc::default(),
-        )
-    }
-
-    #[test]
-    fn commands_are_bounded_in_order_and_refused_once_closed() {
-        let s = shared();
-        assert!(s.next_command().is_none());
-        for _ in 0..COMMAND_QUEUE {
-            assert!(
-                s.send_command(Command::Fail(CloseReason::ForcedClose))
-                    .is_ok()
-            );
-        }
-        assert!(
-            s.send_command(Command::Fail(CloseReason::TransportError))
-                .is_err(),
-            "one more than COMMAND_QUEUE"
-        );
-        assert!(matches!(
-            s.next_command(),
-            Some(Ok(Command::Fail(CloseReason::ForcedClose)))
-        ));
-        s.release();
-        let left = s.close_commands();
-        assert_eq!(left.len(), COMMAND_QUEUE - 1);
-        assert!(s.next_command().is_none(), "nothing after close");
-        assert!(
-            s.send_command(Command::Fail(CloseReason::ForcedClose))
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn a_released_session_gets_its_commands_first_then_the_release() {
-        let s = shared();
-        assert!(
-            s.send_command(Command::Fail(CloseReason::ForcedClose))
-                .is_ok()
-        );
-        s.release();
-        assert!(matches!(s.next_command(), Some(Ok(Command::Fail(_)))));
-        assert!(matches!(s.next_command(), Some(Err(()))));
-        assert!(matches!(s.next_command(), Some(Err(()))), "stays released");
-    }
-}
+mod tests;

@@ -6,7 +6,7 @@
 //! their own task, so a slow handler never stalls reads or heartbeats.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -20,7 +20,7 @@ use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
 use crate::server::IoInner;
-use crate::socket::Socket;
+use crate::socket::{EventsCopy, Socket};
 use crate::stats::Refusal;
 use tracing::Instrument as _;
 use volley_core::parser::Decoder;
@@ -31,6 +31,9 @@ pub(crate) struct ConnInner {
     /// The connection's sockets by namespace name: a few at most
     /// (`max_namespaces_per_connection`), so a list, searched without hashing.
     sockets: Mutex<Vec<(String, Socket)>>,
+    /// Moves (under the `sockets` lock) whenever `sockets` changes: the connection's task
+    /// keeps a copy of the list ([`SocketsCopy`]) and takes the lock only when this moved.
+    generation: AtomicU64,
     joined_once: AtomicBool,
     /// CONNECTs still resolving their namespace or running middleware.
     connecting: AtomicUsize,
@@ -64,9 +67,15 @@ impl ConnInner {
             .map(|(_, s)| s.clone())
     }
 
+    /// Counts a change of the socket list; called with the list locked.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     pub(crate) fn remove_socket(&self, socket: &Socket) {
-        self.lock()
-            .retain(|(name, s)| name != socket.namespace() || s.id() != socket.id());
+        let mut sockets = self.lock();
+        sockets.retain(|(name, s)| name != socket.namespace() || s.id() != socket.id());
+        self.changed();
     }
 
     /// Disconnects every socket with a DISCONNECT packet each, as Node's
@@ -79,10 +88,45 @@ impl ConnInner {
     }
 
     fn close_all(&self, reason: DisconnectReason) {
-        let sockets: Vec<Socket> = self.lock().drain(..).map(|(_, s)| s).collect();
+        let sockets: Vec<Socket> = {
+            let mut list = self.lock();
+            self.changed();
+            list.drain(..).map(|(_, s)| s).collect()
+        };
         for s in sockets {
             s.close(reason);
         }
+    }
+}
+
+/// The connection task's own copy of its socket list, so that a packet finds its socket
+/// without the list's lock nor a `Socket` clone (a lock, an unlock and two reference count
+/// updates per packet): one load of [`ConnInner::generation`] tells whether the list changed
+/// since the copy was made. The list changes only on CONNECT, DISCONNECT and close, under its
+/// lock, which also moves the generation; a copy refreshed under the lock is the list as of
+/// the generation read with it. A packet read while a change is under way finds the list as it
+/// was just before the change, as it would have had it taken the lock first.
+///
+/// A socket removed from the list stays in the copy (inert: it is disconnected) until the
+/// next packet refreshes it, or the connection ends.
+#[derive(Default)]
+struct SocketsCopy {
+    generation: u64,
+    /// The sockets, each under its namespace's name (the list's key), with the connection's
+    /// copy of its handler table.
+    sockets: Vec<(Socket, EventsCopy)>,
+}
+
+impl SocketsCopy {
+    fn get(&mut self, conn: &ConnInner, nsp: &str) -> Option<&mut (Socket, EventsCopy)> {
+        if conn.generation.load(Ordering::Acquire) != self.generation {
+            let list = conn.lock();
+            self.generation = conn.generation.load(Ordering::Acquire);
+            self.sockets.clear();
+            self.sockets
+                .extend(list.iter().map(|(_, s)| (s.clone(), EventsCopy::default())));
+        }
+        self.sockets.iter_mut().find(|(s, _)| s.namespace() == nsp)
     }
 }
 
@@ -91,6 +135,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
     let conn = Arc::new(ConnInner {
         engine: engine.clone(),
         sockets: Mutex::new(Vec::new()),
+        generation: AtomicU64::new(0),
         joined_once: AtomicBool::new(false),
         connecting: AtomicUsize::new(0),
     });
@@ -114,6 +159,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
     // built even while its condition is false).
     let mut connect_deadline = Some(Box::pin(tokio::time::sleep(config.connect_timeout)));
     let mut attachments_deadline: Option<Pin<Box<Sleep>>> = None;
+    let mut sockets = SocketsCopy::default();
 
     let reason = loop {
         let msg = tokio::select! {
@@ -167,7 +213,7 @@ pub(crate) async fn run(io: Arc<IoInner>, engine: EngineSocket, mut incoming: In
         match decoded {
             Ok(Some((packet, attachments))) => {
                 attachments_deadline = None;
-                handle_packet(&io, &conn, &decoder, packet, attachments);
+                handle_packet(&io, &conn, &mut sockets, &decoder, packet, attachments);
                 if connect_deadline.is_some() && conn.joined_once.load(Ordering::Acquire) {
                     // Joined: the deadline no longer applies; its timer goes now.
                     connect_deadline = None;
@@ -200,6 +246,7 @@ async fn fire(deadline: &mut Option<Pin<Box<Sleep>>>) {
 fn handle_packet(
     io: &Arc<IoInner>,
     conn: &Arc<ConnInner>,
+    sockets: &mut SocketsCopy,
     decoder: &Decoder,
     packet: PacketRef<'_>,
     attachments: Vec<Bytes>,
@@ -239,22 +286,23 @@ fn handle_packet(
             }));
         }
         PacketType::Disconnect => {
-            if let Some(socket) = conn.get(namespace) {
+            if let Some((socket, _)) = sockets.get(conn, namespace) {
                 socket.close(DisconnectReason::ClientNamespaceDisconnect);
             }
         }
         PacketType::Event | PacketType::BinaryEvent => {
-            let (Some(socket), PacketDataRef::Event { name, args }) = (conn.get(namespace), data)
+            let (Some((socket, events)), PacketDataRef::Event { name, args }) =
+                (sockets.get(conn, namespace), data)
             else {
                 return;
             };
             if socket.connected() {
-                socket.dispatch_event(&name, decoder.raw_args(args, attachments), id);
+                socket.dispatch_event(events, &name, decoder.raw_args(args, attachments), id);
             }
         }
         PacketType::Ack | PacketType::BinaryAck => {
-            let (Some(socket), Some(id), PacketDataRef::Ack { args }) =
-                (conn.get(namespace), id, data)
+            let (Some((socket, _)), Some(id), PacketDataRef::Ack { args }) =
+                (sockets.get(conn, namespace), id, data)
             else {
                 return;
             };
@@ -415,6 +463,7 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
             return;
         }
         map.push((name.clone(), socket.clone()));
+        conn.changed();
     }
     conn.joined_once.store(true, Ordering::Release);
     ns.add_socket(&socket);

@@ -94,8 +94,8 @@ use crate::socket::Socket;
 /// ```
 pub type AckSender = volley_core::AckSender<Socket>;
 
-/// The erased form stored per event name.
-pub(crate) type ErasedHandler = volley_core::handler::ErasedHandler<Socket>;
+/// The erased form stored per event name: builds its future in a reusable slot.
+pub(crate) type ErasedHandler = volley_core::handler::SlottedHandler<Socket>;
 
 /// A namespace connection handler: `async fn(Socket)`.
 pub(crate) type ConnectHandler = Arc<dyn Fn(Socket) -> BoxFuture<()> + Send + Sync>;

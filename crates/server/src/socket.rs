@@ -1,6 +1,5 @@
 //! `Socket`: one client in one namespace.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,16 +21,18 @@ use crate::{AckFuture, Args, ArgsDyn, FromArgs, One, RawArgs, SocketId, TimeoutE
 
 mod acks;
 mod close;
+mod events;
 mod hooks;
 mod rooms;
 
 use self::acks::{AckTarget, Acks};
-use crate::handler::{AckSender, DisconnectHandler, ErasedHandler, EventHandler, run_now_or_spawn};
+use crate::handler::DisconnectHandler;
 use crate::handshake::Handshake;
 use crate::namespace::NsInner;
+use events::Events;
+pub(crate) use events::EventsCopy;
 use hooks::Hooks;
 pub use hooks::PacketError;
-use volley_core::handler::erase;
 
 pub(crate) struct SocketInner {
     /// Set once any hook is registered, so sockets without hooks never take their lock.
@@ -41,8 +42,8 @@ pub(crate) struct SocketInner {
     pub(crate) ns: Arc<NsInner>,
     pub(crate) conn: Arc<ConnInner>,
     handshake: Handshake,
-    /// Event handlers by name. The names are the server's own, so a fast hasher will do.
-    events: RwLock<HashMap<String, ErasedHandler, foldhash::fast::RandomState>>,
+    /// Event handlers by name (see [`Events`]).
+    events: Events,
     on_disconnecting: Mutex<Vec<DisconnectHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<Acks>,
@@ -155,7 +156,7 @@ impl Socket {
                 ns,
                 conn,
                 handshake,
-                events: RwLock::new(HashMap::default()),
+                events: Events::default(),
                 on_disconnecting: Mutex::new(Vec::new()),
                 on_disconnect: Mutex::new(Vec::new()),
                 acks: Mutex::new(Acks::default()),
@@ -224,23 +225,6 @@ impl Socket {
 
     pub(crate) fn set_connected(&self) {
         self.inner.connected.store(true, Ordering::Release);
-    }
-
-    /// Registers the handler of an event; a later registration for the same name replaces it.
-    /// See [`handler`](crate::handler) for the shapes. Chainable.
-    pub fn on<H, M>(&self, event: impl Into<String>, handler: H) -> &Self
-    where
-        H: EventHandler<Socket, M>,
-    {
-        let mut events = self.inner.events.write().unwrap_or_else(|p| p.into_inner());
-        events.insert(event.into(), erase(handler));
-        self
-    }
-
-    /// Removes the handler of an event.
-    pub fn off(&self, event: &str) {
-        let mut events = self.inner.events.write().unwrap_or_else(|p| p.into_inner());
-        events.remove(event);
     }
 
     /// Runs `handler` once the socket disconnects, with the reason.
@@ -459,37 +443,6 @@ impl Socket {
     /// Per-socket state of any type, local to this server (not shared with the cluster).
     pub fn extensions(&self) -> MutexGuard<'_, http::Extensions> {
         lock(&self.inner.extensions)
-    }
-
-    /// Delivers an incoming event to its handler.
-    pub(crate) fn dispatch_event(&self, name: &str, mut args: RawArgs, ack_id: Option<u64>) {
-        if !self.run_hooks(name, &mut args) {
-            return;
-        }
-        let handler = {
-            let events = self.inner.events.read().unwrap_or_else(|p| p.into_inner());
-            events.get(name).cloned()
-        };
-        match handler {
-            Some(h) => {
-                let fut = h(self.clone(), args, AckSender::new(self.clone(), ack_id));
-                // The event's name and ids only: never its arguments.
-                let span = tracing::debug_span!(
-                    "volley.event",
-                    ns = self.namespace(),
-                    socket = self.id().as_str(),
-                    event = name,
-                    ack = ack_id.is_some(),
-                );
-                if span.is_disabled() {
-                    // No subscriber wants it: no wrapper, no allocation.
-                    run_now_or_spawn(fut);
-                } else {
-                    run_now_or_spawn(Box::pin(tracing::Instrument::instrument(fut, span)));
-                }
-            }
-            None => tracing::trace!(socket = self.id().as_str(), event = name, "no handler"),
-        }
     }
 
     /// Delivers an incoming acknowledgement to the waiting emitter.

@@ -45,6 +45,10 @@ async fn on_registers_replaces_and_off_removes() {
             });
             s.on("drop", |s: Socket| async move {
                 s.off("ev");
+                // Registered from a handler: the next packet finds it.
+                s.on("late", |s: Socket| async move {
+                    let _ = s.emit("late-ok", &());
+                });
                 let _ = s.emit("dropped", &());
             });
             // Arguments that do not fit the handler's type skip the handler.
@@ -72,6 +76,8 @@ async fn on_registers_replaces_and_off_removes() {
     a.emit("/", "drop", json!([]));
     a.expect_next_event("/", "dropped").await;
     a.emit("/", "ev", json!([2]));
+    a.emit("/", "late", json!([]));
+    a.expect_next_event("/", "late-ok").await;
     a.emit("/", "typed", json!([8]));
     a.expect_next_event("/", "typed-ok").await;
 }

@@ -133,7 +133,7 @@ impl Incoming {
             Some(ws) => Transport::Websocket {
                 ws,
                 unflushed: false,
-                read: ReadGate::new(),
+                read: ReadGate::new(shared.clone()),
             },
             None => Transport::Polling { parked: None },
         };
@@ -179,14 +179,18 @@ impl Incoming {
         }
         self.read_ahead_left = websocket::READ_AHEAD;
         // From here on, frames queued by the handles wake this task again (see
-        // `Shared::notify_queued`).
-        self.shared.handed_up.store(false, Ordering::SeqCst);
+        // `Shared::notify_queued`). A plain store is enough: the queue's lock, taken below
+        // before the frames are looked at, orders it against a sender's check (which comes
+        // after its own unlock): either this round's lock comes after the sender's unlock and
+        // sees its frame, or the sender's lock comes after this round's unlock and its check
+        // sees the flag clear.
+        self.shared.handed_up.store(false, Ordering::Release);
         loop {
             if let Some(reason) = self.closed {
                 return Poll::Ready(Err(reason));
             }
             if let Some(m) = self.inbox.pop_front() {
-                self.shared.handed_up.store(true, Ordering::SeqCst);
+                self.shared.handed_up.store(true, Ordering::Release);
                 return Poll::Ready(Ok(m));
             }
             let mut progress = false;

@@ -107,7 +107,7 @@ impl Incoming {
                 self.transport = Transport::Websocket {
                     ws: up.ws,
                     unflushed: up.reply_pending,
-                    read: super::ReadGate::new(),
+                    read: super::ReadGate::new(self.shared.clone()),
                 };
                 self.shared
                     .transport

@@ -7,7 +7,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -17,7 +16,7 @@ use volley_proto::engine::{Message, Packet, v3};
 use super::{Incoming, Transport};
 use crate::command::WsStream;
 use crate::error::CloseReason;
-use crate::socket::Frame;
+use crate::socket::{Frame, Shared};
 
 /// How many messages the driver reads in a row before it looks at everything else again
 /// (see [`Incoming::read_ahead`]).
@@ -35,6 +34,14 @@ const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 /// tokio's readiness check. So reads are polled with a waker of their own, which marks the gate
 /// open before waking the task: after a read came back `Pending`, the next one is attempted
 /// only once the socket (or tungstenite's write side, which also wakes readers) woke it.
+///
+/// The gate wakes the task through the session's own `AtomicWaker` (`Shared::waker`)
+/// rather than one of its own, so a read registers no waker: the driver's full round
+/// registers `Shared::waker` before it looks at the gate, and a read between two full
+/// rounds (`read_ahead`) either hands a message up (the caller polls again) or is followed
+/// by a full round in the same poll, whose registration comes before its own look at the
+/// gate. A wake that finds no waker registered has set `open` first, and that full round
+/// sees it.
 pub(super) struct ReadGate {
     wake: Arc<ReadWake>,
     /// `wake` as a [`Waker`], made once.
@@ -44,8 +51,8 @@ pub(super) struct ReadGate {
 struct ReadWake {
     /// The last read did not come back `Pending`, or the socket woke it since.
     open: AtomicBool,
-    /// The session's task.
-    task: AtomicWaker,
+    /// The session's task, through the waker every full round registers.
+    shared: Arc<Shared>,
 }
 
 impl Wake for ReadWake {
@@ -55,33 +62,36 @@ impl Wake for ReadWake {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.open.store(true, Ordering::Release);
-        self.task.wake();
+        self.shared.waker.wake();
     }
 }
 
 impl ReadGate {
     /// Open: whatever hyper or tungstenite already buffered is read first.
-    pub(super) fn new() -> Self {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
         let wake = Arc::new(ReadWake {
             open: AtomicBool::new(true),
-            task: AtomicWaker::new(),
+            shared,
         });
         let waker = Waker::from(wake.clone());
         Self { wake, waker }
     }
 
     /// Polls the next message if the socket may have one; `Pending` otherwise. The task is
-    /// woken once it may.
+    /// woken once it may (see [`ReadGate`] for the registration this relies on).
     fn poll_next(
         &self,
         ws: &mut WsStream,
-        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
-        self.wake.task.register(cx.waker());
-        // Closed before polling: a wake during the poll opens it again.
-        if !self.wake.open.swap(false, Ordering::AcqRel) {
+        // Closed before polling, with a plain load and store rather than a locked swap: only
+        // the driver closes the gate, and a wake that comes between the load and the store
+        // comes before the poll below, which then sees what the wake was for. A wake for
+        // something the poll did not see is caused by the waker the poll registered, so it
+        // happens after the store and opens the gate again.
+        if !self.wake.open.load(Ordering::Acquire) {
             return Poll::Pending;
         }
+        self.wake.open.store(false, Ordering::Release);
         let poll = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
         if poll.is_ready() {
             // More may be buffered already: no wake would tell.
@@ -142,7 +152,7 @@ impl Incoming {
         // Read; a message is handed up at once, and the replies it causes are written
         // together with those of the next frames, before one flush.
         if self.closing.is_none()
-            && let Poll::Ready(r) = read.poll_next(ws, cx)
+            && let Poll::Ready(r) = read.poll_next(ws)
         {
             return match self.on_ws_read(r, cx) {
                 Some(reason) => WsStep::End(reason),
@@ -193,14 +203,18 @@ impl Incoming {
         let Transport::Websocket { ws, read, .. } = &mut self.transport else {
             return None;
         };
-        let Poll::Ready(r) = read.poll_next(ws, cx) else {
+        let Poll::Ready(r) = read.poll_next(ws) else {
             return None;
         };
         self.read_ahead_left -= 1;
         if let Some(reason) = self.on_ws_read(r, cx) {
             self.finish(reason);
         }
-        self.inbox.pop_front()
+        let m = self.inbox.pop_front()?;
+        // Handed up: the caller polls again, so frames its handler queues need no wake (see
+        // `Shared::notify_queued`). The last full round may have ended with the flag clear.
+        self.shared.handed_up.store(true, Ordering::Release);
+        Some(m)
     }
 
     /// What one read of the WebSocket gave: a message is handled, and the session ends for
