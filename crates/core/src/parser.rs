@@ -171,6 +171,18 @@ impl Encoded {
             .chain(self.attachments.iter().cloned().map(EncodedFrame::Binary))
     }
 
+    /// The packet taken apart: its first frame and its attachments. Unlike
+    /// [`frames`](Self::frames), no buffer is shared, so sending a packet to one socket costs
+    /// no reference counting (a `Bytes` made from a `Vec` allocates a shared header and
+    /// updates counts atomically from its first clone on).
+    pub fn into_parts(self) -> (EncodedFrame, Vec<Bytes>) {
+        let first = match self.binary {
+            Some(b) => EncodedFrame::Binary(b.frame),
+            None => EncodedFrame::Text(self.text),
+        };
+        (first, self.attachments)
+    }
+
     /// How many frames there are.
     pub fn frame_count(&self) -> usize {
         1 + self.attachments.len()

@@ -280,7 +280,21 @@ impl Socket {
                 .broadcast(&BroadcastPacket::new(enc), &opts);
             return Ok(());
         }
-        self.send_encoded(&enc)
+        self.send_owned(enc)
+    }
+
+    /// Sends a packet made for this socket alone: its buffers move to the engine unshared.
+    fn send_owned(&self, enc: Encoded) -> Result<(), EmitError> {
+        let engine = &self.inner.conn.engine;
+        let (first, attachments) = enc.into_parts();
+        if attachments.is_empty() {
+            engine.send(frame(first))
+        } else {
+            engine.send_many(
+                std::iter::once(frame(first)).chain(attachments.into_iter().map(Frame::Binary)),
+            )
+        }
+        .map_err(send_error)
     }
 
     pub(crate) fn send_encoded(&self, enc: &Encoded) -> Result<(), EmitError> {
@@ -486,7 +500,7 @@ impl SocketHandle for Socket {
             return Err(EmitError::Disconnected);
         }
         let enc = self.inner.ns.parser.ack(self.namespace(), id, args)?;
-        self.send_encoded(&enc)
+        self.send_owned(enc)
     }
 
     fn request_ack(&self, event: &str, args: &dyn ArgsDyn, timeout: Option<Duration>) -> AckReply {
@@ -505,7 +519,7 @@ impl SocketHandle for Socket {
             .parser
             .event(self.namespace(), event, args, Some(id))
             .map_err(EmitError::from)
-            .and_then(|enc| self.send_encoded(&enc));
+            .and_then(|enc| self.send_owned(enc));
         if let Err(e) = sent {
             lock(&self.inner.acks).pending.remove(&id);
             return fail(e);
