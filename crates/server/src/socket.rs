@@ -175,6 +175,32 @@ impl Socket {
         &self.inner.id
     }
 
+    /// The application state of type `T` given to the builder
+    /// ([`SocketIoBuilder::state`](crate::SocketIoBuilder::state)), cloned; `None` when none
+    /// was given. What the [`State`](crate::State) extractor gives event handlers, for the
+    /// places that take a plain `Socket`: middleware and `on_connection`.
+    ///
+    /// ```
+    /// use volley::{ConnectError, Socket, SocketIo};
+    ///
+    /// #[derive(Clone)]
+    /// struct Banned(Vec<String>);
+    ///
+    /// let io = SocketIo::builder()
+    ///     .state(Banned(vec!["mallory".into()]))
+    ///     .build();
+    /// io.of("/").middleware(|socket: Socket| async move {
+    ///     let name = socket.handshake().auth()["name"].as_str().unwrap_or_default().to_owned();
+    ///     match socket.app_state::<Banned>() {
+    ///         Some(Banned(names)) if names.contains(&name) => Err(ConnectError::new("banned")),
+    ///         _ => Ok(()),
+    ///     }
+    /// });
+    /// ```
+    pub fn app_state<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.inner.ns.state.as_deref()?.get::<T>()
+    }
+
     /// Whether connection state recovery restored this socket (Node's `socket.recovered`):
     /// its client came back within the window with its private session id and last
     /// offset, and got its id, rooms and data back, the packets it missed replayed before

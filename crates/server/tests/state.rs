@@ -78,3 +78,49 @@ async fn handlers_receive_the_builders_state() {
         [json!("v1")]
     );
 }
+
+/// Middleware and `on_connection` take a plain `Socket`: `Socket::app_state` gives them the
+/// builder's state, as `State<T>` does for event handlers.
+#[tokio::test]
+async fn middleware_and_on_connection_read_the_state() {
+    #[derive(Clone)]
+    struct Banned(Vec<&'static str>);
+    #[derive(Clone)]
+    struct Motd(&'static str);
+
+    let io = SocketIo::builder()
+        .state(Banned(vec!["mallory"]))
+        .state(Motd("hello"))
+        .build();
+    io.of("/")
+        .middleware(|socket: Socket| async move {
+            let name = socket.handshake().auth()["name"].clone();
+            let banned = socket.app_state::<Banned>().expect("the builder's state");
+            match banned.0.iter().any(|b| name == *b) {
+                true => Err(volley::ConnectError::new("banned")),
+                false => Ok(()),
+            }
+        })
+        .on_connection(|socket: Socket| async move {
+            let motd = socket.app_state::<Motd>().map(|m| m.0);
+            // State of a type nobody gave: none.
+            let missing = socket.app_state::<u8>();
+            let _ = socket.emit("motd", &json!({ "motd": motd, "missing": missing }));
+        });
+    let srv = start(io).await;
+
+    let mut refused = srv.client().await;
+    let err = refused
+        .try_join("/", Some(json!({ "name": "mallory" })))
+        .await
+        .unwrap_err();
+    assert_eq!(err["message"], "banned");
+
+    let mut client = srv.client().await;
+    client
+        .try_join("/", Some(json!({ "name": "alice" })))
+        .await
+        .expect("alice is not banned");
+    let motd = client.expect_next_event("/", "motd").await;
+    assert_eq!(motd.args, [json!({ "motd": "hello", "missing": null })]);
+}
