@@ -81,11 +81,18 @@ impl Socket {
         self.add_hook(|hooks| hooks.on_error.push(Arc::new(handler)));
     }
 
-    /// Shows an outgoing event to the `on_any_outgoing` observers, if there are any.
+    /// Shows an outgoing event to the `on_any_outgoing` observers, if there are any. The
+    /// check for hooks is inlined into the caller: most sockets have none.
+    #[inline]
     pub(super) fn observe_outgoing(&self, event: &str, args: &dyn ArgsDyn) {
-        if !self.inner.has_hooks.load(Ordering::Acquire) {
-            return;
+        if self.inner.has_hooks.load(Ordering::Acquire) {
+            self.observe_outgoing_slow(event, args);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn observe_outgoing_slow(&self, event: &str, args: &dyn ArgsDyn) {
         let observers = self
             .inner
             .hooks
@@ -104,11 +111,15 @@ impl Socket {
     }
 
     /// Runs the packet middleware and the catch-all handlers of an incoming event; `false`
-    /// when a middleware refused it.
+    /// when a middleware refused it. The check for hooks is inlined into the caller.
+    #[inline]
     pub(super) fn run_hooks(&self, name: &str, args: &mut RawArgs) -> bool {
-        if !self.inner.has_hooks.load(Ordering::Acquire) {
-            return true;
-        }
+        !self.inner.has_hooks.load(Ordering::Acquire) || self.run_hooks_slow(name, args)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_hooks_slow(&self, name: &str, args: &mut RawArgs) -> bool {
         let (middleware, any, on_error) = {
             let hooks = self.inner.hooks.read().unwrap_or_else(|p| p.into_inner());
             (
