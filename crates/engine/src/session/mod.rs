@@ -282,6 +282,14 @@ impl Incoming {
 
     /// Handles one packet from the client, whatever transport carried it.
     fn on_packet(&mut self, packet: Packet) {
+        if let Some(m) = self.packet_message(packet) {
+            self.inbox.push_back(m);
+        }
+    }
+
+    /// Handles a packet from the client; a message comes back for the caller to hand up
+    /// (through the inbox, or at once when nothing waits there before it).
+    fn packet_message(&mut self, packet: Packet) -> Option<Message> {
         if !matches!(packet, Packet::Pong(_))
             && self.closing.is_none()
             && self.linger.is_none()
@@ -296,7 +304,7 @@ impl Incoming {
                 self.shared.traffic.received(match &m {
                     Message::Text(b) | Message::Binary(b) => b.len(),
                 });
-                self.inbox.push_back(m);
+                return Some(m);
             }
             Packet::Pong(_) if self.shared.v3 => {
                 // Node: "invalid heartbeat direction".
@@ -321,7 +329,7 @@ impl Incoming {
                         // than answer it with an error. Sends already fail.
                         self.shared.lock().closed = true;
                         self.linger = Some(Instant::now() + CLIENT_CLOSE_LINGER);
-                        return;
+                        return None;
                     }
                 }
                 self.finish(CloseReason::TransportClose);
@@ -330,6 +338,7 @@ impl Incoming {
             // needs an answer.
             Packet::Ping(_) | Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
         }
+        None
     }
 
     fn start_closing(&mut self, reason: CloseReason) {
