@@ -282,14 +282,6 @@ impl Incoming {
 
     /// Handles one packet from the client, whatever transport carried it.
     fn on_packet(&mut self, packet: Packet) {
-        if let Some(m) = self.packet_message(packet) {
-            self.inbox.push_back(m);
-        }
-    }
-
-    /// Handles a packet from the client; a message comes back for the caller to hand up
-    /// (through the inbox, or at once when nothing waits there before it).
-    fn packet_message(&mut self, packet: Packet) -> Option<Message> {
         if !matches!(packet, Packet::Pong(_))
             && self.closing.is_none()
             && self.linger.is_none()
@@ -304,7 +296,7 @@ impl Incoming {
                 self.shared.traffic.received(match &m {
                     Message::Text(b) | Message::Binary(b) => b.len(),
                 });
-                return Some(m);
+                self.inbox.push_back(m);
             }
             Packet::Pong(_) if self.shared.v3 => {
                 // Node: "invalid heartbeat direction".
@@ -329,7 +321,7 @@ impl Incoming {
                         // than answer it with an error. Sends already fail.
                         self.shared.lock().closed = true;
                         self.linger = Some(Instant::now() + CLIENT_CLOSE_LINGER);
-                        return None;
+                        return;
                     }
                 }
                 self.finish(CloseReason::TransportClose);
@@ -338,7 +330,6 @@ impl Incoming {
             // needs an answer.
             Packet::Ping(_) | Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
         }
-        None
     }
 
     fn start_closing(&mut self, reason: CloseReason) {

@@ -155,11 +155,8 @@ impl Incoming {
             && let Poll::Ready(r) = read.poll_next(ws)
         {
             return match self.on_ws_read(r, cx) {
-                Ok(m) => {
-                    self.inbox.extend(m);
-                    WsStep::Again
-                }
-                Err(reason) => WsStep::End(reason),
+                Some(reason) => WsStep::End(reason),
+                None => WsStep::Again,
             };
         }
         let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
@@ -210,36 +207,32 @@ impl Incoming {
             return None;
         };
         self.read_ahead_left -= 1;
-        // The inbox is empty (checked above): the message goes up at once, not through it.
-        let m = match self.on_ws_read(r, cx) {
-            Ok(m) => m?,
-            Err(reason) => {
-                self.finish(reason);
-                return None;
-            }
-        };
+        if let Some(reason) = self.on_ws_read(r, cx) {
+            self.finish(reason);
+        }
+        let m = self.inbox.pop_front()?;
         // Handed up: the caller polls again, so frames its handler queues need no wake (see
         // `Shared::notify_queued`). The last full round may have ended with the flag clear.
         self.shared.handed_up.store(true, Ordering::Release);
         Some(m)
     }
 
-    /// What one read of the WebSocket gave: a frame is handled (the Engine.IO message it
-    /// carried, if any, comes back to be handed up), and the session ends for the reason
-    /// returned as an error.
+    /// What one read of the WebSocket gave: a message is handled, and the session ends for
+    /// the reason returned.
     fn on_ws_read(
         &mut self,
         r: Option<Result<tungstenite::Message, tungstenite::Error>>,
         cx: &mut Context<'_>,
-    ) -> Result<Option<Message>, CloseReason> {
+    ) -> Option<CloseReason> {
         let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
-            return Ok(None);
+            return None;
         };
         match r {
             Some(Ok(msg)) => {
                 // A ping frame may have queued a pong inside tungstenite.
                 *unflushed = true;
-                Ok(self.on_ws_message(msg))
+                self.on_ws_message(msg);
+                None
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read error");
@@ -254,7 +247,7 @@ impl Incoming {
                             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
                         )
                 ) {
-                    return Err(CloseReason::TransportClose);
+                    return Some(CloseReason::TransportClose);
                 }
                 // Tell the peer why, with the close code Node's `ws` sends.
                 let code = match e {
@@ -271,52 +264,45 @@ impl Incoming {
                     let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
                     let _ = ws.poll_flush_unpin(cx);
                 }
-                Err(CloseReason::TransportError)
+                Some(CloseReason::TransportError)
             }
-            None => Err(CloseReason::TransportClose),
+            None => Some(CloseReason::TransportClose),
         }
     }
 
-    /// A WebSocket frame from the client; the message it carries, if any.
-    fn on_ws_message(&mut self, msg: tungstenite::Message) -> Option<Message> {
+    fn on_ws_message(&mut self, msg: tungstenite::Message) {
         match msg {
             tungstenite::Message::Text(text) if self.shared.v3 => {
                 match v3::decode_text_record(Bytes::from(text), 0) {
-                    Ok(p) => self.packet_message(p),
+                    Ok(p) => self.on_packet(p),
                     Err(e) => {
                         tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
-                        None
                     }
                 }
             }
             tungstenite::Message::Binary(data) if self.shared.v3 => {
                 match v3::decode_binary_frame(data) {
-                    Ok(p) => self.packet_message(p),
+                    Ok(p) => self.on_packet(p),
                     Err(e) => {
                         tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
-                        None
                     }
                 }
             }
             // tungstenite validated the text: it is not checked again.
             tungstenite::Message::Text(text) => match Packet::decode_utf8(Bytes::from(text)) {
-                Ok(p) => self.packet_message(p),
+                Ok(p) => self.on_packet(p),
                 Err(e) => {
                     tracing::debug!(error = %e, "bad websocket packet");
                     self.finish(CloseReason::ParseError);
-                    None
                 }
             },
-            tungstenite::Message::Binary(data) => self.packet_message(Packet::decode_binary(data)),
-            tungstenite::Message::Close(_) => {
-                self.finish(CloseReason::TransportClose);
-                None
-            }
+            tungstenite::Message::Binary(data) => self.on_packet(Packet::decode_binary(data)),
+            tungstenite::Message::Close(_) => self.finish(CloseReason::TransportClose),
             tungstenite::Message::Ping(_)
             | tungstenite::Message::Pong(_)
-            | tungstenite::Message::Frame(_) => None,
+            | tungstenite::Message::Frame(_) => {}
         }
     }
 }
