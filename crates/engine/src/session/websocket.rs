@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data as OpData, OpCode};
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 use volley_proto::engine::{Message, Packet, v3};
 
@@ -307,14 +307,20 @@ impl Incoming {
     }
 }
 
+/// The WebSocket message of a frame. A text frame goes as a ready-made WebSocket frame
+/// rather than as `Message::Text`, whose `Utf8Bytes` would check the UTF-8 of every
+/// outgoing message again: [`Frame::Text`] is UTF-8 by contract (its packets are built from
+/// strings and JSON), and tungstenite writes a `Message::Text` as exactly this frame.
 fn ws_message(frame: Frame) -> tungstenite::Message {
     match frame {
-        Frame::Text(t) => match Utf8Bytes::try_from(t.clone()) {
-            Ok(t) => tungstenite::Message::Text(t),
-            // Frames are built from strings; a non-UTF-8 one is a bug of the layer above,
-            // and is sent as binary rather than dropped.
-            Err(_) => tungstenite::Message::Binary(t),
-        },
+        Frame::Text(t) => {
+            debug_assert!(std::str::from_utf8(&t).is_ok(), "a text frame is UTF-8");
+            tungstenite::Message::Frame(tungstenite::protocol::frame::Frame::message(
+                t,
+                OpCode::Data(OpData::Text),
+                true,
+            ))
+        }
         Frame::Binary(b) => tungstenite::Message::Binary(b),
     }
 }
