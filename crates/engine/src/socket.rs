@@ -26,7 +26,8 @@ use self::backlog::Backlog;
 /// holds a binary message's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// An Engine.IO packet in text form, type digit first; must be UTF-8.
+    /// An Engine.IO packet in text form, type digit first; must be UTF-8 (it is written to a
+    /// WebSocket as a text frame without being checked again).
     Text(Bytes),
     /// A binary message.
     Binary(Bytes),
