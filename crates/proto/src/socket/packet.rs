@@ -306,12 +306,14 @@ pub(super) fn split_array(
     let scanned = split::array_elements(json, |start, end, escaped| {
         let (start, end) = (pos + start, pos + end);
         if std::mem::take(&mut first) {
-            // UTF-8, as the scan found.
-            let name_text = std::str::from_utf8(&text[start..end]).unwrap_or_default();
-            name = match (name_text.as_bytes().first(), escaped) {
+            // UTF-8, as the scan found (`from_utf8` is still needed for a `&str`: only the
+            // content of a plain string goes through it, its cost being per byte).
+            name = match (text[start], escaped) {
                 // A string without escapes: its content is the text between the quotes.
-                (Some(b'"'), false) => Some(Cow::Borrowed(&name_text[1..name_text.len() - 1])),
-                _ => event_name(name_text),
+                (b'"', false) => std::str::from_utf8(&text[start + 1..end - 1])
+                    .ok()
+                    .map(Cow::Borrowed),
+                _ => event_name(std::str::from_utf8(&text[start..end]).unwrap_or_default()),
             };
         } else {
             if args.capacity() == 0 {

@@ -34,7 +34,10 @@ pub(super) fn array_elements(json: &[u8], mut each: impl FnMut(usize, usize, boo
             s.ws();
             let start = s.i;
             s.escaped = false;
-            if !s.value() {
+            // A string (an event name, most arguments) straight away; anything else, nested
+            // values included, through `value`.
+            let ok = if s.eat(b'"') { s.string() } else { s.value() };
+            if !ok {
                 return false;
             }
             each(start, s.i, s.escaped);
