@@ -146,7 +146,13 @@ impl Encoded {
 
     /// A JSON-format packet from its Socket.IO text (`2["event",...]`) and attachments, as a
     /// cluster adapter receives it from another server.
+    ///
+    /// The text goes to clients in WebSocket text frames, which must be UTF-8: bytes that are
+    /// not (only a faulty peer sends them) are replaced by U+FFFD, as `TextDecoder` would, so
+    /// the packet still reaches its clients instead of making them drop the connection.
     pub fn from_text(text: &[u8], attachments: Vec<Bytes>) -> Self {
+        let text = String::from_utf8_lossy(text);
+        let text = text.as_bytes();
         let mut t = BytesMut::with_capacity(text.len() + 1);
         t.put_u8(b'4');
         t.put_slice(text);

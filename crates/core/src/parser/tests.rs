@@ -482,3 +482,18 @@ fn msgpack_mutations_never_panic() {
         }
     }
 }
+
+/// A cluster peer's packet text goes out in WebSocket text frames: bytes that are not UTF-8
+/// are replaced (U+FFFD) rather than sent as they are, which would make clients drop the
+/// connection; valid text is kept byte for byte.
+#[test]
+fn from_text_keeps_frames_utf8() {
+    let ok = Encoded::from_text("2[\"m\",\"é😀\"]".as_bytes(), Vec::new());
+    assert_eq!(text(&ok), "2[\"m\",\"é😀\"]");
+    let bad = Encoded::from_text(b"2[\"m\",\"a\xffb\xc3\"]", Vec::new());
+    assert_eq!(text(&bad), "2[\"m\",\"a\u{fffd}b\u{fffd}\"]");
+    let EncodedFrame::Text(frame) = bad.first_frame() else {
+        panic!("a JSON packet is a text frame");
+    };
+    assert!(std::str::from_utf8(&frame).is_ok());
+}
