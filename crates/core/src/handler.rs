@@ -299,15 +299,23 @@ pub fn erase_slotted<S, M, H: EventHandler<S, M>>(h: H) -> SlottedHandler<S> {
 /// and the synchronous part of every handler runs in the order the packets arrived, as in
 /// Node. A panicking handler is contained: it is logged and the connection goes on.
 pub fn run_now_or_spawn(mut fut: BoxFuture<()>) {
+    if poll_once(fut.as_mut()) == Some(Poll::Pending) {
+        tokio::spawn(fut);
+    }
+}
+
+/// Polls a handler's future once, with a waker that does nothing; `None` when it panicked
+/// (logged: the connection goes on). A future left pending must move to a new task, which
+/// polls it again at once and registers its own waker, so no wake-up is lost.
+#[inline]
+fn poll_once(fut: Pin<&mut (dyn Future<Output = ()> + Send + '_)>) -> Option<Poll<()>> {
     let mut cx = Context::from_waker(Waker::noop());
-    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx))) {
-        Ok(Poll::Ready(())) => {}
-        Ok(Poll::Pending) => {
-            // The first poll registered a no-op waker; the new task polls again at once and
-            // registers its own, so no wake-up is lost.
-            tokio::spawn(fut);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx))) {
+        Ok(poll) => Some(poll),
+        Err(_) => {
+            tracing::error!("a handler panicked; the connection goes on");
+            None
         }
-        Err(_) => tracing::error!("a handler panicked; the connection goes on"),
     }
 }
 

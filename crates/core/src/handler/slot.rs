@@ -2,13 +2,12 @@
 //! event.
 
 use std::cell::Cell;
-use std::panic::AssertUnwindSafe;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use tokio_util::sync::ReusableBoxFuture;
 use tracing::Instrument as _;
 
-use super::{SlottedHandler, run_now_or_spawn};
+use super::{SlottedHandler, poll_once, run_now_or_spawn};
 use crate::args::RawArgs;
 
 /// Where a [`SlottedHandler`] builds its future: a box reused as long as the next future
@@ -36,19 +35,15 @@ impl FutureSlot {
     /// Polls the future once here; one that waits moves to a task of its own, as in
     /// [`run_now_or_spawn`].
     fn run(&mut self) {
-        let mut cx = Context::from_waker(Waker::noop());
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.poll(&mut cx))) {
+        match poll_once(self.0.get_pin()) {
             // The finished future stays in the slot until the next one replaces it: an async
             // handler dropped everything it held when it returned.
-            Ok(Poll::Ready(())) => {}
-            Ok(Poll::Pending) => {
-                // As in `run_now_or_spawn`: the task polls again at once with its own waker.
+            Some(Poll::Ready(())) => {}
+            Some(Poll::Pending) => {
                 tokio::spawn(self.take());
             }
-            Err(_) => {
-                *self = Self::empty();
-                tracing::error!("a handler panicked; the connection goes on");
-            }
+            // A panicked future is not polled again.
+            None => *self = Self::empty(),
         }
     }
 }
