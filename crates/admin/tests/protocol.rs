@@ -68,7 +68,17 @@ async fn development_mode_sends_config_sockets_and_stats() {
     let admin_id = ui.socket.id().expect("connected").to_string();
     assert_eq!(find(&all[0], &admin_id)["nsp"], "/admin");
 
-    let stats = ui.next("server_stats").await;
+    // A report is a snapshot taken when it is made: one made before the UI's own socket joined
+    // can still arrive after it did (the first comes at once). Wait for one that counts both.
+    let stats = ui
+        .next_where("server_stats", |a| {
+            let admin = json!({ "name": "/admin", "socketsCount": 1 });
+            a[0]["clientsCount"] == 2
+                && a[0]["namespaces"]
+                    .as_array()
+                    .is_some_and(|n| n.contains(&admin))
+        })
+        .await;
     let stats = &stats[0];
     let keys: Vec<&str> = stats
         .as_object()
