@@ -13,6 +13,7 @@
 //! one binary frame, binary data inline as msgpack `bin`.
 
 mod msgpack;
+mod scratch;
 mod writer;
 
 pub use writer::{JsonWriter, MsgPackWriter};
@@ -360,7 +361,7 @@ fn json_event(
     args: &dyn ArgsDyn,
     id: Option<u64>,
 ) -> Result<Encoded, CodecError> {
-    let mut out = Vec::with_capacity(EVENT_CAPACITY + nsp.len() + event.len());
+    let mut out = scratch::take();
     out.push(b'4');
     encode_header(&mut out, PacketType::Event, 0, nsp, id);
     let body = out.len();
@@ -381,16 +382,13 @@ fn json_event(
             attachments,
         ));
     }
+    let text = scratch::freeze(out);
     Ok(Encoded {
-        text: Bytes::from(out),
+        text,
         attachments,
         binary: None,
     })
 }
-
-/// What an event packet's buffer starts with, besides the namespace and the event name: room
-/// for the header and a few small arguments, so that most events are written without growing it.
-const EVENT_CAPACITY: usize = 96;
 
 fn msgpack_packet(kind: PacketType, nsp: &str, id: Option<u64>, data: Option<&[u8]>) -> Encoded {
     let frame = msgpack::packet(kind as u8, data, nsp, id);
@@ -489,19 +487,30 @@ impl Parser {
             let data = msgpack_array(None, args)?;
             return Ok(msgpack_packet(PacketType::Ack, nsp, Some(id), Some(&data)));
         }
-        let mut json = Vec::with_capacity(64);
+        let mut out = scratch::take();
+        out.push(b'4');
+        encode_header(&mut out, PacketType::Ack, 0, nsp, Some(id));
+        let body = out.len();
+        out.push(b'[');
         let mut attachments = Vec::new();
-        json.push(b'[');
-        args.write_json(&mut JsonWriter::new(&mut json, &mut attachments, true))?;
-        json.push(b']');
-        Ok(packet(
-            PacketType::Ack,
-            PacketType::BinaryAck,
-            nsp,
-            Some(id),
-            &json,
+        args.write_json(&mut JsonWriter::new(&mut out, &mut attachments, true))?;
+        out.push(b']');
+        if !attachments.is_empty() {
+            return Ok(packet(
+                PacketType::Ack,
+                PacketType::BinaryAck,
+                nsp,
+                Some(id),
+                &out[body..],
+                attachments,
+            ));
+        }
+        let text = scratch::freeze(out);
+        Ok(Encoded {
+            text,
             attachments,
-        ))
+            binary: None,
+        })
     }
 
     /// `CONNECT`, with its payload if any (the client's `auth`, the server's `{"sid":...}`).

@@ -269,6 +269,7 @@ impl Packet {
 /// encode_header(&mut out, PacketType::Disconnect, 0, "/admin", None);
 /// assert_eq!(&out[..], b"1/admin,");
 /// ```
+#[inline]
 pub fn encode_header(
     out: &mut impl BufMut,
     kind: PacketType,
