@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use volley_proto::socket::EventArgs;
 
 use crate::parser::{CodecError, JsonWriter, MsgPackWriter, Parser};
 
@@ -171,13 +172,14 @@ impl<T: Args + ?Sized> ArgsDyn for T {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawArgs {
     parser: Parser,
-    args: Vec<Bytes>,
+    /// One argument inline: most events have one, and it costs no allocation.
+    args: EventArgs,
     attachments: Vec<Bytes>,
 }
 
 impl Default for RawArgs {
     fn default() -> Self {
-        Self::new(Vec::new(), Vec::new())
+        Self::from_event_args(Parser::Json, EventArgs::new(), Vec::new())
     }
 }
 
@@ -189,6 +191,15 @@ impl RawArgs {
 
     /// Raw arguments encoded by `parser`'s format.
     pub fn with_parser(parser: Parser, args: Vec<Bytes>, attachments: Vec<Bytes>) -> Self {
+        Self::from_event_args(parser, EventArgs::from_vec(args), attachments)
+    }
+
+    /// Raw arguments as a decoded packet holds them.
+    pub(crate) fn from_event_args(
+        parser: Parser,
+        args: EventArgs,
+        attachments: Vec<Bytes>,
+    ) -> Self {
         Self {
             parser,
             args,

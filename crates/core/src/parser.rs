@@ -24,7 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use volley_proto::socket::{
-    DecodeLimits, Packet, PacketRef, PacketType, Reassembler, encode_header,
+    DecodeLimits, EventArgs, Packet, PacketRef, PacketType, Reassembler, encode_header,
     from_slice_with_binary, write_json_str,
 };
 use volley_proto::{DecodeError, DecodeErrorKind};
@@ -328,8 +328,8 @@ impl Decoder {
     }
 
     /// Arguments of a decoded packet, tagged with this decoder's format.
-    pub fn raw_args(&self, args: Vec<Bytes>, attachments: Vec<Bytes>) -> RawArgs {
-        RawArgs::with_parser(self.parser, args, attachments)
+    pub fn raw_args(&self, args: impl Into<EventArgs>, attachments: Vec<Bytes>) -> RawArgs {
+        RawArgs::from_event_args(self.parser, args.into(), attachments)
     }
 }
 
@@ -570,8 +570,8 @@ impl Parser {
             args.write_msgpack(&mut w)?;
             let bounds = w.bounds.take().unwrap_or_default();
             let out = Bytes::from(out);
-            let args = bounds.into_iter().map(|(s, e)| out.slice(s..e)).collect();
-            return Ok(RawArgs::with_parser(self, args, Vec::new()));
+            let args: EventArgs = bounds.into_iter().map(|(s, e)| out.slice(s..e)).collect();
+            return Ok(RawArgs::from_event_args(self, args, Vec::new()));
         }
         let mut json = Vec::with_capacity(64);
         let mut attachments = Vec::new();
@@ -580,8 +580,8 @@ impl Parser {
         args.write_json(&mut w)?;
         let bounds = w.bounds.take().unwrap_or_default();
         let json = Bytes::from(json);
-        let args = bounds.into_iter().map(|(s, e)| json.slice(s..e)).collect();
-        Ok(RawArgs::with_parser(self, args, attachments))
+        let args: EventArgs = bounds.into_iter().map(|(s, e)| json.slice(s..e)).collect();
+        Ok(RawArgs::from_event_args(self, args, attachments))
     }
 
     /// Decodes one argument.

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::json_str::write_json_str;
 use super::split;
-use super::view::{PacketDataRef, PacketRef};
+use super::view::{EventArgs, PacketDataRef, PacketRef};
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// The seven Socket.IO v5 packet types, with their wire digit.
@@ -188,9 +188,11 @@ impl Packet {
                 PacketData::Json(json) => PacketDataRef::Json(json.clone()),
                 PacketData::Event { name, args } => PacketDataRef::Event {
                     name: Cow::Borrowed(name),
-                    args: args.clone(),
+                    args: args.iter().cloned().collect(),
                 },
-                PacketData::Ack { args } => PacketDataRef::Ack { args: args.clone() },
+                PacketData::Ack { args } => PacketDataRef::Ack {
+                    args: args.iter().cloned().collect(),
+                },
             },
         }
     }
@@ -301,9 +303,9 @@ pub(super) fn split_array(
     text: &Bytes,
     pos: usize,
     named: bool,
-) -> Result<(Option<Cow<'_, str>>, Vec<Bytes>), DecodeError> {
+) -> Result<(Option<Cow<'_, str>>, EventArgs), DecodeError> {
     let json = &text[pos..];
-    let (mut name, mut args, mut first) = (None, Vec::new(), named);
+    let (mut name, mut args, mut first) = (None, EventArgs::new(), named);
     let scanned = split::array_elements(json, |start, end, escaped| {
         let (start, end) = (pos + start, pos + end);
         if std::mem::take(&mut first) {
@@ -317,9 +319,10 @@ pub(super) fn split_array(
                 _ => event_name(std::str::from_utf8(&text[start..end]).unwrap_or_default()),
             };
         } else {
-            if args.capacity() == 0 {
-                // Allocated straight away (a first `push` takes the longer road of growing).
-                args = Vec::with_capacity(4);
+            if args.len() == args.inline_size() {
+                // Past the inline element, room for a few straight away (a `push` that
+                // spills takes the longer road of growing).
+                args.reserve(4);
             }
             args.push(text.slice(start..end));
         }
@@ -335,7 +338,7 @@ pub(super) fn split_array(
         .deserialize_seq(Elements { text, named })
         .and_then(|split| de.end().map(|()| split))
         .map_err(|e| json_err(&e, pos))?;
-    Ok((split.0.map(Cow::Owned), split.1))
+    Ok((split.0.map(Cow::Owned), EventArgs::from_vec(split.1)))
 }
 
 /// Takes a JSON array apart without collecting its elements first.

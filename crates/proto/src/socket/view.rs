@@ -28,7 +28,7 @@ use crate::error::{DecodeError, DecodeErrorKind};
 /// assert_eq!((packet.kind, packet.namespace, packet.id, attachments), (PacketType::Event, "/", None, 0));
 /// let PacketDataRef::Event { name, args } = &packet.data else { unreachable!() };
 /// assert_eq!(name, "hello");
-/// assert_eq!(args, &[Bytes::from_static(br#"{"a":1}"#)]);
+/// assert_eq!(args[..], [Bytes::from_static(br#"{"a":1}"#)]);
 /// # Ok::<(), volley_proto::DecodeError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,14 +55,18 @@ pub enum PacketDataRef<'a> {
         /// The event name, unescaped (borrowed unless it had escapes).
         name: Cow<'a, str>,
         /// Every array element after the name, each as raw JSON text.
-        args: Vec<Bytes>,
+        args: EventArgs,
     },
     /// `ACK` / `BINARY_ACK` data.
     Ack {
         /// Every array element, each as raw JSON text.
-        args: Vec<Bytes>,
+        args: EventArgs,
     },
 }
+
+/// The arguments of a [`PacketDataRef`] event or ack: one is held inline (most events have one),
+/// more in a heap vector, so decoding a one-argument event allocates nothing for the list.
+pub type EventArgs = smallvec::SmallVec<[Bytes; 1]>;
 
 impl<'a> PacketRef<'a> {
     /// Decodes a text packet (the text of one Engine.IO message, without its `4`), with the
@@ -219,9 +223,11 @@ impl<'a> PacketRef<'a> {
                 PacketDataRef::Json(json) => PacketData::Json(json),
                 PacketDataRef::Event { name, args } => PacketData::Event {
                     name: name.into_owned(),
-                    args,
+                    args: args.into_vec(),
                 },
-                PacketDataRef::Ack { args } => PacketData::Ack { args },
+                PacketDataRef::Ack { args } => PacketData::Ack {
+                    args: args.into_vec(),
+                },
             },
             attachments: Vec::new(),
         }
@@ -244,7 +250,7 @@ mod tests {
             panic!("not an event")
         };
         assert!(matches!(name, Cow::Borrowed("hello")));
-        assert_eq!(args, [Bytes::from_static(b"1")]);
+        assert_eq!(args[..], [Bytes::from_static(b"1")]);
     }
 
     #[test]
