@@ -19,6 +19,7 @@ use crate::adapter::Session;
 use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
+use crate::inline_name::InlineName;
 use crate::server::IoInner;
 use crate::socket::{EventsCopy, Socket};
 use crate::stats::Refusal;
@@ -26,14 +27,18 @@ use tracing::Instrument as _;
 use volley_core::parser::Decoder;
 
 /// What the sockets of one connection share.
+///
+/// `repr(C)`: what every packet reads (the generation, on its way in; the engine, to send a
+/// reply) first, in the cache line of the `Arc`'s counts.
+#[repr(C)]
 pub(crate) struct ConnInner {
+    /// Moves (under the `sockets` lock) whenever `sockets` changes: the connection's task
+    /// keeps a copy of the list ([`SocketsCopy`]) and takes the lock only when this moved.
+    generation: AtomicU64,
     pub(crate) engine: EngineSocket,
     /// The connection's sockets by namespace name: a few at most
     /// (`max_namespaces_per_connection`), so a list, searched without hashing.
     sockets: Mutex<Vec<(String, Socket)>>,
-    /// Moves (under the `sockets` lock) whenever `sockets` changes: the connection's task
-    /// keeps a copy of the list ([`SocketsCopy`]) and takes the lock only when this moved.
-    generation: AtomicU64,
     joined_once: AtomicBool,
     /// CONNECTs still resolving their namespace or running middleware.
     connecting: AtomicUsize,
@@ -112,21 +117,36 @@ impl ConnInner {
 #[derive(Default)]
 struct SocketsCopy {
     generation: u64,
-    /// The sockets, each under its namespace's name (the list's key), with the connection's
-    /// copy of its handler table.
-    sockets: Vec<(Socket, EventsCopy)>,
+    /// The sockets, each under its namespace's name (the list's key, kept here so that the
+    /// lookup does not reach into the socket for it), with the connection's copy of its
+    /// handler table.
+    sockets: Vec<(InlineName, Socket, EventsCopy)>,
 }
 
 impl SocketsCopy {
-    fn get(&mut self, conn: &ConnInner, nsp: &str) -> Option<&mut (Socket, EventsCopy)> {
+    fn get(&mut self, conn: &ConnInner, nsp: &str) -> Option<(&Socket, &mut EventsCopy)> {
         if conn.generation.load(Ordering::Acquire) != self.generation {
-            let list = conn.lock();
-            self.generation = conn.generation.load(Ordering::Acquire);
-            self.sockets.clear();
-            self.sockets
-                .extend(list.iter().map(|(_, s)| (s.clone(), EventsCopy::default())));
+            self.refresh(conn);
         }
-        self.sockets.iter_mut().find(|(s, _)| s.namespace() == nsp)
+        self.sockets
+            .iter_mut()
+            .find(|(name, ..)| name.is(nsp.as_bytes()))
+            .map(|(_, s, events)| (&*s, events))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh(&mut self, conn: &ConnInner) {
+        let list = conn.lock();
+        self.generation = conn.generation.load(Ordering::Acquire);
+        self.sockets.clear();
+        self.sockets.extend(list.iter().map(|(name, s)| {
+            (
+                InlineName::new(name.as_bytes()),
+                s.clone(),
+                EventsCopy::default(),
+            )
+        }));
     }
 }
 

@@ -66,6 +66,7 @@ mod connection;
 mod error;
 pub mod handler;
 mod handshake;
+mod inline_name;
 mod namespace;
 pub mod observe;
 #[cfg(feature = "prometheus")]

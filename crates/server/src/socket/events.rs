@@ -14,17 +14,21 @@ use volley_core::handler::{erase_slotted, run_slotted};
 
 use super::Socket;
 use crate::RawArgs;
+use crate::inline_name::InlineName;
 use crate::handler::{ErasedHandler, EventHandler};
 
 /// Handlers by event name. The names are the server's own, so a fast hasher will do.
 type EventMap = HashMap<String, ErasedHandler, foldhash::fast::RandomState>;
 
 /// A socket's handler table (see the module docs).
+///
+/// `repr(C)`: the generation, read for every event, first (see [`Socket`]'s fields).
 #[derive(Default)]
+#[repr(C)]
 pub(super) struct Events {
-    map: RwLock<Arc<EventMap>>,
     /// Moves, with the table locked, after every change of it.
     generation: AtomicU64,
+    map: RwLock<Arc<EventMap>>,
 }
 
 impl Events {
@@ -35,25 +39,94 @@ impl Events {
     }
 }
 
+/// How many handlers the connection's copy keeps in a flat table of its own; a socket with
+/// more is looked up in the shared hash table.
+const FLAT: usize = 4;
+
 /// The connection task's copy of one socket's handler table (see the module docs).
+///
+/// A socket's few handlers are kept in the copy itself, each under its name inline, so that
+/// finding one touches only the copy: a hash table behind an `Arc` costs three or four more
+/// cache lines per event (the `Arc`, its control bytes, the bucket, the key's heap bytes),
+/// all cold when many connections take turns.
 #[derive(Default)]
 pub(crate) struct EventsCopy {
+    /// The generation of the table copied. [`Events`] starts at 0 with no handlers, and any
+    /// change moves it, so the empty default copy is the table as of generation 0.
     generation: u64,
-    map: Option<Arc<EventMap>>,
+    table: Table,
+}
+
+enum Table {
+    Flat {
+        /// Each entry's name length (255 for 255 and more), so that a lookup compares only
+        /// the names of the right length and touches only their entries.
+        lens: [u8; FLAT],
+        /// Filled from the front. An empty slot's length is 0 too: only the empty name has
+        /// it, and it comes before any empty slot, so a lookup for it stops at the right place.
+        entries: [Option<(InlineName, ErasedHandler)>; FLAT],
+    },
+    Map(Arc<EventMap>),
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::Flat {
+            lens: [0; FLAT],
+            entries: Default::default(),
+        }
+    }
+}
+
+/// A name's length as [`Table::Flat`] keeps it.
+#[inline]
+fn len_tag(len: usize) -> u8 {
+    u8::try_from(len).unwrap_or(u8::MAX)
 }
 
 impl EventsCopy {
-    /// The current table. The generation is read before the table: a table taken after a
-    /// change is at least as new as the generation read, so a later change always shows.
+    /// The handler of the event `name` in the current table. The generation is read before
+    /// the table: a table taken after a change is at least as new as the generation read, so
+    /// a later change always shows.
     #[inline]
-    fn current(&mut self, events: &Events) -> &EventMap {
+    fn get(&mut self, events: &Events, name: &[u8]) -> Option<&ErasedHandler> {
         let generation = events.generation.load(Ordering::Acquire);
-        if self.map.is_none() || generation != self.generation {
-            let map = events.map.read().unwrap_or_else(|p| p.into_inner()).clone();
-            self.map = Some(map);
-            self.generation = generation;
+        if generation != self.generation {
+            self.refresh(events, generation);
         }
-        self.map.get_or_insert_default()
+        match &self.table {
+            Table::Flat { lens, entries } => {
+                let tag = len_tag(name.len());
+                let i = lens.iter().position(|&l| l == tag)?;
+                // Another name of the same length comes first at most rarely: look on.
+                entries[i..]
+                    .iter()
+                    .map_while(Option::as_ref)
+                    .find(|(n, _)| n.is(name))
+                    .map(|(_, h)| h)
+            }
+            // The names are `String`s: bytes that are not UTF-8 name no handler.
+            Table::Map(map) => map.get(std::str::from_utf8(name).ok()?),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refresh(&mut self, events: &Events, generation: u64) {
+        let map = events.map.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.generation = generation;
+        self.table = if map.len() <= FLAT {
+            let mut table = Table::default();
+            if let Table::Flat { lens, entries } = &mut table {
+                for (i, (name, h)) in map.iter().enumerate() {
+                    lens[i] = len_tag(name.len());
+                    entries[i] = Some((InlineName::new(name.as_bytes()), h.clone()));
+                }
+            }
+            table
+        } else {
+            Table::Map(map)
+        };
     }
 }
 
@@ -92,7 +165,7 @@ impl Socket {
         }
         // The handler runs while the copy holds the table: one that changes the table (`on`,
         // `off`) changes a table of its own, the next event sees it.
-        match copy.current(&self.inner.events).get(name) {
+        match copy.get(&self.inner.events, name.as_bytes()) {
             Some(h) => {
                 // The event's name and ids only: never its arguments.
                 let span = tracing::debug_span!(
