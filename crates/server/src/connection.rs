@@ -19,8 +19,8 @@ use crate::adapter::Session;
 use crate::error::{ConnectError, DisconnectReason};
 use crate::handler::run_now_or_spawn;
 use crate::handshake::Handshake;
-use crate::inline_name::InlineName;
 use crate::server::IoInner;
+use crate::short_name::ShortName;
 use crate::socket::{EventsCopy, Socket};
 use crate::stats::Refusal;
 use tracing::Instrument as _;
@@ -117,10 +117,19 @@ impl ConnInner {
 #[derive(Default)]
 struct SocketsCopy {
     generation: u64,
-    /// The sockets, each under its namespace's name (the list's key, kept here so that the
-    /// lookup does not reach into the socket for it), with the connection's copy of its
-    /// handler table.
-    sockets: Vec<(InlineName, Socket, EventsCopy)>,
+    sockets: Vec<SocketCopy>,
+}
+
+/// One socket in a [`SocketsCopy`]. Aligned to a cache line, which its namespace's name, the
+/// socket and the first of its handlers fill: the line a packet for its busiest event reads.
+#[repr(C, align(64))]
+struct SocketCopy {
+    /// The namespace's name (the list's key), kept here so that the lookup does not reach
+    /// into the socket for it; [`ShortName::NONE`] when too long, then it does.
+    nsp: ShortName,
+    socket: Socket,
+    /// The connection's copy of the socket's handler table.
+    events: EventsCopy,
 }
 
 impl SocketsCopy {
@@ -128,10 +137,14 @@ impl SocketsCopy {
         if conn.generation.load(Ordering::Acquire) != self.generation {
             self.refresh(conn);
         }
+        let key = ShortName::new(nsp.as_bytes());
         self.sockets
             .iter_mut()
-            .find(|(name, ..)| name.is(nsp.as_bytes()))
-            .map(|(_, s, events)| (&*s, events))
+            .find(|s| match key {
+                Some(key) => s.nsp == key,
+                None => s.nsp == ShortName::NONE && s.socket.namespace() == nsp,
+            })
+            .map(|s| (&s.socket, &mut s.events))
     }
 
     #[cold]
@@ -140,12 +153,10 @@ impl SocketsCopy {
         let list = conn.lock();
         self.generation = conn.generation.load(Ordering::Acquire);
         self.sockets.clear();
-        self.sockets.extend(list.iter().map(|(name, s)| {
-            (
-                InlineName::new(name.as_bytes()),
-                s.clone(),
-                EventsCopy::default(),
-            )
+        self.sockets.extend(list.iter().map(|(name, s)| SocketCopy {
+            nsp: ShortName::new(name.as_bytes()).unwrap_or(ShortName::NONE),
+            socket: s.clone(),
+            events: EventsCopy::default(),
         }));
     }
 }
@@ -528,6 +539,14 @@ async fn connect(io: Arc<IoInner>, conn: Arc<ConnInner>, name: String, auth: Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_socket_copy_s_first_cache_line_holds_its_first_handler() {
+        assert_eq!(std::mem::align_of::<SocketCopy>(), 64);
+        let end = std::mem::offset_of!(SocketCopy, events) + EventsCopy::FIRST_ENTRY_END;
+        assert!(end <= 64, "{end}");
+    }
 
     #[test]
     fn v2_connect_namespace_and_query() {

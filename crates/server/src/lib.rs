@@ -66,13 +66,13 @@ mod connection;
 mod error;
 pub mod handler;
 mod handshake;
-mod inline_name;
 mod namespace;
 pub mod observe;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod server;
 mod service;
+mod short_name;
 mod socket;
 mod stats;
 

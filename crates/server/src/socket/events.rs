@@ -14,8 +14,8 @@ use volley_core::handler::{erase_slotted, run_slotted};
 
 use super::Socket;
 use crate::RawArgs;
-use crate::inline_name::InlineName;
 use crate::handler::{ErasedHandler, EventHandler};
+use crate::short_name::ShortName;
 
 /// Handlers by event name. The names are the server's own, so a fast hasher will do.
 type EventMap = HashMap<String, ErasedHandler, foldhash::fast::RandomState>;
@@ -40,51 +40,53 @@ impl Events {
 }
 
 /// How many handlers the connection's copy keeps in a flat table of its own; a socket with
-/// more is looked up in the shared hash table.
+/// more, or with a name longer than [`ShortName::MAX`], is looked up in the shared hash table.
 const FLAT: usize = 4;
 
 /// The connection task's copy of one socket's handler table (see the module docs).
 ///
-/// A socket's few handlers are kept in the copy itself, each under its name inline, so that
-/// finding one touches only the copy: a hash table behind an `Arc` costs three or four more
-/// cache lines per event (the `Arc`, its control bytes, the bucket, the key's heap bytes),
-/// all cold when many connections take turns.
+/// A socket's few handlers are kept in the copy itself, each under its name packed in 16
+/// bytes, so that finding one touches only the copy: a hash table behind an `Arc` costs three
+/// or four more cache lines per event (the `Arc`, its control bytes, the bucket, the key's
+/// heap bytes), all cold when many connections take turns. `repr(C)`: the first entry right
+/// after the generation, in the connection's copy of the socket (`SocketCopy`) they fill
+/// its first cache line with the namespace's name and the socket.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct EventsCopy {
     /// The generation of the table copied. [`Events`] starts at 0 with no handlers, and any
     /// change moves it, so the empty default copy is the table as of generation 0.
     generation: u64,
-    table: Table,
+    /// Filled from the front, or empty when `map` is used instead. An event found in another
+    /// slot than the first one moves there, so that a socket's busiest event comes first.
+    flat: [FlatEntry; FLAT],
+    /// The table when it does not fit in `flat`.
+    map: Option<Arc<EventMap>>,
 }
 
-enum Table {
-    Flat {
-        /// Each entry's name length (255 for 255 and more), so that a lookup compares only
-        /// the names of the right length and touches only their entries.
-        lens: [u8; FLAT],
-        /// Filled from the front. An empty slot's length is 0 too: only the empty name has
-        /// it, and it comes before any empty slot, so a lookup for it stops at the right place.
-        entries: [Option<(InlineName, ErasedHandler)>; FLAT],
-    },
-    Map(Arc<EventMap>),
+#[repr(C)]
+struct FlatEntry {
+    /// [`ShortName::NONE`] in an empty slot.
+    name: ShortName,
+    handler: Option<ErasedHandler>,
 }
 
-impl Default for Table {
+impl Default for FlatEntry {
     fn default() -> Self {
-        Self::Flat {
-            lens: [0; FLAT],
-            entries: Default::default(),
+        Self {
+            name: ShortName::NONE,
+            handler: None,
         }
     }
 }
 
-/// A name's length as [`Table::Flat`] keeps it.
-#[inline]
-fn len_tag(len: usize) -> u8 {
-    u8::try_from(len).unwrap_or(u8::MAX)
-}
-
 impl EventsCopy {
+    /// Where the first flat entry ends: a layout test checks that it ends in the first cache
+    /// line of a `SocketCopy`.
+    #[cfg(test)]
+    pub(crate) const FIRST_ENTRY_END: usize =
+        std::mem::offset_of!(Self, flat) + std::mem::size_of::<FlatEntry>();
+
     /// The handler of the event `name` in the current table. The generation is read before
     /// the table: a table taken after a change is at least as new as the generation read, so
     /// a later change always shows.
@@ -94,39 +96,41 @@ impl EventsCopy {
         if generation != self.generation {
             self.refresh(events, generation);
         }
-        match &self.table {
-            Table::Flat { lens, entries } => {
-                let tag = len_tag(name.len());
-                let i = lens.iter().position(|&l| l == tag)?;
-                // Another name of the same length comes first at most rarely: look on.
-                entries[i..]
-                    .iter()
-                    .map_while(Option::as_ref)
-                    .find(|(n, _)| n.is(name))
-                    .map(|(_, h)| h)
+        if let Some(key) = ShortName::new(name)
+            && let Some(i) = self.flat.iter().position(|e| e.name == key)
+        {
+            if i > 0 {
+                self.flat.swap(0, i);
             }
-            // The names are `String`s: bytes that are not UTF-8 name no handler.
-            Table::Map(map) => map.get(std::str::from_utf8(name).ok()?),
+            return self.flat[0].handler.as_ref();
         }
+        // The names are `String`s: bytes that are not UTF-8 name no handler.
+        self.map.as_ref()?.get(std::str::from_utf8(name).ok()?)
     }
 
     #[cold]
     #[inline(never)]
     fn refresh(&mut self, events: &Events, generation: u64) {
         let map = events.map.read().unwrap_or_else(|p| p.into_inner()).clone();
-        self.generation = generation;
-        self.table = if map.len() <= FLAT {
-            let mut table = Table::default();
-            if let Table::Flat { lens, entries } = &mut table {
-                for (i, (name, h)) in map.iter().enumerate() {
-                    lens[i] = len_tag(name.len());
-                    entries[i] = Some((InlineName::new(name.as_bytes()), h.clone()));
+        *self = Self {
+            generation,
+            ..Self::default()
+        };
+        let short: Option<Vec<_>> = map
+            .iter()
+            .map(|(name, h)| Some((ShortName::new(name.as_bytes())?, h)))
+            .collect();
+        match short {
+            Some(short) if short.len() <= FLAT => {
+                for (slot, (name, h)) in self.flat.iter_mut().zip(short) {
+                    *slot = FlatEntry {
+                        name,
+                        handler: Some(h.clone()),
+                    };
                 }
             }
-            table
-        } else {
-            Table::Map(map)
-        };
+            _ => self.map = Some(map),
+        }
     }
 }
 
