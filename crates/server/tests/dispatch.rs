@@ -175,3 +175,29 @@ async fn a_table_grows_past_the_flat_size_and_shrinks_back_from_handlers() {
     let e = c.expect_next_event("/", "got").await;
     assert_eq!(e.args, vec![json!("ev again")]);
 }
+
+#[tokio::test]
+async fn hooks_see_the_event_name_as_text() {
+    const NAMES: &[&str] = &["plain", "é😀", "a\"b\\c", "", "a\0"];
+    let srv = start_default().await;
+    srv.io.of("/").on_connection(|s: Socket| async move {
+        s.use_packet(|s: &Socket, name: &str, _: &mut volley::RawArgs| {
+            let _ = s.emit("middleware", name);
+            Ok(())
+        });
+        s.on_any(|s: Socket, name: String, _| async move {
+            let _ = s.emit("any", &name);
+        });
+        register(&s, NAMES);
+        let _ = s.emit("ready", &());
+    });
+    let mut c = srv.client_in("/").await;
+    c.expect_next_event("/", "ready").await;
+    for name in NAMES {
+        c.emit("/", name, json!([]));
+        for hook in ["middleware", "any", "got"] {
+            let e = c.expect_next_event("/", hook).await;
+            assert_eq!(e.args, vec![json!(name)], "{hook} {name:?}");
+        }
+    }
+}

@@ -13,6 +13,8 @@ use std::sync::{Arc, RwLock};
 use volley_core::handler::{erase_slotted, run_slotted};
 
 use super::Socket;
+use volley_proto::socket::EventName;
+
 use crate::RawArgs;
 use crate::handler::{ErasedHandler, EventHandler};
 use crate::short_name::ShortName;
@@ -160,7 +162,7 @@ impl Socket {
     pub(crate) fn dispatch_event(
         &self,
         copy: &mut EventsCopy,
-        name: &str,
+        name: &EventName<'_>,
         mut args: RawArgs,
         ack_id: Option<u64>,
     ) {
@@ -176,7 +178,7 @@ impl Socket {
                     "volley.event",
                     ns = self.namespace(),
                     socket = self.id().as_str(),
-                    event = name,
+                    event = name.as_str(),
                     ack = ack_id.is_some(),
                 );
                 // No subscriber wants it: no wrapper, and the handler's future goes in the
@@ -184,7 +186,11 @@ impl Socket {
                 let span = (!span.is_disabled()).then_some(span);
                 run_slotted(h, self.clone(), args, ack_id, span);
             }
-            None => tracing::trace!(socket = self.id().as_str(), event = name, "no handler"),
+            None => tracing::trace!(
+                socket = self.id().as_str(),
+                event = name.as_str(),
+                "no handler"
+            ),
         }
     }
 }
