@@ -27,13 +27,29 @@ impl ShortName {
         if len > Self::MAX {
             return None;
         }
-        let mut bytes = [0; 16];
-        bytes[..len].copy_from_slice(name);
-        // `len` is at most 15: it fits a byte.
-        bytes[Self::MAX] = len as u8;
-        let (lo, hi) = bytes.split_at(8);
-        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
-        Some(Self([word(lo), word(hi)]))
+        let (lo, hi) = name.split_at(len.min(8));
+        // `len` is at most 15: it fits the last byte.
+        Some(Self([word(lo), word(hi) | (len as u64) << 56]))
+    }
+}
+
+/// Up to 8 bytes as a little-endian integer, in a few loads rather than a `memcpy` call: two
+/// overlapping 4-byte loads for 4 to 8 bytes (the bytes they share are the same, so or-ing
+/// them is exact), three single ones for 1 to 3.
+#[inline]
+fn word(b: &[u8]) -> u64 {
+    let n = b.len();
+    let load4 = |b: &[u8]| {
+        b.first_chunk::<4>()
+            .map_or(0, |c| u64::from(u32::from_le_bytes(*c)))
+    };
+    match n {
+        0 => 0,
+        1..=3 => {
+            let byte = |i: usize| u64::from(b[i]) << (8 * i);
+            byte(0) | byte(n / 2) | byte(n - 1)
+        }
+        _ => load4(b) | load4(&b[n.saturating_sub(4)..]) << (8 * n.saturating_sub(4)),
     }
 }
 
@@ -52,6 +68,26 @@ impl std::fmt::Debug for ShortName {
 #[cfg(test)]
 mod tests {
     use super::ShortName;
+
+    /// The packing spelled out: the bytes, zero-padded, the length last.
+    fn reference(name: &[u8]) -> ShortName {
+        let mut bytes = [0; 16];
+        bytes[..name.len()].copy_from_slice(name);
+        bytes[15] = name.len() as u8;
+        let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
+        ShortName([word(&bytes[..8]), word(&bytes[8..])])
+    }
+
+    #[test]
+    fn packs_every_length_as_spelled_out() {
+        let all: Vec<u8> = (1..=15).chain([0, 0x80, 0xff]).collect();
+        for len in 0..=15 {
+            for start in 0..=all.len() - len {
+                let name = &all[start..start + len];
+                assert_eq!(ShortName::new(name), Some(reference(name)), "{name:?}");
+            }
+        }
+    }
 
     #[test]
     fn equal_exactly_when_the_names_are() {
