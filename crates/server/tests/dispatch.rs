@@ -134,7 +134,8 @@ async fn events_find_their_handlers_in_small_and_large_tables() {
 
 #[tokio::test]
 async fn a_table_grows_past_the_flat_size_and_shrinks_back_from_handlers() {
-    const EXTRA: &[&str] = &["e1", "e2", "e3", "e4", "a name well over sixteen bytes"];
+    // With `ev`, `grow`, `more` and `shrink`: eight handlers, as many as are kept flat.
+    const EXTRA: &[&str] = &["e1", "e2", "e3", "e4"];
     let srv = start_default().await;
     srv.io.of("/").on_connection(|s: Socket| async move {
         register(&s, &["ev"]);
@@ -142,11 +143,15 @@ async fn a_table_grows_past_the_flat_size_and_shrinks_back_from_handlers() {
             register(&s, EXTRA);
             let _ = s.emit("grown", &());
         });
+        // A ninth handler: the table is no longer kept flat.
+        s.on("more", |s: Socket| async move {
+            register(&s, &["e5"]);
+            let _ = s.emit("grown", &());
+        });
         s.on("shrink", |s: Socket| async move {
-            for name in EXTRA {
+            for name in EXTRA.iter().chain(&["e5", "grow", "more"]) {
                 s.off(name);
             }
-            s.off("grow");
             // Replaced: the next `ev` finds the new handler.
             s.on("ev", |s: Socket| async move {
                 let _ = s.emit("got", "ev again");
@@ -163,12 +168,17 @@ async fn a_table_grows_past_the_flat_size_and_shrinks_back_from_handlers() {
     c.emit("/", "grow", json!([]));
     c.expect_next_event("/", "grown").await;
     check(&mut c, "/", EXTRA).await;
-    check(&mut c, "/", &["ev", "e4", "ev"]).await;
+    check(&mut c, "/", &["ev", "e4", "ev", "e1"]).await;
+    check_unknown(&mut c, "/", &["e5", "e6"], "e3").await;
+
+    c.emit("/", "more", json!([]));
+    c.expect_next_event("/", "grown").await;
+    check(&mut c, "/", &["e5", "ev", "e4", "e5", "e1"]).await;
+    check_unknown(&mut c, "/", &["e6", "e"], "e2").await;
 
     c.emit("/", "shrink", json!([]));
     c.expect_next_event("/", "shrunk").await;
-    c.emit("/", "grow", json!([]));
-    for name in EXTRA {
+    for name in ["grow", "more", "e1", "e2", "e3", "e4", "e5"] {
         c.emit("/", name, json!([]));
     }
     c.emit("/", "ev", json!([]));
