@@ -44,7 +44,7 @@ impl Events {
 /// How many handlers the connection's copy keeps in a flat table of its own; a socket with
 /// more, or with a name longer than [`ShortName::MAX`], is looked up in the shared hash table.
 /// Eight entries are four cache lines, what a hash table lookup costs when cold; the busiest
-/// event is in the first one.
+/// event is in the first entry.
 const FLAT: usize = 8;
 
 /// The connection task's copy of one socket's handler table (see the module docs).
@@ -53,8 +53,8 @@ const FLAT: usize = 8;
 /// bytes, so that finding one touches only the copy: a hash table behind an `Arc` costs three
 /// or four more cache lines per event (the `Arc`, its control bytes, the bucket, the key's
 /// heap bytes), all cold when many connections take turns. `repr(C)`: the first entry right
-/// after the generation, in the connection's copy of the socket (`SocketCopy`) they fill
-/// its first cache line with the namespace's name and the socket.
+/// after the generation; in the connection's copy of the socket (`SocketCopy`) they fill its
+/// first 64 bytes with the namespace's name and the socket.
 #[derive(Default)]
 #[repr(C)]
 pub(crate) struct EventsCopy {
@@ -85,8 +85,8 @@ impl Default for FlatEntry {
 }
 
 impl EventsCopy {
-    /// Where the first flat entry ends: a layout test checks that it ends in the first cache
-    /// line of a `SocketCopy`.
+    /// Where the first flat entry ends: a layout test checks that it ends in the first 64
+    /// bytes of a `SocketCopy`.
     #[cfg(test)]
     pub(crate) const FIRST_ENTRY_END: usize =
         std::mem::offset_of!(Self, flat) + std::mem::size_of::<FlatEntry>();
