@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use volley_core::handler::{erase_slotted, run_slotted};
-
-use super::Socket;
 use volley_proto::socket::EventName;
 
+use super::Socket;
 use crate::RawArgs;
 use crate::handler::{ErasedHandler, EventHandler};
 use crate::short_name::ShortName;
