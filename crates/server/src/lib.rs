@@ -72,6 +72,7 @@ pub mod observe;
 pub mod prometheus;
 mod server;
 mod service;
+mod short_name;
 mod socket;
 mod stats;
 

@@ -34,26 +34,31 @@ pub(crate) use events::EventsCopy;
 use hooks::Hooks;
 pub use hooks::PacketError;
 
+// `repr(C)`, the fields an incoming event and an emit read first: with the `Arc`'s counts
+// (a handler gets its own `Socket` clone) they span the first 48 bytes, one cache line for
+// half the allocations (16-byte aligned), two for the others, where the compiler's order
+// spread them over three or four, cold when many connections take turns.
+#[repr(C)]
 pub(crate) struct SocketInner {
-    /// Set once any hook is registered, so sockets without hooks never take their lock.
-    has_hooks: AtomicBool,
-    hooks: RwLock<Hooks>,
-    id: SocketId,
     pub(crate) ns: Arc<NsInner>,
     pub(crate) conn: Arc<ConnInner>,
-    handshake: Handshake,
-    /// Event handlers by name (see [`Events`]).
+    /// Set once any hook is registered, so sockets without hooks never take their lock.
+    has_hooks: AtomicBool,
+    connected: AtomicBool,
+    disconnected: AtomicBool,
+    recovered: bool,
+    /// Event handlers by name (see [`Events`]); its generation comes first.
     events: Events,
+    hooks: RwLock<Hooks>,
+    id: SocketId,
+    handshake: Handshake,
     on_disconnecting: Mutex<Vec<DisconnectHandler>>,
     on_disconnect: Mutex<Vec<DisconnectHandler>>,
     acks: Mutex<Acks>,
-    connected: AtomicBool,
-    disconnected: AtomicBool,
     data: Mutex<Value>,
     extensions: Mutex<http::Extensions>,
     /// Connection state recovery's private session id (a secret; never logged).
     pid: Option<Arc<str>>,
-    recovered: bool,
 }
 
 /// One client in one namespace, as Node's server-side `socket`. Cheap to clone.

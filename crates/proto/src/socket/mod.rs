@@ -32,4 +32,4 @@ pub use binary_ser::to_writer_with_binary;
 pub use json_str::write_json_str;
 pub use packet::{DecodeLimits, Packet, PacketData, PacketType, encode_header};
 pub use reassembler::Reassembler;
-pub use view::{EventArgs, PacketDataRef, PacketRef};
+pub use view::{EventArgs, EventName, PacketDataRef, PacketRef};

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use super::json_str::write_json_str;
 use super::split;
-use super::view::{EventArgs, PacketDataRef, PacketRef};
+use super::view::{EventArgs, EventName, PacketDataRef, PacketRef};
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// The seven Socket.IO v5 packet types, with their wire digit.
@@ -187,7 +187,7 @@ impl Packet {
                 PacketData::None => PacketDataRef::None,
                 PacketData::Json(json) => PacketDataRef::Json(json.clone()),
                 PacketData::Event { name, args } => PacketDataRef::Event {
-                    name: Cow::Borrowed(name),
+                    name: EventName::from(name.as_str()),
                     args: args.iter().cloned().collect(),
                 },
                 PacketData::Ack { args } => PacketDataRef::Ack {
@@ -303,20 +303,19 @@ pub(super) fn split_array(
     text: &Bytes,
     pos: usize,
     named: bool,
-) -> Result<(Option<Cow<'_, str>>, EventArgs), DecodeError> {
+) -> Result<(Option<EventName<'_>>, EventArgs), DecodeError> {
     let json = &text[pos..];
     let (mut name, mut args, mut first) = (None, EventArgs::new(), named);
     let scanned = split::array_elements(json, |start, end, escaped| {
         let (start, end) = (pos + start, pos + end);
         if std::mem::take(&mut first) {
-            // UTF-8, as the scan found (`from_utf8` is still needed for a `&str`: only the
-            // content of a plain string goes through it, its cost being per byte).
+            // UTF-8, as the scan found: a plain name stays bytes, not checked again for a
+            // `&str` that a receiver routing by bytes does not need.
             name = match (text[start], escaped) {
                 // A string without escapes: its content is the text between the quotes.
-                (b'"', false) => std::str::from_utf8(&text[start + 1..end - 1])
-                    .ok()
-                    .map(Cow::Borrowed),
-                _ => event_name(std::str::from_utf8(&text[start..end]).unwrap_or_default()),
+                (b'"', false) => Some(EventName::checked(&text[start + 1..end - 1])),
+                _ => event_name(std::str::from_utf8(&text[start..end]).unwrap_or_default())
+                    .map(|n| EventName::from(n.into_owned())),
             };
         } else {
             if args.len() == args.inline_size() {
@@ -338,7 +337,7 @@ pub(super) fn split_array(
         .deserialize_seq(Elements { text, named })
         .and_then(|split| de.end().map(|()| split))
         .map_err(|e| json_err(&e, pos))?;
-    Ok((split.0.map(Cow::Owned), EventArgs::from_vec(split.1)))
+    Ok((split.0.map(EventName::from), EventArgs::from_vec(split.1)))
 }
 
 /// Takes a JSON array apart without collecting its elements first.

@@ -43,6 +43,76 @@ pub struct PacketRef<'a> {
     pub data: PacketDataRef<'a>,
 }
 
+/// An event name as decoded: UTF-8, borrowed from the frame unless it had escapes. A receiver
+/// routes by its [`bytes`](Self::as_bytes); [`as_str`](Self::as_str) checks UTF-8 again, so
+/// decoding does not, for a `&str` that the lookup does not need.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventName<'a>(Cow<'a, [u8]>);
+
+impl<'a> EventName<'a> {
+    /// Bytes that the array scanner found to be UTF-8.
+    pub(super) fn checked(bytes: &'a [u8]) -> Self {
+        Self(Cow::Borrowed(bytes))
+    }
+
+    /// The name's bytes (UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        // UTF-8 by construction: never the default.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The name as a `String`.
+    pub fn into_string(self) -> String {
+        match self.0 {
+            Cow::Borrowed(b) => String::from_utf8_lossy(b).into_owned(),
+            // UTF-8 by construction: never lossy.
+            Cow::Owned(b) => String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
+    }
+}
+
+impl<'a> From<&'a str> for EventName<'a> {
+    fn from(name: &'a str) -> Self {
+        Self(Cow::Borrowed(name.as_bytes()))
+    }
+}
+
+impl From<String> for EventName<'_> {
+    fn from(name: String) -> Self {
+        Self(Cow::Owned(name.into_bytes()))
+    }
+}
+
+impl PartialEq<str> for EventName<'_> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for EventName<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == *other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for EventName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for EventName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The data of a [`PacketRef`]: [`PacketData`] with a borrowed event name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PacketDataRef<'a> {
@@ -53,7 +123,7 @@ pub enum PacketDataRef<'a> {
     /// `EVENT` / `BINARY_EVENT` data.
     Event {
         /// The event name, unescaped (borrowed unless it had escapes).
-        name: Cow<'a, str>,
+        name: EventName<'a>,
         /// Every array element after the name, each as raw JSON text.
         args: EventArgs,
     },
@@ -222,7 +292,7 @@ impl<'a> PacketRef<'a> {
                 PacketDataRef::None => PacketData::None,
                 PacketDataRef::Json(json) => PacketData::Json(json),
                 PacketDataRef::Event { name, args } => PacketData::Event {
-                    name: name.into_owned(),
+                    name: name.into_string(),
                     args: args.into_vec(),
                 },
                 PacketDataRef::Ack { args } => PacketData::Ack {
@@ -249,7 +319,8 @@ mod tests {
         let PacketDataRef::Event { name, args } = p.data else {
             panic!("not an event")
         };
-        assert!(matches!(name, Cow::Borrowed("hello")));
+        assert!(matches!(name.0, Cow::Borrowed(b"hello")));
+        assert_eq!((name.as_bytes(), name.as_str()), (&b"hello"[..], "hello"));
         assert_eq!(args[..], [Bytes::from_static(b"1")]);
     }
 
@@ -260,7 +331,9 @@ mod tests {
         let PacketDataRef::Event { name, .. } = p.data else {
             panic!("not an event")
         };
-        assert!(matches!(name, Cow::Owned(ref n) if n == "a\"bé"));
+        assert!(matches!(name.0, Cow::Owned(ref n) if n == "a\"bé".as_bytes()));
+        assert_eq!(name, "a\"bé");
+        assert_eq!(name.into_string(), "a\"bé");
     }
 
     proptest! {

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use volley_proto::socket::EventName;
+
 use super::Socket;
 use crate::handler::{BoxFuture, run_now_or_spawn};
 use crate::{ArgsDyn, RawArgs};
@@ -113,8 +115,8 @@ impl Socket {
     /// Runs the packet middleware and the catch-all handlers of an incoming event; `false`
     /// when a middleware refused it. The check for hooks is inlined into the caller.
     #[inline]
-    pub(super) fn run_hooks(&self, name: &str, args: &mut RawArgs) -> bool {
-        !self.inner.has_hooks.load(Ordering::Acquire) || self.run_hooks_slow(name, args)
+    pub(super) fn run_hooks(&self, name: &EventName<'_>, args: &mut RawArgs) -> bool {
+        !self.inner.has_hooks.load(Ordering::Acquire) || self.run_hooks_slow(name.as_str(), args)
     }
 
     #[cold]
