@@ -2,7 +2,7 @@
 //! once reading would wait, so the replies to every frame of one read leave together.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 /// The driver is woken for many reasons besides the socket becoming readable, above all for
 /// frames queued by the handles: one wake per recipient of a broadcast. A read attempt on a
 /// socket with nothing to read still costs tungstenite's zero-fill of its free read buffer
-/// (the whole buffer, cache lines that would otherwise stay cold) and a trip through hyper and
+/// (the whole buffer, cache lines that would otherwise stay cold) and a trip through the IO and
 /// tokio's readiness check. So reads are polled with a waker of their own, which marks the gate
 /// open before waking the task: after a read came back `Pending`, the next one is attempted
 /// only once the socket (or tungstenite's write side, which also wakes readers) woke it.
@@ -40,41 +40,36 @@ const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 /// registers `Shared::waker` before it looks at the gate, and a read between two full
 /// rounds (`read_ahead`) either hands a message up (the caller polls again) or is followed
 /// by a full round in the same poll, whose registration comes before its own look at the
-/// gate. A wake that finds no waker registered has set `open` first, and that full round
+/// gate. A wake that finds no waker registered has set the flag first, and that full round
 /// sees it.
+///
+/// The flag (`Shared::read_open`) and the waker live in the session's [`Shared`] state, which
+/// is the read waker itself: a socket's wake and the read after it touch the lines of
+/// `Shared` the driver touches anyway, not a separate allocation of the gate's own.
 pub(super) struct ReadGate {
-    wake: Arc<ReadWake>,
-    /// `wake` as a [`Waker`], made once.
+    shared: Arc<Shared>,
+    /// `shared` as a [`Waker`] (see the [`Wake`] impl below), made once.
     waker: Waker,
 }
 
-struct ReadWake {
-    /// The last read did not come back `Pending`, or the socket woke it since.
-    open: AtomicBool,
-    /// The session's task, through the waker every full round registers.
-    shared: Arc<Shared>,
-}
-
-impl Wake for ReadWake {
+/// Waking the session's WebSocket read waker opens the read gate and wakes the driver.
+impl Wake for Shared {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.open.store(true, Ordering::Release);
-        self.shared.waker.wake();
+        self.read_open.store(true, Ordering::Release);
+        self.waker.wake();
     }
 }
 
 impl ReadGate {
     /// Open: whatever hyper or tungstenite already buffered is read first.
     pub(super) fn new(shared: Arc<Shared>) -> Self {
-        let wake = Arc::new(ReadWake {
-            open: AtomicBool::new(true),
-            shared,
-        });
-        let waker = Waker::from(wake.clone());
-        Self { wake, waker }
+        shared.read_open.store(true, Ordering::Release);
+        let waker = Waker::from(shared.clone());
+        Self { shared, waker }
     }
 
     /// Polls the next message if the socket may have one; `Pending` otherwise. The task is
@@ -88,14 +83,15 @@ impl ReadGate {
         // comes before the poll below, which then sees what the wake was for. A wake for
         // something the poll did not see is caused by the waker the poll registered, so it
         // happens after the store and opens the gate again.
-        if !self.wake.open.load(Ordering::Acquire) {
+        let open = &self.shared.read_open;
+        if !open.load(Ordering::Acquire) {
             return Poll::Pending;
         }
-        self.wake.open.store(false, Ordering::Release);
+        open.store(false, Ordering::Release);
         let poll = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
         if poll.is_ready() {
             // More may be buffered already: no wake would tell.
-            self.wake.open.store(true, Ordering::Release);
+            open.store(true, Ordering::Release);
         }
         poll
     }
