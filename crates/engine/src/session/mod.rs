@@ -244,6 +244,10 @@ impl Incoming {
                 Transport::Websocket { .. } => match self.poll_websocket(cx) {
                     WsStep::Idle => {}
                     WsStep::Again => continue,
+                    WsStep::Message(m) => {
+                        self.shared.handed_up.store(true, Ordering::Release);
+                        return Poll::Ready(Ok(m));
+                    }
                     WsStep::End(reason) => {
                         self.finish(reason);
                         continue;
@@ -280,8 +284,11 @@ impl Incoming {
         }
     }
 
-    /// Handles one packet from the client, whatever transport carried it.
-    fn on_packet(&mut self, packet: Packet) {
+    /// Handles one packet from the client, whatever transport carried it. A message is
+    /// returned, for the caller to hand up or queue in `inbox` (a WebSocket's message is
+    /// handed up at once, without a trip through the queue's buffer).
+    #[must_use]
+    fn on_packet(&mut self, packet: Packet) -> Option<Message> {
         if !matches!(packet, Packet::Pong(_))
             && self.closing.is_none()
             && self.linger.is_none()
@@ -296,7 +303,7 @@ impl Incoming {
                 self.shared.traffic.received(match &m {
                     Message::Text(b) | Message::Binary(b) => b.len(),
                 });
-                self.inbox.push_back(m);
+                return Some(m);
             }
             Packet::Pong(_) if self.shared.v3 => {
                 // Node: "invalid heartbeat direction".
@@ -321,7 +328,7 @@ impl Incoming {
                         // than answer it with an error. Sends already fail.
                         self.shared.lock().closed = true;
                         self.linger = Some(Instant::now() + CLIENT_CLOSE_LINGER);
-                        return;
+                        return None;
                     }
                 }
                 self.finish(CloseReason::TransportClose);
@@ -330,6 +337,7 @@ impl Incoming {
             // needs an answer.
             Packet::Ping(_) | Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
         }
+        None
     }
 
     fn start_closing(&mut self, reason: CloseReason) {

@@ -103,6 +103,8 @@ pub(super) enum WsStep {
     Idle,
     /// Something happened: look at everything again.
     Again,
+    /// A message came: it is handed up (the inbox is empty whenever the driver reads).
+    Message(Message),
     /// The session is over.
     End(CloseReason),
 }
@@ -151,8 +153,9 @@ impl Incoming {
             && let Poll::Ready(r) = read.poll_next(ws)
         {
             return match self.on_ws_read(r, cx) {
-                Some(reason) => WsStep::End(reason),
-                None => WsStep::Again,
+                Ok(Some(m)) => WsStep::Message(m),
+                Ok(None) => WsStep::Again,
+                Err(reason) => WsStep::End(reason),
             };
         }
         let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
@@ -203,32 +206,34 @@ impl Incoming {
             return None;
         };
         self.read_ahead_left -= 1;
-        if let Some(reason) = self.on_ws_read(r, cx) {
-            self.finish(reason);
-        }
-        let m = self.inbox.pop_front()?;
+        let m = match self.on_ws_read(r, cx) {
+            Ok(m) => m?,
+            Err(reason) => {
+                self.finish(reason);
+                return None;
+            }
+        };
         // Handed up: the caller polls again, so frames its handler queues need no wake (see
         // `Shared::notify_queued`). The last full round may have ended with the flag clear.
         self.shared.handed_up.store(true, Ordering::Release);
         Some(m)
     }
 
-    /// What one read of the WebSocket gave: a message is handled, and the session ends for
-    /// the reason returned.
+    /// What one read of the WebSocket gave: a message is handled (an Engine.IO message is
+    /// returned, to be handed up), or the session ends for the reason returned.
     fn on_ws_read(
         &mut self,
         r: Option<Result<tungstenite::Message, tungstenite::Error>>,
         cx: &mut Context<'_>,
-    ) -> Option<CloseReason> {
+    ) -> Result<Option<Message>, CloseReason> {
         let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
-            return None;
+            return Ok(None);
         };
         match r {
             Some(Ok(msg)) => {
                 // A ping frame may have queued a pong inside tungstenite.
                 *unflushed = true;
-                self.on_ws_message(msg);
-                None
+                Ok(self.on_ws_message(msg))
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read error");
@@ -243,7 +248,7 @@ impl Incoming {
                             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
                         )
                 ) {
-                    return Some(CloseReason::TransportClose);
+                    return Err(CloseReason::TransportClose);
                 }
                 // Tell the peer why, with the close code Node's `ws` sends.
                 let code = match e {
@@ -260,13 +265,14 @@ impl Incoming {
                     let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
                     let _ = ws.poll_flush_unpin(cx);
                 }
-                Some(CloseReason::TransportError)
+                Err(CloseReason::TransportError)
             }
-            None => Some(CloseReason::TransportClose),
+            None => Err(CloseReason::TransportClose),
         }
     }
 
-    fn on_ws_message(&mut self, msg: tungstenite::Message) {
+    /// Handles one WebSocket message; an Engine.IO message is returned.
+    fn on_ws_message(&mut self, msg: tungstenite::Message) -> Option<Message> {
         match msg {
             tungstenite::Message::Text(text) if self.shared.v3 => {
                 match v3::decode_text_record(Bytes::from(text), 0) {
@@ -274,6 +280,7 @@ impl Incoming {
                     Err(e) => {
                         tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
+                        None
                     }
                 }
             }
@@ -283,6 +290,7 @@ impl Incoming {
                     Err(e) => {
                         tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
+                        None
                     }
                 }
             }
@@ -292,13 +300,17 @@ impl Incoming {
                 Err(e) => {
                     tracing::debug!(error = %e, "bad websocket packet");
                     self.finish(CloseReason::ParseError);
+                    None
                 }
             },
             tungstenite::Message::Binary(data) => self.on_packet(Packet::decode_binary(data)),
-            tungstenite::Message::Close(_) => self.finish(CloseReason::TransportClose),
+            tungstenite::Message::Close(_) => {
+                self.finish(CloseReason::TransportClose);
+                None
+            }
             tungstenite::Message::Ping(_)
             | tungstenite::Message::Pong(_)
-            | tungstenite::Message::Frame(_) => {}
+            | tungstenite::Message::Frame(_) => None,
         }
     }
 }
