@@ -41,7 +41,8 @@ impl Incoming {
             }
         } else if self.heartbeat.ping_due(now) && self.closing.is_none() && self.linger.is_none() {
             self.push_control(PacketType::Ping);
-            self.heartbeat.ping_sent(now);
+            self.heartbeat
+                .ping_sent(now, self.engine.config.ping_timeout);
             fired = true;
         }
         if let Some(up) = &self.upgrading

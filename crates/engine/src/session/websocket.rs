@@ -47,8 +47,7 @@ const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 /// is the read waker itself: a socket's wake and the read after it touch the lines of
 /// `Shared` the driver touches anyway, not a separate allocation of the gate's own.
 pub(super) struct ReadGate {
-    shared: Arc<Shared>,
-    /// `shared` as a [`Waker`] (see the [`Wake`] impl below), made once.
+    /// The session's `Shared` as a [`Waker`] (see the [`Wake`] impl below), made once.
     waker: Waker,
 }
 
@@ -66,16 +65,18 @@ impl Wake for Shared {
 
 impl ReadGate {
     /// Open: whatever hyper or tungstenite already buffered is read first.
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
+    pub(super) fn new(shared: &Arc<Shared>) -> Self {
         shared.read_open.store(true, Ordering::Release);
-        let waker = Waker::from(shared.clone());
-        Self { shared, waker }
+        Self {
+            waker: Waker::from(shared.clone()),
+        }
     }
 
     /// Polls the next message if the socket may have one; `Pending` otherwise. The task is
     /// woken once it may (see [`ReadGate`] for the registration this relies on).
     fn poll_next(
         &self,
+        shared: &Shared,
         ws: &mut WsStream,
     ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
         // Closed before polling, with a plain load and store rather than a locked swap: only
@@ -83,7 +84,7 @@ impl ReadGate {
         // comes before the poll below, which then sees what the wake was for. A wake for
         // something the poll did not see is caused by the waker the poll registered, so it
         // happens after the store and opens the gate again.
-        let open = &self.shared.read_open;
+        let open = &shared.read_open;
         if !open.load(Ordering::Acquire) {
             return Poll::Pending;
         }
@@ -150,7 +151,7 @@ impl Incoming {
         // Read; a message is handed up at once, and the replies it causes are written
         // together with those of the next frames, before one flush.
         if self.closing.is_none()
-            && let Poll::Ready(r) = read.poll_next(ws)
+            && let Poll::Ready(r) = read.poll_next(&self.shared, ws)
         {
             return match self.on_ws_read(r, cx) {
                 Ok(Some(m)) => WsStep::Message(m),
@@ -202,7 +203,7 @@ impl Incoming {
         let Transport::Websocket { ws, read, .. } = &mut self.transport else {
             return None;
         };
-        let Poll::Ready(r) = read.poll_next(ws) else {
+        let Poll::Ready(r) = read.poll_next(&self.shared, ws) else {
             return None;
         };
         self.read_ahead_left -= 1;
