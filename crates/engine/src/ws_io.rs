@@ -61,6 +61,8 @@ impl WsIo {
 }
 
 impl AsyncRead for WsIo {
+    // Inlined into tungstenite's read, so that a read costs no call of its own here.
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -87,6 +89,7 @@ impl AsyncRead for WsIo {
 }
 
 impl AsyncWrite for WsIo {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
