@@ -3,15 +3,14 @@
 //! [`Shared`](crate::socket::Shared) state.
 
 use bytes::Bytes;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::error::{CloseReason, EngineError};
+use crate::ws_io::WsIo;
 
-/// A WebSocket as the engine holds it: over a hyper upgrade.
-pub(crate) type WsStream = WebSocketStream<TokioIo<Upgraded>>;
+/// A WebSocket as the engine holds it: on the TCP socket, or over a hyper upgrade.
+pub(crate) type WsStream = WebSocketStream<WsIo>;
 
 /// How many commands may wait for one session's driver. A well-behaved client has at most a
 /// GET, a POST and an upgrade in flight at once.

@@ -33,6 +33,7 @@ mod session;
 mod socket;
 mod state;
 mod ws_handshake;
+mod ws_io;
 
 pub use config::{
     AllowOrigin, AllowRequest, BoxFuture, Cookie, Cors, DEFAULT_CORS_METHODS,

@@ -129,19 +129,38 @@ fn memory(frames: usize, bytes: usize) -> usize {
 }
 
 /// State shared between the session's handles and its driver ([`Incoming`](crate::Incoming)).
+///
+/// Laid out in the order written (`repr(C)`), what every message touches first: the flags
+/// and the waker share a cache line with the `Arc`'s reference counts, which the
+/// WebSocket's read waker (this `Shared`, see `ReadGate`) moves on every readable event, as
+/// tokio clones the waker and drops it once woken; the queue and the counters follow, the
+/// request, sid and engine counters (read once in a while) last. With the compiler's order
+/// the reference counts shared their line with the request instead: one more cold line
+/// per message.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Shared {
-    pub(crate) sid: Arc<str>,
-    pub(crate) request: KeptRequest,
-    pub(crate) queue: Mutex<Queue>,
-    pub(crate) waker: AtomicWaker,
+    /// The WebSocket's read side may have something: its last read did not come back
+    /// `Pending`, or the socket woke it since (see `ReadGate` in the session's WebSocket
+    /// transport, whose waker is this `Shared`).
+    pub(crate) read_open: AtomicBool,
+    /// Set while the driver has handed a message up and has not been polled since: its
+    /// caller is handling that message (often emitting the reply from the driver's own
+    /// task) and polls it again next, and that poll takes whatever was queued meanwhile.
+    pub(crate) handed_up: AtomicBool,
+    /// Set while the WebSocket's write side cannot take more (the socket buffer is full and
+    /// a flush is pending).
+    pub(crate) write_blocked: AtomicBool,
+    /// Set while commands (or the engine's release) wait in the queue: the driver looks at
+    /// them without taking the lock when none does.
+    commands_waiting: AtomicBool,
     pub(crate) transport: AtomicU8,
     pub(crate) post_in_flight: AtomicBool,
     /// The session speaks Engine.IO v3.
     pub(crate) v3: bool,
     /// The client takes binary payloads and frames (Engine.IO v3: no `b64`).
     pub(crate) supports_binary: bool,
-    limits: Limits,
+    pub(crate) waker: AtomicWaker,
     /// The backlog, as two running totals each with one writer at a time, so that each is
     /// moved with a plain load and store rather than a locked read-modify-write: frames not
     /// yet handed to the transport (in the shared queue or in the driver's outbox) are
@@ -152,19 +171,13 @@ pub(crate) struct Shared {
     /// to a GET), less those it queued itself (pings, the close and open packets), which it
     /// counts here as negative; written only by the driver.
     settled: Backlog,
-    /// Set while the WebSocket's write side cannot take more (the socket buffer is full and
-    /// a flush is pending).
-    pub(crate) write_blocked: AtomicBool,
+    limits: Limits,
     /// This session's message counts (see [`Traffic`]).
     pub(crate) traffic: Traffic,
-    /// Set while commands (or the engine's release) wait in the queue: the driver looks at
-    /// them without taking the lock when none does.
-    commands_waiting: AtomicBool,
-    /// Set while the driver has handed a message up and has not been polled since: its
-    /// caller is handling that message (often emitting the reply from the driver's own
-    /// task) and polls it again next, and that poll takes whatever was queued meanwhile.
-    pub(crate) handed_up: AtomicBool,
+    pub(crate) queue: Mutex<Queue>,
+    pub(crate) sid: Arc<str>,
     counters: Arc<Counters>,
+    pub(crate) request: KeptRequest,
 }
 
 impl Drop for Shared {
@@ -200,6 +213,7 @@ impl Shared {
             traffic: Traffic::default(),
             handed_up: AtomicBool::new(false),
             commands_waiting: AtomicBool::new(false),
+            read_open: AtomicBool::new(false),
             counters,
         }
     }

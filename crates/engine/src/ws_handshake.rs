@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
@@ -16,6 +15,7 @@ use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::request::RequestInfo;
 use crate::socket::Shared;
+use crate::ws_io::WsIo;
 
 /// Room in a WebSocket's write buffer beyond the largest frame a session may queue: frame
 /// headers, a pong and a close frame.
@@ -63,9 +63,8 @@ pub(crate) fn websocket_handshake(
                 return;
             }
         };
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
-                .await;
+        let io = WsIo::new(upgraded);
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
         let ws = Box::new(ws);
         match existing {
             Some(session) => {

@@ -59,7 +59,11 @@ impl Incoming {
         };
         for packet in packets {
             match packet {
-                Ok(p) => self.on_packet(p),
+                Ok(p) => {
+                    if let Some(m) = self.on_packet(p) {
+                        self.inbox.push_back(m);
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "bad polling payload");
                     failed = true;

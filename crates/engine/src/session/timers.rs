@@ -41,7 +41,8 @@ impl Incoming {
             }
         } else if self.heartbeat.ping_due(now) && self.closing.is_none() && self.linger.is_none() {
             self.push_control(PacketType::Ping);
-            self.heartbeat.ping_sent(now);
+            self.heartbeat
+                .ping_sent(now, self.engine.config.ping_timeout);
             fired = true;
         }
         if let Some(up) = &self.upgrading
@@ -85,12 +86,17 @@ impl Incoming {
             self.timer_waker = None;
         }
         // A registered timer keeps its waker: it is polled again only once re-armed, from
-        // another task, or once it went off (its waker is used up then).
+        // another task, or once its instant has passed (it went off, or is about to, and its
+        // waker is used up then). The instant is checked against `now` rather than asking
+        // the timer (`Sleep::is_elapsed`), which would touch its separate allocation on every
+        // round: a timer can only have gone off at or after its instant, so it has not before
+        // `now` reaches it, and one that goes off after `now` was read wakes the task, whose
+        // next round finds the instant passed.
         let registered = self
             .timer_waker
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()));
-        if !fired && (!registered || self.timer.is_elapsed()) {
+        if !fired && (!registered || self.timer_at <= now) {
             self.timer_waker = Some(cx.waker().clone());
             if self.timer.as_mut().poll(cx).is_ready() {
                 // The deadline passed between reading the clock and polling: go round again.

@@ -37,12 +37,12 @@ impl Incoming {
             && self.closing.is_none()
             && matches!(self.transport, Transport::Polling { .. });
         if can_upgrade {
-            self.upgrading = Some(Upgrading {
+            self.upgrading = Some(Box::new(Upgrading {
                 ws,
                 deadline: Instant::now() + self.engine.config.upgrade_timeout,
                 probed: false,
                 reply_pending: false,
-            });
+            }));
         } else {
             close_ws_later(ws);
         }
@@ -107,7 +107,7 @@ impl Incoming {
                 self.transport = Transport::Websocket {
                     ws: up.ws,
                     unflushed: up.reply_pending,
-                    read: super::ReadGate::new(self.shared.clone()),
+                    read: super::ReadGate::new(&self.shared),
                 };
                 self.shared
                     .transport

@@ -2,7 +2,7 @@
 //! once reading would wait, so the replies to every frame of one read leave together.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 /// The driver is woken for many reasons besides the socket becoming readable, above all for
 /// frames queued by the handles: one wake per recipient of a broadcast. A read attempt on a
 /// socket with nothing to read still costs tungstenite's zero-fill of its free read buffer
-/// (the whole buffer, cache lines that would otherwise stay cold) and a trip through hyper and
+/// (the whole buffer, cache lines that would otherwise stay cold) and a trip through the IO and
 /// tokio's readiness check. So reads are polled with a waker of their own, which marks the gate
 /// open before waking the task: after a read came back `Pending`, the next one is attempted
 /// only once the socket (or tungstenite's write side, which also wakes readers) woke it.
@@ -40,47 +40,43 @@ const CLOSE_WS_WAIT: Duration = Duration::from_secs(5);
 /// registers `Shared::waker` before it looks at the gate, and a read between two full
 /// rounds (`read_ahead`) either hands a message up (the caller polls again) or is followed
 /// by a full round in the same poll, whose registration comes before its own look at the
-/// gate. A wake that finds no waker registered has set `open` first, and that full round
+/// gate. A wake that finds no waker registered has set the flag first, and that full round
 /// sees it.
+///
+/// The flag (`Shared::read_open`) and the waker live in the session's [`Shared`] state, which
+/// is the read waker itself: a socket's wake and the read after it touch the lines of
+/// `Shared` the driver touches anyway, not a separate allocation of the gate's own.
 pub(super) struct ReadGate {
-    wake: Arc<ReadWake>,
-    /// `wake` as a [`Waker`], made once.
+    /// The session's `Shared` as a [`Waker`] (see the [`Wake`] impl below), made once.
     waker: Waker,
 }
 
-struct ReadWake {
-    /// The last read did not come back `Pending`, or the socket woke it since.
-    open: AtomicBool,
-    /// The session's task, through the waker every full round registers.
-    shared: Arc<Shared>,
-}
-
-impl Wake for ReadWake {
+/// Waking the session's WebSocket read waker opens the read gate and wakes the driver.
+impl Wake for Shared {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.open.store(true, Ordering::Release);
-        self.shared.waker.wake();
+        self.read_open.store(true, Ordering::Release);
+        self.waker.wake();
     }
 }
 
 impl ReadGate {
     /// Open: whatever hyper or tungstenite already buffered is read first.
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        let wake = Arc::new(ReadWake {
-            open: AtomicBool::new(true),
-            shared,
-        });
-        let waker = Waker::from(wake.clone());
-        Self { wake, waker }
+    pub(super) fn new(shared: &Arc<Shared>) -> Self {
+        shared.read_open.store(true, Ordering::Release);
+        Self {
+            waker: Waker::from(shared.clone()),
+        }
     }
 
     /// Polls the next message if the socket may have one; `Pending` otherwise. The task is
     /// woken once it may (see [`ReadGate`] for the registration this relies on).
     fn poll_next(
         &self,
+        shared: &Shared,
         ws: &mut WsStream,
     ) -> Poll<Option<Result<tungstenite::Message, tungstenite::Error>>> {
         // Closed before polling, with a plain load and store rather than a locked swap: only
@@ -88,14 +84,15 @@ impl ReadGate {
         // comes before the poll below, which then sees what the wake was for. A wake for
         // something the poll did not see is caused by the waker the poll registered, so it
         // happens after the store and opens the gate again.
-        if !self.wake.open.load(Ordering::Acquire) {
+        let open = &shared.read_open;
+        if !open.load(Ordering::Acquire) {
             return Poll::Pending;
         }
-        self.wake.open.store(false, Ordering::Release);
+        open.store(false, Ordering::Release);
         let poll = ws.poll_next_unpin(&mut Context::from_waker(&self.waker));
         if poll.is_ready() {
             // More may be buffered already: no wake would tell.
-            self.wake.open.store(true, Ordering::Release);
+            open.store(true, Ordering::Release);
         }
         poll
     }
@@ -107,6 +104,8 @@ pub(super) enum WsStep {
     Idle,
     /// Something happened: look at everything again.
     Again,
+    /// A message came: it is handed up (the inbox is empty whenever the driver reads).
+    Message(Message),
     /// The session is over.
     End(CloseReason),
 }
@@ -152,11 +151,12 @@ impl Incoming {
         // Read; a message is handed up at once, and the replies it causes are written
         // together with those of the next frames, before one flush.
         if self.closing.is_none()
-            && let Poll::Ready(r) = read.poll_next(ws)
+            && let Poll::Ready(r) = read.poll_next(&self.shared, ws)
         {
             return match self.on_ws_read(r, cx) {
-                Some(reason) => WsStep::End(reason),
-                None => WsStep::Again,
+                Ok(Some(m)) => WsStep::Message(m),
+                Ok(None) => WsStep::Again,
+                Err(reason) => WsStep::End(reason),
             };
         }
         let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
@@ -203,36 +203,38 @@ impl Incoming {
         let Transport::Websocket { ws, read, .. } = &mut self.transport else {
             return None;
         };
-        let Poll::Ready(r) = read.poll_next(ws) else {
+        let Poll::Ready(r) = read.poll_next(&self.shared, ws) else {
             return None;
         };
         self.read_ahead_left -= 1;
-        if let Some(reason) = self.on_ws_read(r, cx) {
-            self.finish(reason);
-        }
-        let m = self.inbox.pop_front()?;
+        let m = match self.on_ws_read(r, cx) {
+            Ok(m) => m?,
+            Err(reason) => {
+                self.finish(reason);
+                return None;
+            }
+        };
         // Handed up: the caller polls again, so frames its handler queues need no wake (see
         // `Shared::notify_queued`). The last full round may have ended with the flag clear.
         self.shared.handed_up.store(true, Ordering::Release);
         Some(m)
     }
 
-    /// What one read of the WebSocket gave: a message is handled, and the session ends for
-    /// the reason returned.
+    /// What one read of the WebSocket gave: a message is handled (an Engine.IO message is
+    /// returned, to be handed up), or the session ends for the reason returned.
     fn on_ws_read(
         &mut self,
         r: Option<Result<tungstenite::Message, tungstenite::Error>>,
         cx: &mut Context<'_>,
-    ) -> Option<CloseReason> {
+    ) -> Result<Option<Message>, CloseReason> {
         let Transport::Websocket { ws, unflushed, .. } = &mut self.transport else {
-            return None;
+            return Ok(None);
         };
         match r {
             Some(Ok(msg)) => {
                 // A ping frame may have queued a pong inside tungstenite.
                 *unflushed = true;
-                self.on_ws_message(msg);
-                None
+                Ok(self.on_ws_message(msg))
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "websocket read error");
@@ -247,7 +249,7 @@ impl Incoming {
                             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
                         )
                 ) {
-                    return Some(CloseReason::TransportClose);
+                    return Err(CloseReason::TransportClose);
                 }
                 // Tell the peer why, with the close code Node's `ws` sends.
                 let code = match e {
@@ -264,13 +266,14 @@ impl Incoming {
                     let _ = ws.start_send_unpin(tungstenite::Message::Close(Some(frame)));
                     let _ = ws.poll_flush_unpin(cx);
                 }
-                Some(CloseReason::TransportError)
+                Err(CloseReason::TransportError)
             }
-            None => Some(CloseReason::TransportClose),
+            None => Err(CloseReason::TransportClose),
         }
     }
 
-    fn on_ws_message(&mut self, msg: tungstenite::Message) {
+    /// Handles one WebSocket message; an Engine.IO message is returned.
+    fn on_ws_message(&mut self, msg: tungstenite::Message) -> Option<Message> {
         match msg {
             tungstenite::Message::Text(text) if self.shared.v3 => {
                 match v3::decode_text_record(Bytes::from(text), 0) {
@@ -278,6 +281,7 @@ impl Incoming {
                     Err(e) => {
                         tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
+                        None
                     }
                 }
             }
@@ -287,6 +291,7 @@ impl Incoming {
                     Err(e) => {
                         tracing::debug!(error = %e, "bad websocket packet");
                         self.finish(CloseReason::ParseError);
+                        None
                     }
                 }
             }
@@ -296,13 +301,17 @@ impl Incoming {
                 Err(e) => {
                     tracing::debug!(error = %e, "bad websocket packet");
                     self.finish(CloseReason::ParseError);
+                    None
                 }
             },
             tungstenite::Message::Binary(data) => self.on_packet(Packet::decode_binary(data)),
-            tungstenite::Message::Close(_) => self.finish(CloseReason::TransportClose),
+            tungstenite::Message::Close(_) => {
+                self.finish(CloseReason::TransportClose);
+                None
+            }
             tungstenite::Message::Ping(_)
             | tungstenite::Message::Pong(_)
-            | tungstenite::Message::Frame(_) => {}
+            | tungstenite::Message::Frame(_) => None,
         }
     }
 }

@@ -91,3 +91,13 @@ fn a_released_session_gets_its_commands_first_then_the_release() {
     assert!(matches!(s.next_command(), Some(Err(()))));
     assert!(matches!(s.next_command(), Some(Err(()))), "stays released");
 }
+
+/// The flags and the waker sit on the first cache line of the `Arc`'s allocation, after its
+/// two reference counts, which the WebSocket's read waker (this `Shared`) moves on every
+/// readable event: one line for the socket's wake, not two.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_hot_fields_share_the_reference_counts_line() {
+    let end = std::mem::offset_of!(Shared, waker) + std::mem::size_of::<AtomicWaker>();
+    assert!(end <= 64 - 16, "Shared's waker ends at byte {end}");
+}
