@@ -47,6 +47,14 @@ impl WsIo {
     }
 
     fn tcp(io: TokioIo<TcpStream>, pre: Bytes) -> Self {
+        // `pre` is a view of hyper's read buffer (8 KiB), even when empty: held, it would keep
+        // that buffer for as long as the WebSocket lives. An empty one is dropped at once, the
+        // rare bytes sent before the `101` are copied out.
+        let pre = if pre.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::copy_from_slice(&pre)
+        };
         Self::Tcp {
             stream: io.into_inner(),
             pre,
@@ -315,5 +323,35 @@ mod tests {
         let (client, io) = upgrade(Server::Wrapped).await;
         assert!(!io.is_tcp());
         exchange(client, io, 64).await;
+    }
+
+    /// hyper's read-ahead bytes are a view of its whole read buffer, even when there are none:
+    /// the WebSocket must not keep that buffer (kilobytes per idle connection) alive.
+    #[tokio::test]
+    async fn hyper_read_buffer_is_not_kept() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut stream, _) = listener.accept().await.unwrap();
+        for early in [&b""[..], b"\x81\x00"] {
+            // What hyper hands over: the rest of the buffer it read the request into.
+            let mut hyper_buf = bytes::BytesMut::with_capacity(8192);
+            hyper_buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+            hyper_buf.extend_from_slice(early);
+            drop(hyper_buf.split_to(18));
+            let read_buf = hyper_buf.split().freeze();
+            let io = WsIo::tcp(TokioIo::new(stream), read_buf);
+            assert!(
+                hyper_buf.try_reclaim(8192),
+                "the WebSocket holds hyper's read buffer ({} early bytes)",
+                early.len()
+            );
+            let WsIo::Tcp { stream: s, pre } = io else {
+                panic!("a TcpStream stays a TcpStream")
+            };
+            assert_eq!(&pre[..], early);
+            stream = s;
+        }
     }
 }
