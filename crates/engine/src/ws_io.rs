@@ -84,7 +84,7 @@ impl AsyncRead for WsIo {
                 let n = pre.len().min(buf.remaining());
                 buf.put_slice(&pre[..n]);
                 if n == pre.len() {
-                    // Lets go of hyper's read buffer, which the bytes are a view of.
+                    // Lets go of the early bytes' buffer now rather than with the socket.
                     *pre = Bytes::new();
                 } else {
                     pre.advance(n);

@@ -188,8 +188,7 @@ impl Incoming {
                 return Poll::Ready(Err(reason));
             }
             if let Some(m) = self.inbox.pop_front() {
-                self.shared.handed_up.store(true, Ordering::Release);
-                return Poll::Ready(Ok(m));
+                return Poll::Ready(Ok(self.hand_up(m)));
             }
             let mut progress = false;
 
@@ -242,10 +241,7 @@ impl Incoming {
                 Transport::Websocket { .. } => match self.poll_websocket(cx) {
                     WsStep::Idle => {}
                     WsStep::Again => continue,
-                    WsStep::Message(m) => {
-                        self.shared.handed_up.store(true, Ordering::Release);
-                        return Poll::Ready(Ok(m));
-                    }
+                    WsStep::Message(m) => return Poll::Ready(Ok(self.hand_up(m))),
                     WsStep::End(reason) => {
                         self.finish(reason);
                         continue;
@@ -257,6 +253,15 @@ impl Incoming {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// `m`, handed up: the caller polls again next, so frames its handler queues meanwhile
+    /// need no wake (see `Shared::notify_queued`); the flag is cleared at the start of the
+    /// next full round.
+    #[inline]
+    fn hand_up(&self, m: Message) -> Message {
+        self.shared.handed_up.store(true, Ordering::Release);
+        m
     }
 
     fn on_command(&mut self, cmd: Command) {

@@ -214,10 +214,8 @@ impl Incoming {
                 return None;
             }
         };
-        // Handed up: the caller polls again, so frames its handler queues need no wake (see
-        // `Shared::notify_queued`). The last full round may have ended with the flag clear.
-        self.shared.handed_up.store(true, Ordering::Release);
-        Some(m)
+        // The last full round may have ended with the flag clear.
+        Some(self.hand_up(m))
     }
 
     /// What one read of the WebSocket gave: a message is handled (an Engine.IO message is
